@@ -1,0 +1,56 @@
+/* common.c: error state, logging, checked allocation, clock. */
+#include "recompose/common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static _Thread_local char rc_error_buf[1024];
+
+int rc_set_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rc_error_buf, sizeof rc_error_buf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *rc_last_error(void) {
+    return rc_error_buf[0] ? rc_error_buf : "unknown error";
+}
+
+void rc_log(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("recompose: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void *rc_xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "recompose: out of memory allocating %zu bytes; "
+                        "reduce train.batch or the model size\n", bytes);
+        exit(2);
+    }
+    return p;
+}
+
+void *rc_xcalloc(size_t count, size_t size) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) {
+        fprintf(stderr, "recompose: out of memory allocating %zu x %zu bytes; "
+                        "reduce train.batch or the model size\n", count, size);
+        exit(2);
+    }
+    return p;
+}
+
+double rc_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

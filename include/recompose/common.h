@@ -1,0 +1,45 @@
+/* common.h: error reporting, logging and small helpers shared by every module.
+ *
+ * Convention: a function that can fail returns int (0 = success, -1 = error)
+ * and records a human-readable message with rc_set_error(). The caller that
+ * finally gives up prints rc_last_error(). Messages name the file, line, tensor
+ * or frame at fault and, where possible, what to do about it.
+ */
+#ifndef RECOMPOSE_COMMON_H
+#define RECOMPOSE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define RC_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define RC_PRINTF(a, b)
+#endif
+
+/* Record an error message (thread-local). Always returns -1 so that
+ * `return rc_set_error(...)` reads naturally. */
+int rc_set_error(const char *fmt, ...) RC_PRINTF(1, 2);
+const char *rc_last_error(void);
+
+/* Log a line to stderr, prefixed with "recompose: ". */
+void rc_log(const char *fmt, ...) RC_PRINTF(1, 2);
+
+/* malloc/calloc that print a clear message and exit(2) when memory runs out:
+ * a half-initialised model is never useful, so we do not propagate OOM. */
+void *rc_xmalloc(size_t bytes);
+void *rc_xcalloc(size_t count, size_t size);
+
+/* Wall clock in seconds (monotonic). */
+double rc_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

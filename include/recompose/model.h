@@ -1,0 +1,85 @@
+/* model.h: the motion embedding phi (SPEC section 1) and its training step.
+ *
+ * Parameters live in one flat float buffer (and gradients in another of the
+ * same layout), described by a table of named tensors. The names follow
+ * PyTorch conventions so that checkpoints load into the reference model in
+ * tests/ref/ with load_state_dict:
+ *   encoder.conv{i}.weight [c_out][c_in][k][k], encoder.conv{i}.bias
+ *   encoder.fc.weight [F][C_last], encoder.fc.bias [F]
+ *   composer.weight_ih [4H][F], composer.weight_hh [4H][H], composer.bias [4H]
+ *   head.weight [D][H], head.bias [D]
+ */
+#ifndef RECOMPOSE_MODEL_H
+#define RECOMPOSE_MODEL_H
+
+#include <stddef.h>
+
+#include "recompose/config.h"
+#include "recompose/ops.h"
+#include "recompose/sampler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_MAX_PARAMS 32
+
+typedef struct {
+    char name[48];
+    int ndim;
+    int shape[4];
+    size_t offset;   /* into the flat buffer, in floats */
+    size_t numel;
+    int decay;       /* 1 if weight decay applies (weights, not biases) */
+} rc_param;
+
+typedef struct {
+    int in_channels;   /* channels of one frame (pair input has twice that) */
+    int image_size;
+    int n_conv;
+    int conv_channels[RC_MAX_CONV], conv_kernels[RC_MAX_CONV],
+        conv_strides[RC_MAX_CONV];
+    int feature_dim, hidden, embed_dim;
+} rc_model_shape;
+
+typedef struct rc_model rc_model;
+
+void rc_model_shape_from_config(const rc_config *c, rc_model_shape *s);
+
+/* Create a model on a backend; weights are zero until rc_model_init_weights
+ * or a checkpoint load. */
+rc_model *rc_model_create(const rc_model_shape *s, const rc_backend *be);
+void rc_model_free(rc_model *m);
+
+/* PyTorch-style default initialisation (uniform +-1/sqrt(fan_in)), from seed. */
+void rc_model_init_weights(rc_model *m, uint64_t seed);
+
+const rc_model_shape *rc_model_get_shape(const rc_model *m);
+int rc_model_n_params(const rc_model *m);
+const rc_param *rc_model_param(const rc_model *m, int i);
+const rc_param *rc_model_find_param(const rc_model *m, const char *name);
+size_t rc_model_numel(const rc_model *m);
+float *rc_model_weights(rc_model *m);   /* flat, rc_model_numel() floats */
+float *rc_model_grads(rc_model *m);
+
+/* One forward (and optionally backward) pass over a batch.
+ * frames: [B][T+1][C][S][S] in the backend's memory, the clips of the plan.
+ * Returns the loss. With backward != 0 the gradients are written (overwritten)
+ * into rc_model_grads(). If emb_out is not NULL it receives the embeddings
+ * [n_seq][D] (host memory). Returns NAN on a non-finite loss (no error). */
+double rc_model_step(rc_model *m, const rc_batch_plan *plan,
+                     const float *frames, const rc_loss_config *loss,
+                     int backward, float *emb_out);
+
+/* Embeddings of arbitrary sequences without a loss (evaluation, export).
+ * seqs: n sequences of frame indices into clip clip_of[i];
+ * frames as in rc_model_step for n_clips clips of T+1 frames each.
+ * emb_out [n][D] host memory. */
+int rc_model_embed(rc_model *m, int n_clips, int T, const float *frames,
+                   int n, const rc_sequence *seqs, const int *clip_of,
+                   float *emb_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

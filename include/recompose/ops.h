@@ -1,0 +1,179 @@
+/* ops.h: the op interface.
+ *
+ * Every layer of the model is a pair of functions, forward and backward, over
+ * plain arrays in a fixed layout (NCHW, PyTorch's weight layouts). The CPU
+ * reference implementations below exist in float32 (suffix _f32) and float64
+ * (suffix _f64): the same source file is compiled twice (see csrc/cpu/real.h).
+ * The float64 build is what the finite-difference tests differentiate; the
+ * float32 build is what training runs and what other backends are checked
+ * against.
+ *
+ * A backend (rc_backend) bundles one implementation of every op behind
+ * function pointers, in float32, over memory that the backend allocates. The
+ * model code only talks to a backend, so a CUDA backend can slot in beside
+ * the CPU one.
+ *
+ * Gradient convention: backward functions OVERWRITE their outputs (dx, dw,
+ * db); a parameter is used exactly once per step, so there is nothing to
+ * accumulate. Any output pointer documented as nullable may be NULL to skip
+ * that gradient.
+ */
+#ifndef RECOMPOSE_OPS_H
+#define RECOMPOSE_OPS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- 2-D convolution (cross-correlation, like PyTorch), square kernel ---- */
+typedef struct {
+    int n;                 /* images */
+    int c_in, h_in, w_in;  /* input */
+    int c_out, k, stride, pad;
+    int h_out, w_out;      /* derived by rc_conv_shape_init */
+} rc_conv_shape;
+
+void rc_conv_shape_init(rc_conv_shape *s, int n, int c_in, int h_in, int w_in,
+                        int c_out, int k, int stride, int pad);
+/* Workspace elements (of the op's real type) that forward/backward need. */
+size_t rc_conv2d_workspace(const rc_conv_shape *s);
+
+/* x [n][c_in][h_in][w_in], w [c_out][c_in][k][k], b [c_out],
+ * y [n][c_out][h_out][w_out]. */
+#define RC_DECLARE_OPS(real, sfx)                                              \
+    void rc_conv2d_forward_##sfx(const rc_conv_shape *s, const real *x,       \
+                                 const real *w, const real *b, real *y,       \
+                                 real *ws);                                   \
+    /* dx nullable */                                                          \
+    void rc_conv2d_backward_##sfx(const rc_conv_shape *s, const real *x,      \
+                                  const real *w, const real *dy, real *dx,    \
+                                  real *dw, real *db, real *ws);              \
+    /* y = max(x, 0); in place allowed */                                      \
+    void rc_relu_forward_##sfx(size_t n, const real *x, real *y);             \
+    /* dx = dy * (y > 0); uses the forward OUTPUT y; in place allowed */       \
+    void rc_relu_backward_##sfx(size_t n, const real *y, const real *dy,      \
+                                real *dx);                                    \
+    /* global average pool: x [n][c][hw] -> y [n][c] */                        \
+    void rc_gap_forward_##sfx(int n, int c, int hw, const real *x, real *y);  \
+    void rc_gap_backward_##sfx(int n, int c, int hw, const real *dy,          \
+                               real *dx);                                     \
+    /* linear: y [n][out] = x [n][in] * W^T + b, W [out][in], b [out] */       \
+    void rc_linear_forward_##sfx(int n, int in, int out, const real *x,       \
+                                 const real *w, const real *b, real *y);      \
+    /* dx nullable */                                                          \
+    void rc_linear_backward_##sfx(int n, int in, int out, const real *x,      \
+                                  const real *w, const real *dy, real *dx,    \
+                                  real *dw, real *db);                        \
+    /* LSTM, see rc_lstm_shape */                                              \
+    void rc_lstm_forward_##sfx(const rc_lstm_shape *s, const real *x,         \
+                               const real *w_ih, const real *w_hh,            \
+                               const real *b, real *h_last, real *cache);     \
+    /* dx nullable */                                                          \
+    void rc_lstm_backward_##sfx(const rc_lstm_shape *s, const real *x,        \
+                                const real *w_ih, const real *w_hh,           \
+                                const real *cache, const real *dh_last,       \
+                                real *dx, real *dw_ih, real *dw_hh,           \
+                                real *db);                                    \
+    /* contrastive hinge loss, see rc_loss_pair; dE nullable, overwritten */   \
+    double rc_hinge_loss_##sfx(int n_emb, int dim, const real *emb,           \
+                               int n_pairs, const rc_loss_pair *pairs,        \
+                               const rc_hinge_params *p, real *d_emb);
+
+/* ---- LSTM ----
+ * S sequences, each of length len[s] in 1..T, inputs padded to T steps:
+ * x [S][T][F] (steps t >= len[s] are ignored and get dx = 0).
+ * Gate order i, f, g, o (as torch.nn.LSTM). w_ih [4H][F], w_hh [4H][H],
+ * b [4H] (a single bias; PyTorch's b_ih + b_hh). Zero initial state.
+ * h_last [S][H] is h at step len[s]-1 of each sequence.
+ * cache holds what backward needs: rc_lstm_cache_size() elements. */
+typedef struct {
+    int S, T, F, H;
+    const int *len; /* [S] */
+} rc_lstm_shape;
+size_t rc_lstm_cache_size(const rc_lstm_shape *s);
+
+/* ---- Contrastive hinge loss (SPEC section 4) ----
+ * For each pair (a, b): d = ||emb[a] - emb[b]||_2,
+ *   positive: weight * d^2
+ *   negative: weight * max(0, margin - d)^2   (squared hinge, default)
+ *             weight * max(0, margin - d)     (plain hinge)
+ * Loss = scale * sum over pairs. The caller folds w_pos / w_neg and per-kind
+ * weights into `weight` and 1/B into `scale`. At d = 0 the gradient of the
+ * hinge term uses d = max(d, RC_HINGE_EPS): finite, never NaN. */
+#define RC_HINGE_EPS 1e-12
+typedef struct {
+    int a, b;       /* rows of emb */
+    int positive;   /* 1: pull together, 0: push beyond margin */
+    float weight;
+} rc_loss_pair;
+
+typedef struct {
+    double margin;
+    int squared;    /* 1: squared hinge (default), 0: plain hinge */
+    double scale;   /* typically 1/B */
+} rc_hinge_params;
+
+RC_DECLARE_OPS(float, f32)
+RC_DECLARE_OPS(double, f64)
+
+/* ---- AdamW and gradient norm (float32 only) ---- */
+/* Sum of squares of g, accumulated in double, deterministic. */
+double rc_sum_squares_f32(size_t n, const float *g);
+void rc_scale_f32(size_t n, float *g, float alpha);
+/* One AdamW update of n parameters; bias-corrections c1 = 1-beta1^t,
+ * c2 = 1-beta2^t are passed in. Decoupled weight decay: w -= lr*wd*w. */
+void rc_adamw_update_f32(size_t n, float *w, const float *g, float *m,
+                         float *v, float lr, float beta1, float beta2,
+                         float eps, float weight_decay, float c1, float c2);
+
+/* ---- Backend interface (float32) ---- */
+typedef struct rc_backend {
+    const char *name;
+    void *(*alloc)(size_t bytes);              /* zero-filled */
+    void (*free)(void *p);
+    void (*to_device)(void *dst, const void *src, size_t bytes);
+    void (*to_host)(void *dst, const void *src, size_t bytes);
+    void (*synchronize)(void);
+
+    size_t (*conv2d_workspace)(const rc_conv_shape *s);
+    void (*conv2d_forward)(const rc_conv_shape *s, const float *x,
+                           const float *w, const float *b, float *y, float *ws);
+    void (*conv2d_backward)(const rc_conv_shape *s, const float *x,
+                            const float *w, const float *dy, float *dx,
+                            float *dw, float *db, float *ws);
+    void (*relu_forward)(size_t n, const float *x, float *y);
+    void (*relu_backward)(size_t n, const float *y, const float *dy, float *dx);
+    void (*gap_forward)(int n, int c, int hw, const float *x, float *y);
+    void (*gap_backward)(int n, int c, int hw, const float *dy, float *dx);
+    void (*linear_forward)(int n, int in, int out, const float *x,
+                           const float *w, const float *b, float *y);
+    void (*linear_backward)(int n, int in, int out, const float *x,
+                            const float *w, const float *dy, float *dx,
+                            float *dw, float *db);
+    size_t (*lstm_cache_size)(const rc_lstm_shape *s);
+    void (*lstm_forward)(const rc_lstm_shape *s, const float *x,
+                         const float *w_ih, const float *w_hh, const float *b,
+                         float *h_last, float *cache);
+    void (*lstm_backward)(const rc_lstm_shape *s, const float *x,
+                          const float *w_ih, const float *w_hh,
+                          const float *cache, const float *dh_last, float *dx,
+                          float *dw_ih, float *dw_hh, float *db);
+    double (*hinge_loss)(int n_emb, int dim, const float *emb, int n_pairs,
+                         const rc_loss_pair *pairs, const rc_hinge_params *p,
+                         float *d_emb);
+    double (*sum_squares)(size_t n, const float *g);
+    void (*scale)(size_t n, float *g, float alpha);
+    void (*adamw_update)(size_t n, float *w, const float *g, float *m, float *v,
+                         float lr, float beta1, float beta2, float eps,
+                         float weight_decay, float c1, float c2);
+} rc_backend;
+
+/* The CPU reference backend (OpenBLAS + OpenMP). */
+const rc_backend *rc_backend_cpu(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,103 @@
+/* sampler.h: recomposition tuples (SPEC section 3) and the batch plan.
+ *
+ * A clip has T+1 frames f_0..f_T. A tuple is six sequences of frame indices
+ * into that clip (full, skip, loop, ident, rev, short). A batch plan turns B
+ * tuples into the work the model does: the list of distinct ordered frame
+ * pairs to encode (deduplicated across the batch), for every sequence the
+ * pair index of each of its steps, and the loss pairs between sequences.
+ */
+#ifndef RECOMPOSE_SAMPLER_H
+#define RECOMPOSE_SAMPLER_H
+
+#include "recompose/ops.h"
+#include "recompose/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_MAX_T 32                    /* longest clip: T <= RC_MAX_T */
+#define RC_MAX_SEQ_FRAMES (2 * RC_MAX_T + 1) /* loop is the longest: 2m+1 */
+
+enum rc_seq_kind {
+    RC_SEQ_FULL = 0,
+    RC_SEQ_SKIP,
+    RC_SEQ_LOOP,
+    RC_SEQ_IDENT,
+    RC_SEQ_REV,
+    RC_SEQ_SHORT,
+    RC_SEQ_KINDS
+};
+
+/* Loss pair kinds, in this order everywhere (config weights, logs). */
+enum rc_pair_kind {
+    RC_PAIR_FULL_SKIP = 0, /* positive */
+    RC_PAIR_LOOP_IDENT,    /* positive */
+    RC_PAIR_FULL_REV,      /* negative */
+    RC_PAIR_FULL_IDENT,    /* negative */
+    RC_PAIR_FULL_SHORT,    /* negative */
+    RC_PAIR_KINDS
+};
+
+extern const char *const rc_seq_kind_names[RC_SEQ_KINDS];
+extern const char *const rc_pair_kind_names[RC_PAIR_KINDS];
+/* For each pair kind: the two sequence kinds and whether it is positive. */
+extern const int rc_pair_kind_seqs[RC_PAIR_KINDS][2];
+extern const int rc_pair_kind_positive[RC_PAIR_KINDS];
+
+typedef struct {
+    int n_frames;                    /* >= 2 */
+    int frames[RC_MAX_SEQ_FRAMES];   /* indices into the clip, 0..T */
+} rc_sequence;
+
+typedef struct {
+    rc_sequence seq[RC_SEQ_KINDS];
+} rc_tuple;
+
+/* Draw one tuple for a clip of T+1 frames (T >= 2):
+ *  full  f_0..f_T
+ *  skip  f_0, sorted random proper subset of f_1..f_{T-1}, f_T
+ *  loop  f_0..f_m, f_{m-1}..f_0, m uniform in 1..T
+ *  ident f_m, f_m, m uniform in 0..T
+ *  rev   f_T..f_0
+ *  short f_0..f_m, m uniform in 1..T-1 */
+void rc_sample_tuple(int T, rc_rng *rng, rc_tuple *out);
+
+/* Per-kind loss weights and hinge settings (from the [loss] config). */
+typedef struct {
+    float margin;
+    int squared;                       /* 1 squared hinge, 0 plain */
+    float w_pos, w_neg;
+    float w_kind[RC_PAIR_KINDS];       /* per pair kind, default 1 */
+} rc_loss_config;
+
+/* The work of one batch. Sequence s of tuple b is row b*RC_SEQ_KINDS + kind. */
+typedef struct {
+    int B, T;
+    int n_pairs;        /* distinct ordered pairs to encode */
+    int *pair_clip;     /* [n_pairs] tuple (clip) index */
+    int *pair_i;        /* [n_pairs] first frame index in the clip */
+    int *pair_j;        /* [n_pairs] second frame index */
+    int n_seq;          /* B * RC_SEQ_KINDS */
+    int max_steps;      /* longest sequence, in pairs (frames - 1) */
+    int *seq_len;       /* [n_seq] steps (pairs) of each sequence */
+    int *seq_pair;      /* [n_seq][max_steps] pair index of each step; -1 pad */
+    int n_loss_pairs;   /* B * RC_PAIR_KINDS */
+    rc_loss_pair *loss_pairs;
+    int *loss_pair_kind; /* [n_loss_pairs] enum rc_pair_kind */
+} rc_batch_plan;
+
+/* Build the plan. dedup = 1 encodes each distinct (clip, i, j) once;
+ * dedup = 0 encodes every step of every sequence separately (the oracle the
+ * tests compare deduplication against). Returns 0 or -1 (error set). */
+int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
+                  const rc_loss_config *loss, int dedup);
+void rc_plan_free(rc_batch_plan *plan);
+
+/* Default loss config: margin 1, squared hinge, all weights 1. */
+void rc_loss_config_default(rc_loss_config *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,74 @@
+/* test_util.h: minimal assertions for the C tests.
+ * A test is a program: exit 0 = pass, 1 = fail, 77 = skipped (ctest's
+ * SKIP_RETURN_CODE). Each CHECK prints file:line and the failed expression. */
+#ifndef RC_TEST_UTIL_H
+#define RC_TEST_UTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int rc_test_failures = 0;
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                  \
+            rc_test_failures++;                                              \
+        }                                                                    \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                 \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, \
+                    #cond);                                                  \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+            rc_test_failures++;                                              \
+        }                                                                    \
+    } while (0)
+
+/* Relative error of two arrays: max|a-b| / max(max|b|, tiny). */
+static inline double rc_test_rel_err_d(const double *a, const double *b,
+                                       size_t n) {
+    double num = 0, den = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]);
+        if (d > num || isnan(d)) num = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return num / den;
+}
+
+static inline double rc_test_rel_err_f(const float *a, const float *b,
+                                       size_t n) {
+    double num = 0, den = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > num || isnan(d)) num = isnan(d) ? INFINITY : d;
+        if (fabs((double)b[i]) > den) den = fabs((double)b[i]);
+    }
+    return num / den;
+}
+
+#define TEST_SKIP(...)                                                       \
+    do {                                                                     \
+        fprintf(stderr, "SKIPPED: ");                                        \
+        fprintf(stderr, __VA_ARGS__);                                        \
+        fputc('\n', stderr);                                                 \
+        exit(77);                                                            \
+    } while (0)
+
+#define TEST_DONE()                                                          \
+    do {                                                                     \
+        if (rc_test_failures) {                                              \
+            fprintf(stderr, "%d check(s) failed\n", rc_test_failures);       \
+            return 1;                                                        \
+        }                                                                    \
+        printf("ok\n");                                                      \
+        return 0;                                                            \
+    } while (0)
+
+#endif
