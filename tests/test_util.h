@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int rc_test_failures = 0;
+static int rc_test_failures __attribute__((unused)) = 0;
 
 #define CHECK(cond)                                                          \
     do {                                                                     \

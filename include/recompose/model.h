@@ -62,6 +62,10 @@ size_t rc_model_numel(const rc_model *m);
 float *rc_model_weights(rc_model *m);   /* flat, rc_model_numel() floats */
 float *rc_model_grads(rc_model *m);
 
+/* Size the activation buffers for batches of up to n_pairs distinct pairs,
+ * n_seq sequences and max_steps steps, so that steps do not allocate. */
+void rc_model_reserve(rc_model *m, int n_pairs, int n_seq, int max_steps);
+
 /* One forward (and optionally backward) pass over a batch.
  * frames: [B][T+1][C][S][S] in the backend's memory, the clips of the plan.
  * Returns the loss. With backward != 0 the gradients are written (overwritten)

@@ -118,6 +118,26 @@ typedef struct {
 RC_DECLARE_OPS(float, f32)
 RC_DECLARE_OPS(double, f64)
 
+/* ---- Index moves of a batch plan (csrc/cpu/gather.c) ----
+ * gather_pairs: out[p] = concat(frames[clip][i], frames[clip][j]) along
+ *   channels, each frame frame_elems values, clips of frames_per_clip frames.
+ * gather_steps: out[s][t] = feat[seq_pair[s][t]] (dim values), 0 where -1.
+ * scatter_steps: d_feat[p] = sum of d_steps[s][t] over the steps that use p
+ *   (overwrites d_feat; summed in a fixed order: deterministic). */
+#define RC_DECLARE_GATHER(real, sfx)                                           \
+    void rc_gather_pairs_##sfx(int n_pairs, const int *pair_clip,             \
+                               const int *pair_i, const int *pair_j,          \
+                               int frames_per_clip, size_t frame_elems,       \
+                               const real *frames, real *out);                \
+    void rc_gather_steps_##sfx(int n_seq, int max_steps, const int *seq_pair, \
+                               int dim, const real *feat, real *out);         \
+    void rc_scatter_steps_##sfx(int n_seq, int max_steps,                     \
+                                const int *seq_pair, int dim,                 \
+                                const real *d_steps, int n_pairs,             \
+                                real *d_feat);
+RC_DECLARE_GATHER(float, f32)
+RC_DECLARE_GATHER(double, f64)
+
 /* ---- AdamW and gradient norm (float32 only) ---- */
 /* Sum of squares of g, accumulated in double, deterministic. */
 double rc_sum_squares_f32(size_t n, const float *g);
@@ -168,6 +188,16 @@ typedef struct rc_backend {
     void (*adamw_update)(size_t n, float *w, const float *g, float *m, float *v,
                          float lr, float beta1, float beta2, float eps,
                          float weight_decay, float c1, float c2);
+    /* Index moves of the deduplicated batch (see sampler.h rc_batch_plan);
+     * index arrays are host memory. */
+    void (*gather_pairs)(int n_pairs, const int *pair_clip, const int *pair_i,
+                         const int *pair_j, int frames_per_clip,
+                         size_t frame_elems, const float *frames, float *out);
+    void (*gather_steps)(int n_seq, int max_steps, const int *seq_pair,
+                         int dim, const float *feat, float *out);
+    void (*scatter_steps)(int n_seq, int max_steps, const int *seq_pair,
+                          int dim, const float *d_steps, int n_pairs,
+                          float *d_feat);
 } rc_backend;
 
 /* The CPU reference backend (OpenBLAS + OpenMP). */

@@ -1,0 +1,199 @@
+/* bench_loader: frames/s of the clip loader on packed shards, per decode
+ * thread and for the whole pool, beside raw TurboJPEG decoding of the same
+ * JPEG records in the same run, a Python/PIL loop when available, and the
+ * frame rate the paper preset would consume on one H100.
+ *
+ * usage: bench_loader SHARD_DIR [--seconds X] [--threads N]
+ * (pack vtest first: tools/fetch-footage.sh; results: bench/RESULTS.md) */
+#include "recompose/common.h"
+#include "recompose/data_internal.h"
+#include "recompose/video.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <turbojpeg.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *name;
+    int size, channels, resize, clip_steps, batch;
+} preset;
+
+static const preset presets[] = {
+    {"tiny  (64x64 gray, resize 80, T=4, B=16)", 64, 1, 80, 4, 16},
+    {"paper (128x128 RGB, resize 128, T=5, B=64)", 128, 3, 128, 5, 64},
+};
+
+/* Raw TurboJPEG: decode every record of the dataset in a loop for `secs`
+ * (one thread), at the DCT scale the loader would use (min_w/min_h) or at
+ * full size (0, 0). No CRC, no resampling, no float conversion. */
+static double raw_decode_fps(const rc_dataset *d, int channels, int resize,
+                             int full, double secs) {
+    tjhandle h = tjInitDecompress();
+    uint8_t *buf = rc_xmalloc((size_t)4096 * 4096 * 3);
+    long frames = 0;
+    double t0 = rc_now();
+    while (rc_now() - t0 < secs) {
+        for (int i = 0; i < rc_dataset_n_sequences(d); i++) {
+            const rc_shard *sh;
+            const rc_shard_sequence *q = rc_dataset_sequence(d, i, &sh);
+            int short_side = q->width < q->height ? q->width : q->height;
+            int mw = (int)((double)q->width * resize / short_side + 0.5);
+            int mh = (int)((double)q->height * resize / short_side + 0.5);
+            int n = 0;
+            tjscalingfactor *sf = tjGetScalingFactors(&n);
+            int sw = q->width, shh = q->height;
+            for (int k = 0; !full && k < n; k++) {
+                if (sf[k].num > sf[k].denom) continue;
+                int cw = TJSCALED(q->width, sf[k]), ch = TJSCALED(q->height, sf[k]);
+                if (cw >= mw && ch >= mh && cw * ch < sw * shh) {
+                    sw = cw;
+                    shh = ch;
+                }
+            }
+            for (uint32_t r = 0; r < q->n_records; r++) {
+                const rc_shard_record *rec =
+                    rc_shard_get_record(sh, q->first_record + r);
+                const uint8_t *p;
+                size_t len;
+                if (rc_shard_payload(sh, q->first_record + r, &p, &len) != 0)
+                    continue;
+                (void)rec;
+                tjDecompress2(h, p, (unsigned long)len, buf, sw, 0, shh,
+                              channels == 1 ? TJPF_GRAY : TJPF_RGB, 0);
+                frames++;
+            }
+        }
+    }
+    double fps = frames / (rc_now() - t0);
+    free(buf);
+    tjDestroy(h);
+    return fps;
+}
+
+static double loader_fps(const rc_dataset *d, const preset *p, int threads,
+                         double secs) {
+    rc_loader_options o;
+    rc_loader_options_default(&o);
+    o.threads = threads;
+    o.batch = p->batch;
+    o.clip_steps = p->clip_steps;
+    o.size = p->size;
+    o.channels = p->channels;
+    o.resize = p->resize;
+    o.val_fraction = 0;
+    o.ring = 4;
+    rc_loader *l = rc_loader_create(d, &o);
+    if (!l) {
+        fprintf(stderr, "bench_loader: %s\n", rc_last_error());
+        exit(1);
+    }
+    /* warm up (threads started, caches filled), then time */
+    if (!rc_loader_get_batch(l, 0)) {
+        fprintf(stderr, "bench_loader: %s\n", rc_last_error());
+        exit(1);
+    }
+    rc_loader_release(l, 0);
+    int64_t step = 1;
+    double t0 = rc_now();
+    while (rc_now() - t0 < secs) {
+        if (!rc_loader_get_batch(l, step)) {
+            fprintf(stderr, "bench_loader: %s\n", rc_last_error());
+            exit(1);
+        }
+        rc_loader_release(l, step);
+        step++;
+    }
+    double dt = rc_now() - t0;
+    double fps = (double)(step - 1) * p->batch * (p->clip_steps + 1) / dt;
+    rc_loader_destroy(l);
+    return fps;
+}
+
+static void pil_loop(const char *dir, const preset *p, double secs) {
+    if (system("python3 -c 'import PIL, numpy' >/dev/null 2>&1") != 0) {
+        printf("  Python + PIL loop:            (python3 with PIL and numpy "
+               "not available)\n");
+        return;
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "python3 bench/bench_pil.py '%s' %d %d %d %.1f", dir, p->size,
+             p->channels, p->resize, secs);
+    FILE *f = popen(cmd, "r");
+    char line[256];
+    double fps = 0;
+    while (f && fgets(line, sizeof line, f)) sscanf(line, "fps %lf", &fps);
+    if (f) pclose(f);
+    if (fps > 0)
+        printf("  Python + PIL loop, 1 thread:  %9.0f frames/s\n", fps);
+    else
+        printf("  Python + PIL loop:            (failed; run it by hand: %s)\n",
+               cmd);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        fprintf(stderr, "usage: bench_loader SHARD_DIR [--seconds X] "
+                        "[--threads N]\n");
+        return 2;
+    }
+    double secs = 2.0;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int pool = (int)(cores > 0 ? cores : 1);
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--seconds")) secs = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) pool = atoi(argv[i + 1]);
+    }
+    rc_dataset *d = rc_dataset_open(argv[1], RC_ON_BAD_FAIL);
+    if (!d) {
+        fprintf(stderr, "bench_loader: %s\n", rc_last_error());
+        return 1;
+    }
+    const rc_shard *sh;
+    const rc_shard_sequence *q0 = rc_dataset_sequence(d, 0, &sh);
+    if (rc_shard_encoding(sh) != RC_SHARD_JPEG) {
+        fprintf(stderr, "bench_loader: the shards must hold JPEG records\n");
+        return 1;
+    }
+    printf("shards: %s (%d sequences, frames %dx%dx%d JPEG)\n", argv[1],
+           rc_dataset_n_sequences(d), q0->width, q0->height, q0->channels);
+    printf("cores: %ld, pool threads: %d, %.1f s per measurement\n\n", cores,
+           pool, secs);
+    for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
+        const preset *p = &presets[k];
+        printf("%s\n", p->name);
+        double raw_full = raw_decode_fps(d, p->channels, p->resize, 1, secs);
+        double raw_dct = raw_decode_fps(d, p->channels, p->resize, 0, secs);
+        double one = loader_fps(d, p, 1, secs);
+        double all = loader_fps(d, p, pool, secs);
+        printf("  raw TurboJPEG, full size:     %9.0f frames/s\n", raw_full);
+        printf("  raw TurboJPEG, loader's scale:%9.0f frames/s\n", raw_dct);
+        printf("  loader, 1 decode thread:      %9.0f frames/s  (ratio %.2f "
+               "to raw at the same scale, %.2f to full size)\n",
+               one, one / raw_dct, one / raw_full);
+        printf("  loader, %2d decode threads:    %9.0f frames/s  (%.2f per "
+               "thread)\n", pool, all, all / pool);
+        pil_loop(argv[1], p, secs);
+        printf("\n");
+    }
+    /* SPEC section 5: the paper preset costs ~1.5 TFLOP and 384 decoded
+     * frames per step (64 tuples x 6 frames). H100 SXM dense peaks:
+     * BF16 989 TFLOP/s, TF32 495 TFLOP/s. */
+    const double tflop_step = 1.5, frames_step = 384;
+    const struct {
+        const char *what;
+        double peak, frac;
+    } gpu[] = {{"BF16 tensor cores, 989 TFLOP/s peak, at 40%", 989.0, 0.40},
+               {"TF32 tensor cores, 495 TFLOP/s peak, at 40%", 494.7, 0.40},
+               {"FP32 (no tensor cores), 67 TFLOP/s peak, at 60%", 66.9, 0.60}};
+    printf("paper preset on one H100 (1.5 TFLOP and 384 frames per step):\n");
+    for (size_t i = 0; i < sizeof gpu / sizeof gpu[0]; i++) {
+        double steps = gpu[i].peak * gpu[i].frac / tflop_step;
+        printf("  %-50s %6.1f steps/s -> %8.0f frames/s\n", gpu[i].what,
+               steps, steps * frames_step);
+    }
+    rc_dataset_close(d);
+    return 0;
+}

@@ -1,0 +1,94 @@
+# cuda.cmake: the CUDA backend (issue 4), included after recompose_core.
+#
+# RC_CUDA = AUTO (default: on when nvcc and cuDNN are found), ON (fail if
+# they are not), OFF. The emulator of the custom kernels (csrc/emu) is plain
+# C and is always built: CI runs the kernels on the CPU with it.
+set(RC_CUDA AUTO CACHE STRING "CUDA backend: AUTO, ON or OFF")
+set_property(CACHE RC_CUDA PROPERTY STRINGS AUTO ON OFF)
+find_program(RC_NVCC nvcc HINTS ENV CUDA_PATH ENV CUDA_HOME
+             PATHS /usr/local/cuda/bin PATH_SUFFIXES bin)
+
+target_sources(recompose_core PRIVATE
+               ${CMAKE_SOURCE_DIR}/csrc/emu/emu.c
+               ${CMAKE_SOURCE_DIR}/csrc/emu/emu_backend.c)
+
+set(rc_cuda_enabled FALSE)
+set(rc_cuda_why "")
+if(RC_CUDA STREQUAL "OFF")
+  set(rc_cuda_why "RC_CUDA=OFF")
+elseif(NOT RC_NVCC OR NOT EXISTS "${RC_NVCC}")
+  set(rc_cuda_why "nvcc not found (set RC_NVCC or CUDA_PATH)")
+else()
+  get_filename_component(rc_cuda_root "${RC_NVCC}" DIRECTORY)
+  get_filename_component(rc_cuda_root "${rc_cuda_root}" DIRECTORY)
+  # cuDNN: the toolkit, a CUDNN_ROOT, or the pip wheel PyTorch ships
+  # (site-packages/nvidia/cudnn), in that order.
+  set(rc_cudnn_hints ${rc_cuda_root} $ENV{CUDNN_ROOT} ${CUDNN_ROOT})
+  file(GLOB rc_pip_cudnn /usr/local/lib/python3*/dist-packages/nvidia/cudnn
+       /usr/lib/python3*/site-packages/nvidia/cudnn
+       $ENV{HOME}/.local/lib/python3*/site-packages/nvidia/cudnn)
+  list(APPEND rc_cudnn_hints ${rc_pip_cudnn})
+  find_path(RC_CUDNN_INCLUDE cudnn.h HINTS ${rc_cudnn_hints} PATH_SUFFIXES include)
+  find_library(RC_CUDNN_LIB NAMES cudnn libcudnn.so.9 HINTS ${rc_cudnn_hints}
+               PATH_SUFFIXES lib64 lib)
+  if(NOT RC_CUDNN_INCLUDE OR NOT RC_CUDNN_LIB)
+    set(rc_cuda_why "cuDNN not found (set CUDNN_ROOT)")
+  else()
+    set(rc_cuda_enabled TRUE)
+  endif()
+endif()
+
+if(NOT rc_cuda_enabled)
+  if(RC_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "RC_CUDA=ON but ${rc_cuda_why}")
+  endif()
+  message(STATUS "CUDA backend: off (${rc_cuda_why})")
+  target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/cuda/cuda_absent.c)
+  return()
+endif()
+
+set(CMAKE_CUDA_COMPILER "${RC_NVCC}")
+if(NOT CMAKE_CUDA_ARCHITECTURES)
+  # Hopper (the GPU machines). One architecture keeps CI compiles short;
+  # add 80 with -DCMAKE_CUDA_ARCHITECTURES="80;90" for Ampere.
+  set(CMAKE_CUDA_ARCHITECTURES 90)
+endif()
+enable_language(CUDA)
+# Targets made before CUDA was enabled have no architecture set; CMake
+# insists on one for every target that links CUDA code.
+get_property(rc_targets DIRECTORY ${CMAKE_SOURCE_DIR} PROPERTY BUILDSYSTEM_TARGETS)
+foreach(t ${rc_targets})
+  get_target_property(rc_type ${t} TYPE)
+  if(NOT rc_type STREQUAL "INTERFACE_LIBRARY" AND NOT rc_type STREQUAL "UTILITY")
+    set_target_properties(${t} PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+  endif()
+endforeach()
+find_package(CUDAToolkit REQUIRED)
+message(STATUS "CUDA backend: on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
+               "sm ${CMAKE_CUDA_ARCHITECTURES}, cuDNN ${RC_CUDNN_LIB})")
+
+add_library(rc_cuda STATIC ${CMAKE_SOURCE_DIR}/kernels/cuda_backend.cu)
+# The directory's C warning flags (-Wall ...) mean nothing to nvcc itself:
+# replace them with host-compiler warnings passed through -Xcompiler.
+set_property(TARGET rc_cuda PROPERTY COMPILE_OPTIONS "")
+set(rc_cuda_warn -Wall,-Wextra,-Wshadow,-Wno-unused-parameter)
+if(RC_WERROR)
+  set(rc_cuda_warn "${rc_cuda_warn},-Werror")
+  target_compile_options(rc_cuda PRIVATE --Werror=all-warnings)
+endif()
+target_compile_options(rc_cuda PRIVATE -Xcompiler=${rc_cuda_warn} -lineinfo)
+set_target_properties(rc_cuda PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
+                      POSITION_INDEPENDENT_CODE ON)
+target_include_directories(rc_cuda PRIVATE ${CMAKE_SOURCE_DIR}/include
+                           ${CMAKE_SOURCE_DIR}/csrc ${CMAKE_SOURCE_DIR}/kernels
+                           ${RC_CUDNN_INCLUDE})
+target_link_libraries(rc_cuda PUBLIC CUDA::cudart CUDA::cublas ${RC_CUDNN_LIB})
+target_link_libraries(recompose_core PUBLIC rc_cuda)
+target_compile_definitions(recompose_core PUBLIC RC_HAVE_CUDA=1)
+
+if(EXISTS ${CMAKE_SOURCE_DIR}/bench/bench_cuda.c)
+  add_executable(bench_cuda ${CMAKE_SOURCE_DIR}/bench/bench_cuda.c)
+  target_link_libraries(bench_cuda PRIVATE recompose_core)
+  target_include_directories(bench_cuda PRIVATE ${CMAKE_SOURCE_DIR}/csrc
+                             ${CMAKE_SOURCE_DIR}/tests)
+endif()

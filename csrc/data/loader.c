@@ -1,0 +1,598 @@
+/* loader.c: decode threads fill a ring of batch buffers with clips.
+ *
+ * Determinism: clip b of step s is drawn from an RNG keyed by
+ * (seed, s, b, attempt) and processed by one thread with a fixed sequence of
+ * float operations, so a batch is bitwise the same whatever the thread
+ * count, ring depth or timing. Bad records (skip mode) are a property of
+ * the data: a clip that touches one is redrawn with attempt + 1, whether the
+ * record was already known bad or is found bad now, so skipping too leaves
+ * the result independent of timing. */
+#include "recompose/common.h"
+#include "recompose/data_internal.h"
+#include "recompose/rng.h"
+#include "recompose/video.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_ATTEMPTS 64
+#define PURPOSE_CLIP 0x636c6970ULL /* "clip" */
+
+typedef struct {
+    int dataset_index;
+    const rc_shard *shard;
+    const rc_shard_sequence *seq;
+    int64_t first_start;  /* cumulative count of clip starts before this one */
+    int n_starts;
+    int resized_w, resized_h;
+    uint32_t bad_base;    /* offset of its records in the bad-flag array */
+} usable_seq;
+
+typedef struct {
+    float *buf;
+    int64_t step;
+    int done;
+    int failed_b;         /* lowest failing clip, -1 none */
+    char err[1024];
+} ring_slot;
+
+typedef struct {
+    rc_loader *l;
+    void *jpeg;           /* TurboJPEG handle */
+    float *rows;          /* horizontal pass scratch */
+    size_t rows_cap;
+    pthread_t th;
+} worker;
+
+struct rc_loader {
+    rc_loader_options o;
+    const rc_dataset *d;
+    usable_seq *seqs;
+    int n_seqs;
+    int64_t total_starts;
+    int64_t total_frames;
+    size_t clip_floats, batch_floats;
+    atomic_uchar *bad_flags;
+    uint32_t n_flags;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    ring_slot *slots;
+    int64_t base;         /* lowest step not yet released */
+    int64_t next_job;     /* next job = step * B + b to hand out */
+    int in_flight;
+    int pausing, stop;
+    worker *workers;
+    int n_workers;
+
+    /* bad items */
+    int bad_total;
+    char **bad_epoch;
+    int n_bad_epoch;
+    int64_t epoch_reported;
+};
+
+void rc_loader_options_default(rc_loader_options *o) {
+    memset(o, 0, sizeof *o);
+    o->threads = 0;
+    o->batch = 16;
+    o->clip_steps = 4;
+    o->frame_stride = 1;
+    o->size = 64;
+    o->channels = 1;
+    o->resize = 0;
+    o->random_crop = 1;
+    o->flip = 1;
+    o->seed = 1;
+    o->ring = 4;
+    o->on_bad = RC_ON_BAD_FAIL;
+    o->validation = 0;
+    o->val_fraction = 0.1;
+}
+
+/* ---- sampling ------------------------------------------------------------ */
+
+static uint64_t uniform_u64(rc_rng *r, uint64_t n) {
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n, x;
+    do x = rc_rng_next(r);
+    while (x >= limit);
+    return x % n;
+}
+
+static int find_seq(const rc_loader *l, int64_t k) {
+    int lo = 0, hi = l->n_seqs - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (l->seqs[mid].first_start <= k) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Internal form: `u` is the usable-sequence index. */
+static void draw_clip(const rc_loader *l, int64_t step, int b, int attempt,
+                      rc_clip_draw *out, int *u) {
+    rc_rng r;
+    uint64_t key = rc_hash_combine(l->o.seed ^ PURPOSE_CLIP, (uint64_t)step);
+    key = rc_hash_combine(key, (uint64_t)b);
+    rc_rng_seed(&r, rc_hash_combine(key, (uint64_t)attempt));
+    /* every clip start of every sequence is equally likely */
+    int64_t k = (int64_t)uniform_u64(&r, (uint64_t)l->total_starts);
+    int i = find_seq(l, k);
+    const usable_seq *q = &l->seqs[i];
+    *u = i;
+    out->sequence = q->dataset_index;
+    out->start = (int)(k - q->first_start);
+    out->resized_w = q->resized_w;
+    out->resized_h = q->resized_h;
+    int S = l->o.size;
+    if (l->o.random_crop) {
+        out->crop_x = rc_rng_int(&r, q->resized_w - S + 1);
+        out->crop_y = rc_rng_int(&r, q->resized_h - S + 1);
+    } else {
+        out->crop_x = (q->resized_w - S) / 2;
+        out->crop_y = (q->resized_h - S) / 2;
+    }
+    out->flip = l->o.flip ? (int)(rc_rng_next(&r) >> 63) : 0;
+}
+
+void rc_loader_draw(const rc_loader *l, int64_t step, int b, int attempt,
+                    rc_clip_draw *out) {
+    int u;
+    draw_clip(l, step, b, attempt, out, &u);
+}
+
+/* ---- resampling ------------------------------------------------------------ */
+
+/* One output sample along an axis: taps over source pixels [first, first+n). */
+typedef struct {
+    int first, n;
+    float w[40];
+} axis_tap;
+
+/* Output pixels o = 0..out_n-1 cover resized pixels [offset+o, offset+o+1),
+ * i.e. source pixels [(offset+o)*scale, (offset+o+1)*scale), scale =
+ * src_n/resized_n. Downscaling averages that footprint (area filter);
+ * upscaling interpolates linearly. */
+static void build_axis(int out_n, int offset, int resized_n, int src_n,
+                       axis_tap *t) {
+    double scale = (double)src_n / resized_n;
+    for (int o = 0; o < out_n; o++) {
+        axis_tap *a = &t[o];
+        memset(a, 0, sizeof *a);
+        if (scale <= 1.0) {
+            double c = (offset + o + 0.5) * scale - 0.5;
+            if (c < 0) c = 0;
+            if (c > src_n - 1) c = src_n - 1;
+            int i0 = (int)floor(c);
+            double f = c - i0;
+            a->first = i0;
+            if (i0 + 1 < src_n && f > 0) {
+                a->n = 2;
+                a->w[0] = (float)(1 - f);
+                a->w[1] = (float)f;
+            } else {
+                a->n = 1;
+                a->w[0] = 1.0f;
+            }
+            continue;
+        }
+        double lo = (offset + o) * scale, hi = (offset + o + 1) * scale;
+        if (hi > src_n) hi = src_n;
+        int i0 = (int)floor(lo), i1 = (int)ceil(hi);
+        if (i1 - i0 > 40) i1 = i0 + 40; /* only for > 39x downscaling */
+        a->first = i0;
+        a->n = i1 - i0;
+        double sum = 0;
+        for (int i = i0; i < i1; i++) {
+            double l0 = i > lo ? i : lo, h0 = i + 1 < hi ? i + 1 : hi;
+            a->w[i - i0] = (float)(h0 - l0);
+            sum += h0 - l0;
+        }
+        for (int j = 0; j < a->n; j++) a->w[j] = (float)(a->w[j] / sum);
+    }
+}
+
+/* Crop, resize, flip and convert one decoded frame to [C][S][S] floats. */
+static void resample_frame(worker *w, const rc_image *im, const axis_tap *ax,
+                           const axis_tap *ay, int flip, float *out) {
+    int S = w->l->o.size, C = im->channels;
+    int y0 = ay[0].first, y1 = ay[S - 1].first + ay[S - 1].n;
+    size_t need = (size_t)(y1 - y0) * S * C;
+    if (need > w->rows_cap) {
+        free(w->rows);
+        w->rows = rc_xmalloc(need * sizeof(float));
+        w->rows_cap = need;
+    }
+    /* horizontal pass over the rows the vertical filter will read */
+    for (int y = y0; y < y1; y++) {
+        const uint8_t *src = im->pixels + (size_t)y * im->width * C;
+        float *dst = w->rows + (size_t)(y - y0) * S * C;
+        for (int ox = 0; ox < S; ox++) {
+            const axis_tap *a = &ax[ox];
+            int dx = flip ? S - 1 - ox : ox;
+            for (int c = 0; c < C; c++) {
+                float acc = 0;
+                for (int k = 0; k < a->n; k++)
+                    acc += a->w[k] * src[(size_t)(a->first + k) * C + c];
+                dst[(size_t)dx * C + c] = acc;
+            }
+        }
+    }
+    /* vertical pass into planar [C][S][S], scaled to [0, 1] */
+    const float inv = 1.0f / 255.0f;
+    for (int oy = 0; oy < S; oy++) {
+        const axis_tap *a = &ay[oy];
+        for (int x = 0; x < S; x++)
+            for (int c = 0; c < C; c++) {
+                float acc = 0;
+                for (int k = 0; k < a->n; k++)
+                    acc += a->w[k] *
+                           w->rows[((size_t)(a->first + k - y0) * S + x) * C + c];
+                float v = acc * inv;
+                out[((size_t)c * S + oy) * S + x] = v < 0 ? 0 : v > 1 ? 1 : v;
+            }
+    }
+}
+
+/* ---- bad items ------------------------------------------------------------ */
+
+static int known_bad(const rc_loader *l, const usable_seq *q, int start) {
+    for (int t = 0; t <= l->o.clip_steps; t++) {
+        uint32_t r = q->bad_base + (uint32_t)(start + t * l->o.frame_stride);
+        if (atomic_load(&l->bad_flags[r])) return 1;
+    }
+    return 0;
+}
+
+static void mark_bad(rc_loader *l, const usable_seq *q, int record,
+                     const char *msg) {
+    if (atomic_exchange(&l->bad_flags[q->bad_base + (uint32_t)record], 1))
+        return; /* another thread listed it already */
+    pthread_mutex_lock(&l->mu);
+    l->bad_total++;
+    l->bad_epoch = realloc(l->bad_epoch,
+                           sizeof(char *) * (size_t)(l->n_bad_epoch + 1));
+    if (!l->bad_epoch) {
+        rc_log("out of memory");
+        exit(2);
+    }
+    size_t n = strlen(msg) + 1;
+    l->bad_epoch[l->n_bad_epoch] = rc_xmalloc(n);
+    memcpy(l->bad_epoch[l->n_bad_epoch++], msg, n);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* ---- one clip ------------------------------------------------------------- */
+
+static int load_clip(worker *w, int64_t step, int b, float *out) {
+    rc_loader *l = w->l;
+    int S = l->o.size, C = l->o.channels, T = l->o.clip_steps;
+    axis_tap *ax = rc_xmalloc(sizeof(axis_tap) * (size_t)S);
+    axis_tap *ay = rc_xmalloc(sizeof(axis_tap) * (size_t)S);
+    int rc = -1;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        rc_clip_draw d;
+        int u;
+        draw_clip(l, step, b, attempt, &d, &u);
+        const usable_seq *q = &l->seqs[u];
+        if (l->o.on_bad == RC_ON_BAD_SKIP && known_bad(l, q, d.start)) continue;
+        int ok = 1, axes_built = 0;
+        for (int t = 0; t <= T && ok; t++) {
+            int rec = d.start + t * l->o.frame_stride;
+            rc_image im;
+            if (rc_shard_decode_with(w->jpeg, q->shard,
+                                     q->seq->first_record + (uint32_t)rec, C,
+                                     d.resized_w, d.resized_h, &im) != 0) {
+                if (l->o.on_bad == RC_ON_BAD_FAIL) goto done;
+                mark_bad(l, q, rec, rc_last_error());
+                ok = 0;
+                break;
+            }
+            /* every frame of a sequence decodes to the same size, so the
+             * filter taps are built once per clip */
+            if (!axes_built) {
+                build_axis(S, d.crop_x, d.resized_w, im.width, ax);
+                build_axis(S, d.crop_y, d.resized_h, im.height, ay);
+                axes_built = 1;
+            }
+            resample_frame(w, &im, ax, ay, d.flip,
+                           out + (size_t)t * C * S * S);
+            rc_image_free(&im);
+        }
+        if (ok) {
+            rc = 0;
+            goto done;
+        }
+    }
+    rc_set_error("step %lld clip %d: %d draws in a row hit bad records "
+                 "(%d known bad); most of the data is damaged, re-run "
+                 "recompose pack", (long long)step, b, MAX_ATTEMPTS,
+                 l->bad_total);
+done:
+    free(ax);
+    free(ay);
+    return rc;
+}
+
+/* ---- the thread pool and ring ----------------------------------------------- */
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    rc_loader *l = w->l;
+    int B = l->o.batch, R = l->o.ring;
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        if (l->next_job < l->base * B) l->next_job = l->base * B;
+        int64_t job = l->next_job, step = job / B;
+        if (l->pausing || step >= l->base + R) {
+            pthread_cond_wait(&l->cv_work, &l->mu);
+            continue;
+        }
+        int b = (int)(job % B);
+        ring_slot *s = &l->slots[step % R];
+        if (b == 0) { /* first job of a step claims its slot */
+            s->step = step;
+            s->done = 0;
+            s->failed_b = -1;
+        }
+        l->next_job++;
+        l->in_flight++;
+        pthread_mutex_unlock(&l->mu);
+        int rc = load_clip(w, step, b, s->buf + (size_t)b * l->clip_floats);
+        pthread_mutex_lock(&l->mu);
+        if (rc != 0 && (s->failed_b < 0 || b < s->failed_b)) {
+            s->failed_b = b;
+            snprintf(s->err, sizeof s->err, "%s", rc_last_error());
+        }
+        s->done++;
+        l->in_flight--;
+        pthread_cond_broadcast(&l->cv_done);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static void *default_alloc(size_t bytes, void *ctx) {
+    (void)ctx;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) {
+        rc_log("out of memory allocating %zu bytes of batch buffers", bytes);
+        exit(2);
+    }
+    return p;
+}
+static void default_free(void *p, void *ctx) {
+    (void)ctx;
+    free(p);
+}
+
+static int check_options(const rc_loader_options *o) {
+    if (o->batch < 1) return rc_set_error("loader: batch must be >= 1");
+    if (o->clip_steps < 1 || o->clip_steps > 1024)
+        return rc_set_error("loader: clip_steps must be 1..1024");
+    if (o->frame_stride < 1) return rc_set_error("loader: frame_stride >= 1");
+    if (o->size < 1 || o->size > 4096) return rc_set_error("loader: size 1..4096");
+    if (o->channels != 1 && o->channels != 3)
+        return rc_set_error("loader: channels must be 1 or 3");
+    if (o->resize != 0 && o->resize < o->size)
+        return rc_set_error("loader: resize (%d) must be >= size (%d) or 0",
+                            o->resize, o->size);
+    if (o->ring < 1) return rc_set_error("loader: ring must be >= 1");
+    if (o->threads < 0) return rc_set_error("loader: threads must be >= 0");
+    if (!(o->val_fraction >= 0 && o->val_fraction < 1))
+        return rc_set_error("loader: val_fraction must be in [0, 1)");
+    if ((o->alloc == NULL) != (o->free == NULL))
+        return rc_set_error("loader: give both alloc and free, or neither");
+    return 0;
+}
+
+/* Sequences of this split long enough for a clip, with their resize. */
+static int collect_sequences(rc_loader *l) {
+    const rc_loader_options *o = &l->o;
+    int n = rc_dataset_n_sequences(l->d);
+    int span = o->clip_steps * o->frame_stride + 1;
+    int R = o->resize ? o->resize : o->size;
+    l->seqs = rc_xcalloc((size_t)n, sizeof *l->seqs);
+    int in_split = 0;
+    for (int i = 0; i < n; i++) {
+        const rc_shard *sh;
+        const rc_shard_sequence *q = rc_dataset_sequence(l->d, i, &sh);
+        if (rc_sequence_is_validation(q->name, o->val_fraction) != o->validation)
+            continue;
+        in_split++;
+        if ((int)q->n_records < span) continue;
+        usable_seq *u = &l->seqs[l->n_seqs++];
+        u->dataset_index = i;
+        u->shard = sh;
+        u->seq = q;
+        u->n_starts = (int)q->n_records - span + 1;
+        u->first_start = l->total_starts;
+        l->total_starts += u->n_starts;
+        l->total_frames += q->n_records;
+        int sh_side = q->width < q->height ? q->width : q->height;
+        u->resized_w = q->width == sh_side
+                           ? R : (int)((double)q->width * R / sh_side + 0.5);
+        u->resized_h = q->height == sh_side
+                           ? R : (int)((double)q->height * R / sh_side + 0.5);
+        if (u->resized_w < o->size) u->resized_w = o->size;
+        if (u->resized_h < o->size) u->resized_h = o->size;
+        u->bad_base = l->n_flags;
+        l->n_flags += q->n_records;
+    }
+    if (l->n_seqs == 0)
+        return rc_set_error(
+            "no %s sequence has the %d frames a clip needs (clip_steps %d x "
+            "frame_stride %d + 1): %d of %d sequences are in this split "
+            "(val_fraction %.3g); pack longer sequences, lower "
+            "data.clip_steps / data.frame_stride, or change data.val_fraction",
+            o->validation ? "validation" : "training", span, o->clip_steps,
+            o->frame_stride, in_split, n, o->val_fraction);
+    return 0;
+}
+
+rc_loader *rc_loader_create(const rc_dataset *d, const rc_loader_options *o) {
+    if (check_options(o) != 0) return NULL;
+    rc_loader *l = rc_xcalloc(1, sizeof *l);
+    l->o = *o;
+    l->d = d;
+    if (!l->o.alloc) {
+        l->o.alloc = default_alloc;
+        l->o.free = default_free;
+    }
+    if (collect_sequences(l) != 0) {
+        free(l->seqs);
+        free(l);
+        return NULL;
+    }
+    l->bad_flags = rc_xcalloc(l->n_flags ? l->n_flags : 1, sizeof(atomic_uchar));
+    for (uint32_t i = 0; i < l->n_flags; i++) atomic_init(&l->bad_flags[i], 0);
+    l->clip_floats = (size_t)(o->clip_steps + 1) * o->channels * o->size * o->size;
+    l->batch_floats = l->clip_floats * (size_t)o->batch;
+    l->slots = rc_xcalloc((size_t)o->ring, sizeof *l->slots);
+    for (int i = 0; i < o->ring; i++) {
+        l->slots[i].buf = l->o.alloc(l->batch_floats * sizeof(float),
+                                     l->o.alloc_ctx);
+        if (!l->slots[i].buf) {
+            rc_set_error("loader: cannot allocate %zu bytes of batch buffer",
+                         l->batch_floats * sizeof(float));
+            rc_loader_destroy(l);
+            return NULL;
+        }
+        l->slots[i].step = -1;
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv_work, NULL);
+    pthread_cond_init(&l->cv_done, NULL);
+    l->n_workers = o->threads;
+    if (l->n_workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        l->n_workers = n > 0 ? (int)n : 1;
+    }
+    l->workers = rc_xcalloc((size_t)l->n_workers, sizeof *l->workers);
+    for (int i = 0; i < l->n_workers; i++) {
+        worker *w = &l->workers[i];
+        w->l = l;
+        w->jpeg = rc_jpeg_decoder_new();
+        if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
+            rc_set_error("loader: cannot start decode thread %d", i);
+            l->n_workers = i;
+            rc_loader_destroy(l);
+            return NULL;
+        }
+    }
+    return l;
+}
+
+void rc_loader_destroy(rc_loader *l) {
+    if (!l) return;
+    if (l->workers) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_broadcast(&l->cv_work);
+        pthread_mutex_unlock(&l->mu);
+        for (int i = 0; i < l->n_workers; i++) {
+            pthread_join(l->workers[i].th, NULL);
+            rc_jpeg_decoder_free(l->workers[i].jpeg);
+            free(l->workers[i].rows);
+        }
+        free(l->workers);
+        pthread_mutex_destroy(&l->mu);
+        pthread_cond_destroy(&l->cv_work);
+        pthread_cond_destroy(&l->cv_done);
+    }
+    for (int i = 0; l->slots && i < l->o.ring; i++)
+        if (l->slots[i].buf) l->o.free(l->slots[i].buf, l->o.alloc_ctx);
+    free(l->slots);
+    for (int i = 0; i < l->n_bad_epoch; i++) free(l->bad_epoch[i]);
+    free(l->bad_epoch);
+    free(l->bad_flags);
+    free(l->seqs);
+    free(l);
+}
+
+size_t rc_loader_batch_floats(const rc_loader *l) { return l->batch_floats; }
+
+int64_t rc_loader_epoch_steps(const rc_loader *l) {
+    int64_t per_step = (int64_t)l->o.batch * (l->o.clip_steps + 1);
+    int64_t e = l->total_frames / per_step;
+    return e > 0 ? e : 1;
+}
+
+/* Restart the pipeline at `step` (called with the lock held). */
+static void restart_at(rc_loader *l, int64_t step) {
+    l->pausing = 1;
+    while (l->in_flight > 0) pthread_cond_wait(&l->cv_done, &l->mu);
+    for (int i = 0; i < l->o.ring; i++) l->slots[i].step = -1;
+    l->base = step;
+    l->next_job = step * l->o.batch;
+    l->pausing = 0;
+    pthread_cond_broadcast(&l->cv_work);
+}
+
+const float *rc_loader_get_batch(rc_loader *l, int64_t step) {
+    if (step < 0) {
+        rc_set_error("loader: negative step %lld", (long long)step);
+        return NULL;
+    }
+    pthread_mutex_lock(&l->mu);
+    if (step < l->base || step >= l->base + l->o.ring) restart_at(l, step);
+    ring_slot *s = &l->slots[step % l->o.ring];
+    while (!(s->step == step && s->done == l->o.batch))
+        pthread_cond_wait(&l->cv_done, &l->mu);
+    const float *out = s->buf;
+    if (s->failed_b >= 0) {
+        rc_set_error("%s", s->err);
+        out = NULL;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return out;
+}
+
+void rc_loader_release(rc_loader *l, int64_t step) {
+    pthread_mutex_lock(&l->mu);
+    if (step + 1 > l->base) l->base = step + 1;
+    pthread_cond_broadcast(&l->cv_work);
+    int64_t e = rc_loader_epoch_steps(l);
+    int report = (step + 1) % e == 0 && l->n_bad_epoch > 0 &&
+                 (step + 1) / e > l->epoch_reported;
+    if (report) l->epoch_reported = (step + 1) / e;
+    pthread_mutex_unlock(&l->mu);
+    if (report) rc_loader_report_bad(l, stderr);
+}
+
+int rc_loader_copy_batch(rc_loader *l, int64_t step, float *out) {
+    const float *b = rc_loader_get_batch(l, step);
+    if (!b) return -1;
+    memcpy(out, b, l->batch_floats * sizeof(float));
+    rc_loader_release(l, step);
+    return 0;
+}
+
+int rc_loader_bad_total(const rc_loader *l) {
+    rc_loader *m = (rc_loader *)l; /* the lock is not part of the value */
+    pthread_mutex_lock(&m->mu);
+    int n = m->bad_total;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+int rc_loader_report_bad(rc_loader *l, FILE *out) {
+    pthread_mutex_lock(&l->mu);
+    int n = l->n_bad_epoch;
+    if (out) {
+        fprintf(out, "recompose: data.on_bad = skip: %d bad item(s) this "
+                     "epoch (%d in total), skipped:\n", n, l->bad_total);
+        for (int i = 0; i < n; i++) fprintf(out, "  %s\n", l->bad_epoch[i]);
+    }
+    for (int i = 0; i < n; i++) free(l->bad_epoch[i]);
+    free(l->bad_epoch);
+    l->bad_epoch = NULL;
+    l->n_bad_epoch = 0;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}

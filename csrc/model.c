@@ -1,0 +1,426 @@
+/* model.c: the motion embedding phi and its training step (SPEC sections 1, 4).
+ *
+ *   frames --gather--> pair inputs [P][2C][S][S]
+ *          --conv+ReLU x L--> GAP --fc--> pair features [P][F]
+ *          --gather steps--> LSTM inputs [n_seq][max_steps][F]
+ *          --LSTM--> h_last [n_seq][H] --head--> phi [n_seq][D] --> loss
+ *
+ * P counts DISTINCT ordered pairs of the batch: a pair shared by several
+ * sequences is encoded once, and its gradient is the sum over its uses
+ * (scatter_steps). All work goes through the backend's op table; buffers are
+ * sized once for the largest batch seen, so a training step allocates nothing.
+ */
+#include "recompose/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recompose/common.h"
+#include "recompose/rng.h"
+
+typedef struct {
+    rc_conv_shape shape;  /* n is set per batch */
+    int w_param, b_param; /* indices into the param table */
+} conv_layer;
+
+struct rc_model {
+    rc_model_shape shape;
+    const rc_backend *be;
+    int n_params;
+    rc_param params[RC_MAX_PARAMS];
+    size_t numel;
+    float *w, *g;
+
+    conv_layer conv[RC_MAX_CONV];
+    int fc_w, fc_b, lstm_wih, lstm_whh, lstm_b, head_w, head_b;
+    int c_last; /* channels after the last conv */
+
+    /* activation buffers, capacity in pairs / sequences / steps */
+    int cap_pairs, cap_seq, cap_steps;
+    float *x_in;               /* [P][2C][S][S] */
+    float *act[RC_MAX_CONV];   /* post-ReLU outputs of each conv */
+    float *pooled, *feat;      /* [P][C_last], [P][F] */
+    float *steps_in;           /* [n_seq][max_steps][F] */
+    float *lstm_cache;
+    float *h_last, *emb;       /* [n_seq][H], [n_seq][D] */
+    float *d_emb, *d_h, *d_steps, *d_feat, *d_pooled;
+    float *d_buf[2];           /* ping-pong conv gradients */
+    float *conv_ws;
+    size_t conv_ws_elems, lstm_cache_elems;
+};
+
+/* ---- parameter table ---------------------------------------------------- */
+
+static int add_param(rc_model *m, const char *name, int ndim, const int *shape,
+                     int decay) {
+    rc_param *p = &m->params[m->n_params];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = ndim;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = shape[i];
+        p->numel *= (size_t)shape[i];
+    }
+    p->offset = m->numel;
+    p->decay = decay;
+    m->numel += p->numel;
+    return m->n_params++;
+}
+
+static void build_param_table(rc_model *m) {
+    const rc_model_shape *s = &m->shape;
+    char name[48];
+    int c_in = 2 * s->in_channels, size = s->image_size;
+    for (int l = 0; l < s->n_conv; l++) {
+        int co = s->conv_channels[l], k = s->conv_kernels[l];
+        int wshape[4] = {co, c_in, k, k};
+        snprintf(name, sizeof name, "encoder.conv%d.weight", l);
+        m->conv[l].w_param = add_param(m, name, 4, wshape, 1);
+        snprintf(name, sizeof name, "encoder.conv%d.bias", l);
+        m->conv[l].b_param = add_param(m, name, 1, &co, 0);
+        rc_conv_shape_init(&m->conv[l].shape, 1, c_in, size, size, co, k,
+                           s->conv_strides[l], k / 2);
+        size = m->conv[l].shape.h_out;
+        c_in = co;
+    }
+    m->c_last = c_in;
+    int F = s->feature_dim, H = s->hidden, D = s->embed_dim, G = 4 * H;
+    m->fc_w = add_param(m, "encoder.fc.weight", 2, (int[]){F, c_in}, 1);
+    m->fc_b = add_param(m, "encoder.fc.bias", 1, &F, 0);
+    m->lstm_wih = add_param(m, "composer.weight_ih", 2, (int[]){G, F}, 1);
+    m->lstm_whh = add_param(m, "composer.weight_hh", 2, (int[]){G, H}, 1);
+    m->lstm_b = add_param(m, "composer.bias", 1, &G, 0);
+    m->head_w = add_param(m, "head.weight", 2, (int[]){D, H}, 1);
+    m->head_b = add_param(m, "head.bias", 1, &D, 0);
+}
+
+void rc_model_shape_from_config(const rc_config *c, rc_model_shape *s) {
+    memset(s, 0, sizeof *s);
+    s->in_channels = c->channels;
+    s->image_size = c->image_size;
+    s->n_conv = c->n_conv;
+    for (int i = 0; i < c->n_conv; i++) {
+        s->conv_channels[i] = c->conv_channels[i];
+        s->conv_kernels[i] = c->conv_kernels[i];
+        s->conv_strides[i] = c->conv_strides[i];
+    }
+    s->feature_dim = c->feature_dim;
+    s->hidden = c->hidden;
+    s->embed_dim = c->embed_dim;
+}
+
+rc_model *rc_model_create(const rc_model_shape *s, const rc_backend *be) {
+    if (s->n_conv < 1 || s->n_conv > RC_MAX_CONV) {
+        rc_set_error("model needs 1..%d conv layers, got %d", RC_MAX_CONV,
+                     s->n_conv);
+        return NULL;
+    }
+    rc_model *m = rc_xcalloc(1, sizeof *m);
+    m->shape = *s;
+    m->be = be;
+    build_param_table(m);
+    if (m->conv[s->n_conv - 1].shape.h_out < 1) {
+        rc_set_error("image_size %d is too small for %d stride-2 layers",
+                     s->image_size, s->n_conv);
+        free(m);
+        return NULL;
+    }
+    m->w = be->alloc(m->numel * sizeof(float));
+    m->g = be->alloc(m->numel * sizeof(float));
+    return m;
+}
+
+static void free_buffers(rc_model *m) {
+    const rc_backend *be = m->be;
+    float **bufs[] = {&m->x_in,    &m->pooled,   &m->feat,     &m->steps_in,
+                      &m->lstm_cache, &m->h_last, &m->emb,     &m->d_emb,
+                      &m->d_h,     &m->d_steps,  &m->d_feat,   &m->d_pooled,
+                      &m->d_buf[0], &m->d_buf[1], &m->conv_ws};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        if (*bufs[i]) be->free(*bufs[i]);
+        *bufs[i] = NULL;
+    }
+    for (int l = 0; l < m->shape.n_conv; l++) {
+        if (m->act[l]) be->free(m->act[l]);
+        m->act[l] = NULL;
+    }
+    m->cap_pairs = m->cap_seq = m->cap_steps = 0;
+}
+
+void rc_model_free(rc_model *m) {
+    if (!m) return;
+    free_buffers(m);
+    m->be->free(m->w);
+    m->be->free(m->g);
+    free(m);
+}
+
+/* ---- initialisation ------------------------------------------------------ */
+
+static int param_fan_in(const rc_param *p) {
+    int fan = 1;
+    for (int i = 1; i < p->ndim; i++) fan *= p->shape[i];
+    return fan;
+}
+
+void rc_model_init_weights(rc_model *m, uint64_t seed) {
+    /* PyTorch's defaults: conv/linear weights and biases U(+-1/sqrt(fan_in))
+     * of the weight; LSTM everything U(+-1/sqrt(H)). */
+    float *host = rc_xmalloc(m->numel * sizeof(float));
+    for (int i = 0; i < m->n_params; i++) {
+        const rc_param *p = &m->params[i];
+        double bound;
+        if (strncmp(p->name, "composer.", 9) == 0) {
+            bound = 1.0 / sqrt((double)m->shape.hidden);
+        } else {
+            /* a bias takes the fan-in of the weight listed just before it */
+            const rc_param *w = p->ndim == 1 && i > 0 ? &m->params[i - 1] : p;
+            bound = 1.0 / sqrt((double)param_fan_in(w));
+        }
+        rc_rng rng;
+        rc_rng_seed(&rng, rc_hash_combine(seed, 0x1417ULL + (uint64_t)i));
+        for (size_t k = 0; k < p->numel; k++)
+            host[p->offset + k] = (float)rc_rng_range(&rng, -bound, bound);
+    }
+    m->be->to_device(m->w, host, m->numel * sizeof(float));
+    free(host);
+}
+
+/* ---- accessors ------------------------------------------------------------ */
+
+const rc_model_shape *rc_model_get_shape(const rc_model *m) { return &m->shape; }
+int rc_model_n_params(const rc_model *m) { return m->n_params; }
+const rc_param *rc_model_param(const rc_model *m, int i) {
+    return i >= 0 && i < m->n_params ? &m->params[i] : NULL;
+}
+const rc_param *rc_model_find_param(const rc_model *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
+    return NULL;
+}
+size_t rc_model_numel(const rc_model *m) { return m->numel; }
+float *rc_model_weights(rc_model *m) { return m->w; }
+float *rc_model_grads(rc_model *m) { return m->g; }
+
+static float *W(rc_model *m, int param) { return m->w + m->params[param].offset; }
+static float *G(rc_model *m, int param) { return m->g + m->params[param].offset; }
+
+/* ---- buffers -------------------------------------------------------------- */
+
+static size_t frame_elems(const rc_model *m) {
+    return (size_t)m->shape.in_channels * m->shape.image_size *
+           m->shape.image_size;
+}
+
+static size_t conv_out_elems(const conv_layer *c) {
+    return (size_t)c->shape.c_out * c->shape.h_out * c->shape.w_out;
+}
+
+/* Grow buffers to hold n_pairs pairs and n_seq sequences of max_steps steps.
+ * The number of distinct pairs varies a little from batch to batch; training
+ * reserves the batch's upper bound up front (rc_model_reserve), so a step
+ * never allocates. */
+static void ensure_capacity(rc_model *m, int n_pairs, int n_seq, int max_steps) {
+    if (n_pairs <= m->cap_pairs && n_seq <= m->cap_seq &&
+        max_steps <= m->cap_steps)
+        return;
+    int P = n_pairs > m->cap_pairs ? n_pairs : m->cap_pairs;
+    int S = n_seq > m->cap_seq ? n_seq : m->cap_seq;
+    int T = max_steps > m->cap_steps ? max_steps : m->cap_steps;
+    free_buffers(m);
+    const rc_backend *be = m->be;
+    const rc_model_shape *s = &m->shape;
+    size_t F = (size_t)s->feature_dim, H = (size_t)s->hidden,
+           D = (size_t)s->embed_dim;
+    size_t max_act = 2 * frame_elems(m);
+    m->x_in = be->alloc((size_t)P * 2 * frame_elems(m) * sizeof(float));
+    m->conv_ws_elems = 0;
+    for (int l = 0; l < s->n_conv; l++) {
+        conv_layer *c = &m->conv[l];
+        c->shape.n = P;
+        size_t e = conv_out_elems(c);
+        if (e > max_act) max_act = e;
+        m->act[l] = be->alloc((size_t)P * e * sizeof(float));
+        size_t ws = be->conv2d_workspace(&c->shape);
+        if (ws > m->conv_ws_elems) m->conv_ws_elems = ws;
+    }
+    m->conv_ws = be->alloc((m->conv_ws_elems ? m->conv_ws_elems : 1) *
+                           sizeof(float));
+    m->pooled = be->alloc((size_t)P * m->c_last * sizeof(float));
+    m->d_pooled = be->alloc((size_t)P * m->c_last * sizeof(float));
+    m->feat = be->alloc((size_t)P * F * sizeof(float));
+    m->d_feat = be->alloc((size_t)P * F * sizeof(float));
+    m->steps_in = be->alloc((size_t)S * T * F * sizeof(float));
+    m->d_steps = be->alloc((size_t)S * T * F * sizeof(float));
+    /* the cache size depends on the padded shape only, not on lengths */
+    rc_lstm_shape ls = {S, T, (int)F, (int)H, NULL};
+    m->lstm_cache_elems = be->lstm_cache_size(&ls);
+    m->lstm_cache = be->alloc(m->lstm_cache_elems * sizeof(float));
+    m->h_last = be->alloc((size_t)S * H * sizeof(float));
+    m->d_h = be->alloc((size_t)S * H * sizeof(float));
+    m->emb = be->alloc((size_t)S * D * sizeof(float));
+    m->d_emb = be->alloc((size_t)S * D * sizeof(float));
+    m->d_buf[0] = be->alloc((size_t)P * max_act * sizeof(float));
+    m->d_buf[1] = be->alloc((size_t)P * max_act * sizeof(float));
+    m->cap_pairs = P;
+    m->cap_seq = S;
+    m->cap_steps = T;
+}
+
+/* ---- forward / backward --------------------------------------------------- */
+
+/* Forward through encoder, composer and head for the plan's pairs and
+ * sequences; leaves phi in m->emb. */
+static void forward(rc_model *m, const rc_batch_plan *plan, const float *frames) {
+    const rc_backend *be = m->be;
+    const rc_model_shape *s = &m->shape;
+    int P = plan->n_pairs;
+    ensure_capacity(m, P, plan->n_seq, plan->max_steps);
+
+    be->gather_pairs(P, plan->pair_clip, plan->pair_i, plan->pair_j,
+                     plan->T + 1, frame_elems(m), frames, m->x_in);
+    const float *x = m->x_in;
+    for (int l = 0; l < s->n_conv; l++) {
+        conv_layer *c = &m->conv[l];
+        c->shape.n = P;
+        be->conv2d_forward(&c->shape, x, W(m, c->w_param), W(m, c->b_param),
+                           m->act[l], m->conv_ws);
+        be->relu_forward((size_t)P * conv_out_elems(c), m->act[l], m->act[l]);
+        x = m->act[l];
+    }
+    const conv_layer *last = &m->conv[s->n_conv - 1];
+    be->gap_forward(P, m->c_last, last->shape.h_out * last->shape.w_out, x,
+                    m->pooled);
+    be->linear_forward(P, m->c_last, s->feature_dim, m->pooled, W(m, m->fc_w),
+                       W(m, m->fc_b), m->feat);
+
+    be->gather_steps(plan->n_seq, plan->max_steps, plan->seq_pair,
+                     s->feature_dim, m->feat, m->steps_in);
+    rc_lstm_shape ls = {plan->n_seq, plan->max_steps, s->feature_dim,
+                        s->hidden, plan->seq_len};
+    be->lstm_forward(&ls, m->steps_in, W(m, m->lstm_wih), W(m, m->lstm_whh),
+                     W(m, m->lstm_b), m->h_last, m->lstm_cache);
+    be->linear_forward(plan->n_seq, s->hidden, s->embed_dim, m->h_last,
+                       W(m, m->head_w), W(m, m->head_b), m->emb);
+}
+
+static void backward(rc_model *m, const rc_batch_plan *plan) {
+    const rc_backend *be = m->be;
+    const rc_model_shape *s = &m->shape;
+    int P = plan->n_pairs;
+
+    be->linear_backward(plan->n_seq, s->hidden, s->embed_dim, m->h_last,
+                        W(m, m->head_w), m->d_emb, m->d_h, G(m, m->head_w),
+                        G(m, m->head_b));
+    rc_lstm_shape ls = {plan->n_seq, plan->max_steps, s->feature_dim,
+                        s->hidden, plan->seq_len};
+    be->lstm_backward(&ls, m->steps_in, W(m, m->lstm_wih), W(m, m->lstm_whh),
+                      m->lstm_cache, m->d_h, m->d_steps, G(m, m->lstm_wih),
+                      G(m, m->lstm_whh), G(m, m->lstm_b));
+    be->scatter_steps(plan->n_seq, plan->max_steps, plan->seq_pair,
+                      s->feature_dim, m->d_steps, P, m->d_feat);
+    be->linear_backward(P, m->c_last, s->feature_dim, m->pooled, W(m, m->fc_w),
+                        m->d_feat, m->d_pooled, G(m, m->fc_w), G(m, m->fc_b));
+
+    const conv_layer *last = &m->conv[s->n_conv - 1];
+    float *dy = m->d_buf[0];
+    be->gap_backward(P, m->c_last, last->shape.h_out * last->shape.w_out,
+                     m->d_pooled, dy);
+    for (int l = s->n_conv - 1; l >= 0; l--) {
+        conv_layer *c = &m->conv[l];
+        be->relu_backward((size_t)P * conv_out_elems(c), m->act[l], dy, dy);
+        const float *x = l > 0 ? m->act[l - 1] : m->x_in;
+        float *dx = l > 0 ? (dy == m->d_buf[0] ? m->d_buf[1] : m->d_buf[0])
+                          : NULL; /* no gradient w.r.t. the pixels */
+        be->conv2d_backward(&c->shape, x, W(m, c->w_param), dy, dx,
+                            G(m, c->w_param), G(m, c->b_param), m->conv_ws);
+        dy = dx;
+    }
+}
+
+double rc_model_step(rc_model *m, const rc_batch_plan *plan,
+                     const float *frames, const rc_loss_config *loss,
+                     int backward_pass, float *emb_out) {
+    forward(m, plan, frames);
+    rc_hinge_params hp = {loss->margin, loss->squared, 1.0 / plan->B};
+    double L = m->be->hinge_loss(plan->n_seq, m->shape.embed_dim, m->emb,
+                                 plan->n_loss_pairs, plan->loss_pairs, &hp,
+                                 backward_pass ? m->d_emb : NULL);
+    if (emb_out)
+        m->be->to_host(emb_out, m->emb,
+                       (size_t)plan->n_seq * m->shape.embed_dim * sizeof(float));
+    if (!isfinite(L)) return NAN;
+    if (backward_pass) backward(m, plan);
+    return L;
+}
+
+/* ---- embedding of arbitrary sequences -------------------------------------- */
+
+int rc_model_embed(rc_model *m, int n_clips, int T, const float *frames, int n,
+                   const rc_sequence *seqs, const int *clip_of,
+                   float *emb_out) {
+    int F1 = T + 1;
+    rc_batch_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.B = n_clips;
+    plan.T = T;
+    plan.n_seq = n;
+    for (int s = 0; s < n; s++) {
+        if (seqs[s].n_frames < 2)
+            return rc_set_error("sequence %d has %d frames; needs at least 2",
+                                s, seqs[s].n_frames);
+        if (clip_of[s] < 0 || clip_of[s] >= n_clips)
+            return rc_set_error("sequence %d refers to clip %d of %d", s,
+                                clip_of[s], n_clips);
+        if (seqs[s].n_frames - 1 > plan.max_steps)
+            plan.max_steps = seqs[s].n_frames - 1;
+    }
+    /* pair id table: (clip, i, j) -> index, -1 if not yet seen */
+    size_t table_n = (size_t)n_clips * F1 * F1;
+    int *table = rc_xmalloc(table_n * sizeof(int));
+    memset(table, 0xff, table_n * sizeof(int));
+    size_t max_pairs = (size_t)n * plan.max_steps;
+    plan.pair_clip = rc_xmalloc(max_pairs * sizeof(int));
+    plan.pair_i = rc_xmalloc(max_pairs * sizeof(int));
+    plan.pair_j = rc_xmalloc(max_pairs * sizeof(int));
+    plan.seq_len = rc_xmalloc((size_t)n * sizeof(int));
+    plan.seq_pair = rc_xmalloc(max_pairs * sizeof(int));
+    int status = 0;
+    for (int s = 0; s < n && status == 0; s++) {
+        plan.seq_len[s] = seqs[s].n_frames - 1;
+        for (int t = 0; t < plan.max_steps; t++) {
+            int *slot = &plan.seq_pair[(size_t)s * plan.max_steps + t];
+            *slot = -1;
+            if (t >= plan.seq_len[s]) continue;
+            int i = seqs[s].frames[t], j = seqs[s].frames[t + 1];
+            if (i < 0 || i > T || j < 0 || j > T) {
+                status = rc_set_error("sequence %d uses frame %d outside 0..%d",
+                                      s, i < 0 || i > T ? i : j, T);
+                break;
+            }
+            size_t key = ((size_t)clip_of[s] * F1 + i) * F1 + j;
+            if (table[key] < 0) {
+                table[key] = plan.n_pairs;
+                plan.pair_clip[plan.n_pairs] = clip_of[s];
+                plan.pair_i[plan.n_pairs] = i;
+                plan.pair_j[plan.n_pairs] = j;
+                plan.n_pairs++;
+            }
+            *slot = table[key];
+        }
+    }
+    if (status == 0) {
+        forward(m, &plan, frames);
+        m->be->to_host(emb_out, m->emb,
+                       (size_t)n * m->shape.embed_dim * sizeof(float));
+    }
+    free(table);
+    rc_plan_free(&plan);
+    return status;
+}
+
+void rc_model_reserve(rc_model *m, int n_pairs, int n_seq, int max_steps) {
+    ensure_capacity(m, n_pairs, n_seq, max_steps);
+}

@@ -1,0 +1,134 @@
+/* eval.h: how we know the embedding learned motion (SPEC section 7).
+ *
+ * rc_evaluate() measures, on held-out synthetic clips, the trained model
+ * beside two baselines: the same architecture at random initialisation, and
+ * the raw pixel difference of a sequence's end frames, box-downsampled.
+ * For every one of them:
+ *
+ *   group-property errors  positive pairs: mean d / mean d between the full
+ *                          embeddings of different clips (lower is better);
+ *                          negative pairs: fraction with d > loss.margin
+ *                          (higher is better)
+ *   linear probe           ridge regression phi(full) -> net motion
+ *                          (dx, dy, dtheta), fit on training-split clips,
+ *                          R^2 on the held-out clips
+ *   retrieval              precision@k of nearest neighbours (Euclidean)
+ *                          under 16 motion classes: 8 bins of translation
+ *                          direction x rotation sign
+ *
+ * The metric functions work on plain double arrays and are public so that
+ * tests can check them against independent oracles.
+ */
+#ifndef RECOMPOSE_EVAL_H
+#define RECOMPOSE_EVAL_H
+
+#include <stdio.h>
+
+#include "recompose/config.h"
+#include "recompose/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_EVAL_MAX_ROWS 3
+#define RC_EVAL_CLIP_BATCH 64 /* clips embedded per rc_model_embed call */
+/* Probe-fitting clips are training-split clips from this index on. The
+ * trainer uses indices step * batch + b, which stay far below it for any
+ * practical run (1e9 clips), so the probe never sees a clip trained on. */
+#define RC_EVAL_PROBE_INDEX_BASE 1000000000ULL
+
+/* Number of retrieval classes: 8 direction bins x 2 rotation signs. */
+#define RC_EVAL_CLASSES 16
+
+typedef struct {
+    char name[32];               /* "trained", "random_init", "pixel_diff" */
+    double pos_ratio[2];         /* full_skip, loop_ident: mean d / mean d
+                                    between full embeddings of different clips */
+    double neg_beyond[3];        /* full_rev, full_ident, full_short:
+                                    fraction of clips with d > margin */
+    double mean_dist_between;    /* the denominator of pos_ratio */
+    double probe_r2[3];          /* dx, dy, dtheta on held-out clips */
+    double probe_r2_translation; /* mean of the dx and dy R^2 */
+    double precision_at_k;       /* retrieval */
+} rc_eval_row;
+
+typedef struct {
+    int n_rows;
+    rc_eval_row rows[RC_EVAL_MAX_ROWS];
+    int clips;              /* held-out clips */
+    int probe_train_clips;  /* training-split clips the probe is fit on */
+    int k;                  /* retrieval k actually used */
+    double margin;          /* loss.margin of the negative fractions */
+    double ridge_lambda;    /* eval.ridge_lambda */
+    double seconds;         /* wall time of rc_evaluate */
+} rc_eval_report;
+
+/* Evaluate `trained` (NULL to skip that row) and the two baselines with the
+ * [eval], [data] and [loss] settings of cfg. `trained` must live on the CPU
+ * backend (frames are handed to rc_model_embed in host memory) and match the
+ * config's image size and channels. Deterministic: for a given thread count
+ * a pure function of cfg and the weights. Returns 0, or -1 with an error set. */
+int rc_evaluate(const rc_config *cfg, rc_model *trained, rc_eval_report *out);
+
+/* Aligned table: one line per metric, one column per row of the report.
+ * Non-finite values (e.g. R^2 of a target with no variance) print as n/a. */
+void rc_eval_print_table(FILE *out, const rc_eval_report *r);
+
+/* The report as JSON (non-finite values as null). Returns 0 or -1. */
+int rc_eval_write_json(const char *path, const rc_eval_report *r);
+
+/* ---- metric building blocks ------------------------------------------------ */
+
+/* Ridge regression with intercept on standardised features. Fitting
+ * minimises (1/n) sum_i ||y_i - b - W^T z_i||^2 + lambda ||W||^2, where
+ * z = (x - mean) * inv_scale with the fit data's mean and standard deviation:
+ * lambda is a per-sample penalty in standardised units, so its meaning does
+ * not depend on the number of fit samples or the scale of the features.
+ * The intercept is not penalised (b = mean of y). Features that are constant
+ * on the fit data get inv_scale 0 and weight 0. */
+typedef struct {
+    int dim, n_targets;
+    double *mean;       /* [dim] */
+    double *inv_scale;  /* [dim] 1/std, 0 for constant features */
+    double *weights;    /* [dim][n_targets], standardised units */
+    double *intercept;  /* [n_targets] */
+} rc_ridge;
+
+/* X [n][dim], Y [n][n_targets] row-major. lambda >= 0 (with lambda = 0 the
+ * fit needs n > number of non-constant features). Returns 0 or -1. */
+int rc_ridge_fit(rc_ridge *r, int n, int dim, const double *X, int n_targets,
+                 const double *Y, double lambda);
+/* Y_out [n][n_targets] = b + W^T z(X). */
+void rc_ridge_predict(const rc_ridge *r, int n, const double *X, double *Y_out);
+void rc_ridge_free(rc_ridge *r);
+
+/* Coefficient of determination of pred for y (both [n], element stride
+ * `stride`): 1 - SS_res / SS_tot with SS_tot about the mean of y. NaN when y
+ * is constant (R^2 undefined). */
+double rc_r2(int n, const double *y, const double *pred, int stride);
+
+/* Mean over the n points of X [n][dim] of the fraction of its k nearest
+ * neighbours (Euclidean, the point itself excluded, ties broken by lower
+ * index) that share its label. Needs 1 <= k <= n - 1. Returns 0 or -1. */
+int rc_precision_at_k(int n, int dim, const double *X, const int *labels,
+                      int k, double *out);
+
+/* Group-property errors from embeddings emb [n][RC_SEQ_KINDS][dim] (one
+ * tuple per clip, rows in enum rc_seq_kind order); n >= 2. pos_ratio[] and
+ * neg_beyond[] follow the positive and the negative kinds of enum
+ * rc_pair_kind in order. mean_between (nullable) receives the mean distance
+ * between the full embeddings of all pairs of different clips; when it is 0
+ * the ratios are NaN. Returns 0 or -1. */
+int rc_group_errors(int n, int dim, const double *emb, double margin,
+                    double pos_ratio[2], double neg_beyond[3],
+                    double *mean_between);
+
+/* Retrieval class of a net motion: direction bin of atan2(dy, dx) (8 bins of
+ * 45 degrees starting at -180) times 2, plus 1 if dtheta >= 0. */
+int rc_motion_class(double dx, double dy, double dtheta);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

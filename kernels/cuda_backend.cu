@@ -1,0 +1,771 @@
+/* cuda_backend.cu: the rc_backend on one GPU.
+ *
+ *  - Convolutions through cuDNN's legacy API: descriptors and the algorithm
+ *    of each direction chosen once per shape (cudnnFind*, deterministic
+ *    algorithms only for the backward passes) and cached; workspace from the
+ *    backend's single scratch arena. TF32 by default, strict float32 or
+ *    bfloat16 activations as options (rc_cuda_configure).
+ *  - GEMMs through cuBLAS (row-major wrapper), everything else through the
+ *    portable custom kernels of rc_kernels.cuh driven by rc_ops.cuh, which CI
+ *    runs on the CPU emulator.
+ *  - All work on one compute stream; index tables travel through a ring of
+ *    page-locked staging slots, so a small upload never waits for the GPU.
+ */
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recompose/common.h"
+#include "recompose/cuda_backend.h"
+
+/* ---- checked calls ----------------------------------------------------------- */
+
+static void rc_cuda_die(const char *call, const char *file, int line,
+                        const char *what) {
+    fprintf(stderr, "recompose: %s:%d: %s failed: %s\n", file, line, call, what);
+    fflush(stderr);
+    abort();
+}
+
+#define RC_CU(call)                                                         \
+    do {                                                                    \
+        cudaError_t e_ = (call);                                            \
+        if (e_ != cudaSuccess)                                              \
+            rc_cuda_die(#call, __FILE__, __LINE__, cudaGetErrorString(e_)); \
+    } while (0)
+#define RC_DNN(call)                                                         \
+    do {                                                                     \
+        cudnnStatus_t e_ = (call);                                           \
+        if (e_ != CUDNN_STATUS_SUCCESS)                                      \
+            rc_cuda_die(#call, __FILE__, __LINE__, cudnnGetErrorString(e_)); \
+    } while (0)
+#define RC_BLAS(call)                                                          \
+    do {                                                                       \
+        cublasStatus_t e_ = (call);                                            \
+        if (e_ != CUBLAS_STATUS_SUCCESS)                                       \
+            rc_cuda_die(#call, __FILE__, __LINE__, cublasGetStatusString(e_)); \
+    } while (0)
+
+/* ---- backend state -------------------------------------------------------------- */
+
+#define STAGING_SLOTS 8
+
+typedef struct conv_entry {
+    struct conv_entry *next;
+    rc_conv_shape s;
+    int mode; /* 0 tf32, 1 strict, 2 bf16 */
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    cudnnMathType_t fwd_math, data_math, filter_math;
+    size_t ws_bytes;
+} conv_entry;
+
+typedef struct {
+    char *host;
+    size_t cap, used;
+    cudaEvent_t done;
+    int in_flight;
+} staging_slot;
+
+static struct {
+    int ready;
+    rc_cuda_options opt;
+    cudaStream_t stream, copy_stream;
+    cublasHandle_t blas;
+    cudnnHandle_t dnn;
+    char name[400];
+    /* scratch arena: chunks never move during an op */
+    char *chunk[16];
+    size_t chunk_cap[16], chunk_used[16];
+    int n_chunks;
+    staging_slot staging[STAGING_SLOTS];
+    int cur_slot;
+    conv_entry *convs;
+    /* graph capture */
+    int capturing;
+    double *scalars_host; /* pinned */
+    int n_scalars;
+    /* uploads under capture: pinned buffers the graph's copy nodes read at
+     * every replay, so they belong to the graph and are never reused */
+    void *capture_bufs[512];
+    int n_capture_bufs;
+} G;
+
+static void staging_begin_op(void);
+
+/* ---- scratch arena ------------------------------------------------------------- */
+
+/* Replace several chunks by one of their total size, so that the arena
+ * settles at the size a step needs. Not while a captured graph lives: its
+ * kernels hold addresses inside the current chunks. */
+static int graphs_alive;
+
+static void arena_consolidate(void) {
+    if (G.n_chunks <= 1 || graphs_alive > 0) return;
+    size_t total = 0;
+    for (int i = 0; i < G.n_chunks; i++) total += G.chunk_cap[i];
+    RC_CU(cudaStreamSynchronize(G.stream));
+    for (int i = 0; i < G.n_chunks; i++) RC_CU(cudaFree(G.chunk[i]));
+    RC_CU(cudaMalloc((void **)&G.chunk[0], total));
+    G.chunk_cap[0] = total;
+    G.n_chunks = 1;
+}
+
+static void rc_dev_scratch_reset(void) {
+    staging_begin_op();
+    if (!G.capturing) arena_consolidate();
+    for (int i = 0; i < G.n_chunks; i++) G.chunk_used[i] = 0;
+}
+
+static void *rc_dev_scratch(size_t bytes) {
+    bytes = (bytes + 255) & ~(size_t)255;
+    for (int i = 0; i < G.n_chunks; i++)
+        if (G.chunk_cap[i] - G.chunk_used[i] >= bytes) {
+            void *p = G.chunk[i] + G.chunk_used[i];
+            G.chunk_used[i] += bytes;
+            return p;
+        }
+    if (G.capturing)
+        rc_cuda_die("scratch arena growth", __FILE__, __LINE__,
+                    "the arena grew during graph capture; run the step once "
+                    "before capturing");
+    if (G.n_chunks == 16)
+        rc_cuda_die("rc_dev_scratch", __FILE__, __LINE__,
+                    "more than 16 scratch chunks in one op");
+    size_t cap = bytes < ((size_t)1 << 24) ? ((size_t)1 << 24) : bytes;
+    int i = G.n_chunks++;
+    RC_CU(cudaMalloc((void **)&G.chunk[i], cap));
+    G.chunk_cap[i] = cap;
+    G.chunk_used[i] = bytes;
+    return G.chunk[i];
+}
+
+/* ---- staging ring for host -> device index tables ------------------------------ */
+
+static void staging_begin_op(void) {
+    if (G.capturing) return; /* uploads go to the graph's own buffers */
+    staging_slot *s = &G.staging[G.cur_slot];
+    if (s->in_flight) {
+        RC_CU(cudaEventRecord(s->done, G.stream));
+        s->in_flight = 0;
+    }
+    G.cur_slot = (G.cur_slot + 1) % STAGING_SLOTS;
+    s = &G.staging[G.cur_slot];
+    /* the slot's previous copies were queued STAGING_SLOTS ops ago; only
+     * wait if the GPU is that far behind */
+    if (!G.capturing) RC_CU(cudaEventSynchronize(s->done));
+    s->used = 0;
+}
+
+static void *rc_dev_upload(const void *host, size_t bytes) {
+    if (G.capturing) {
+        if (G.n_capture_bufs == 512)
+            rc_cuda_die("upload under capture", __FILE__, __LINE__,
+                        "more than 512 index uploads in one captured graph");
+        void *pinned;
+        RC_CU(cudaHostAlloc(&pinned, bytes ? bytes : 1, cudaHostAllocDefault));
+        memcpy(pinned, host, bytes);
+        G.capture_bufs[G.n_capture_bufs++] = pinned;
+        void *dev = rc_dev_scratch(bytes);
+        RC_CU(cudaMemcpyAsync(dev, pinned, bytes, cudaMemcpyHostToDevice, G.stream));
+        return dev;
+    }
+    staging_slot *s = &G.staging[G.cur_slot];
+    size_t need = (bytes + 255) & ~(size_t)255;
+    if (s->used + need > s->cap) {
+        if (G.capturing)
+            rc_cuda_die("staging growth", __FILE__, __LINE__,
+                        "the staging buffer grew during graph capture");
+        /* earlier uploads of this op may still read the old buffer */
+        RC_CU(cudaStreamSynchronize(G.stream));
+        size_t cap = (s->used + need) * 2 + 4096;
+        char *fresh;
+        RC_CU(cudaHostAlloc((void **)&fresh, cap, cudaHostAllocDefault));
+        if (s->host) RC_CU(cudaFreeHost(s->host));
+        s->host = fresh;
+        s->cap = cap;
+        s->used = 0;
+    }
+    char *src = s->host + s->used;
+    s->used += need;
+    memcpy(src, host, bytes);
+    void *dev = rc_dev_scratch(bytes);
+    RC_CU(cudaMemcpyAsync(dev, src, bytes, cudaMemcpyHostToDevice, G.stream));
+    s->in_flight = 1;
+    return dev;
+}
+
+static void rc_dev_memset0(void *dev, size_t bytes) {
+    if (bytes) RC_CU(cudaMemsetAsync(dev, 0, bytes, G.stream));
+}
+
+static void rc_dev_download(void *host, const void *dev, size_t bytes) {
+    if (G.capturing) {
+        /* the value exists only after a replay: rc_cuda_graph_scalar */
+        if (bytes != sizeof(double) || G.n_scalars >= 64)
+            rc_cuda_die("download under capture", __FILE__, __LINE__,
+                        "only up to 64 double scalars can leave a graph");
+        RC_CU(cudaMemcpyAsync(G.scalars_host + G.n_scalars++, dev, bytes,
+                              cudaMemcpyDeviceToHost, G.stream));
+        memset(host, 0, bytes);
+        return;
+    }
+    RC_CU(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, G.stream));
+    RC_CU(cudaStreamSynchronize(G.stream));
+}
+
+/* Row-major C[M][N] = alpha op(A) op(B) + beta C: cuBLAS is column-major, so
+ * compute C^T = op(B)^T op(A)^T, i.e. swap the operands. */
+static void rc_dev_gemm(int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (beta == 0.0f)
+            RC_CU(cudaMemset2DAsync(C, (size_t)ldc * sizeof(float), 0,
+                                    (size_t)N * sizeof(float), (size_t)M, G.stream));
+        return;
+    }
+    RC_BLAS(cublasSgemm(G.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                        ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb,
+                        A, lda, &beta, C, ldc));
+}
+
+#define RC_THREADS 256
+#define RC_MAX_BLOCKS 4096
+#define RC_LAUNCH(kernel, blocks, threads, ...)                             \
+    do {                                                                    \
+        kernel<<<(blocks), (threads), 0, G.stream>>>(__VA_ARGS__);          \
+        cudaError_t e_ = cudaGetLastError();                                \
+        if (e_ != cudaSuccess)                                              \
+            rc_cuda_die(#kernel "<<<>>>", __FILE__, __LINE__,               \
+                        cudaGetErrorString(e_));                            \
+    } while (0)
+
+#include "rc_ops.cuh"
+
+/* ---- bfloat16 conversion ---------------------------------------------------------- */
+
+__global__ static void k_to_bf16(size_t n, const float *x, __nv_bfloat16 *y) {
+    RC_GRID_LOOP(i, n) y[i] = __float2bfloat16(x[i]);
+}
+__global__ static void k_from_bf16(size_t n, const __nv_bfloat16 *x, float *y) {
+    RC_GRID_LOOP(i, n) y[i] = __bfloat162float(x[i]);
+}
+
+static __nv_bfloat16 *to_bf16(const float *x, size_t n) {
+    __nv_bfloat16 *y = (__nv_bfloat16 *)rc_dev_scratch(n * sizeof(__nv_bfloat16));
+    if (n) RC_LAUNCH(k_to_bf16, rc_blocks_for(n), RC_THREADS, n, x, y);
+    return y;
+}
+static void from_bf16(const __nv_bfloat16 *x, size_t n, float *y) {
+    if (n) RC_LAUNCH(k_from_bf16, rc_blocks_for(n), RC_THREADS, n, x, y);
+}
+
+/* ---- cuDNN convolutions --------------------------------------------------------- */
+
+static int conv_mode(void) { return G.opt.bf16 ? 2 : G.opt.strict_fp32 ? 1 : 0; }
+
+static int math_allowed(cudnnMathType_t m) {
+    /* strict float32: no tensor-core math (which would round to TF32) */
+    if (conv_mode() == 1)
+        return m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH;
+    return 1;
+}
+
+static size_t max_workspace(void) { return (size_t)1 << 30; }
+
+static conv_entry *conv_lookup(const rc_conv_shape *s) {
+    int mode = conv_mode();
+    for (conv_entry *e = G.convs; e; e = e->next)
+        if (e->mode == mode && memcmp(&e->s, s, sizeof *s) == 0) return e;
+    if (G.capturing)
+        rc_cuda_die("cudnnFind* under capture", __FILE__, __LINE__,
+                    "a new convolution shape appeared during graph capture; "
+                    "run the step once before capturing");
+    conv_entry *e = (conv_entry *)rc_xcalloc(1, sizeof *e);
+    e->s = *s;
+    e->mode = mode;
+    cudnnDataType_t dt = mode == 2 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    RC_DNN(cudnnCreateTensorDescriptor(&e->x));
+    RC_DNN(cudnnCreateTensorDescriptor(&e->y));
+    RC_DNN(cudnnCreateFilterDescriptor(&e->w));
+    RC_DNN(cudnnCreateConvolutionDescriptor(&e->conv));
+    RC_DNN(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, dt, s->n, s->c_in,
+                                      s->h_in, s->w_in));
+    RC_DNN(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, dt, s->n, s->c_out,
+                                      s->h_out, s->w_out));
+    RC_DNN(cudnnSetFilter4dDescriptor(e->w, dt, CUDNN_TENSOR_NCHW, s->c_out,
+                                      s->c_in, s->k, s->k));
+    RC_DNN(cudnnSetConvolution2dDescriptor(e->conv, s->pad, s->pad, s->stride,
+                                           s->stride, 1, 1, CUDNN_CROSS_CORRELATION,
+                                           CUDNN_DATA_FLOAT));
+    RC_DNN(cudnnSetConvolutionMathType(
+        e->conv, mode == 1 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+    int n_found = 0;
+    enum { MAXALGO = 16 };
+    int chosen = 0;
+    cudnnConvolutionFwdAlgoPerf_t fp[MAXALGO];
+    RC_DNN(cudnnFindConvolutionForwardAlgorithm(G.dnn, e->x, e->w, e->conv, e->y,
+                                                MAXALGO, &n_found, fp));
+    for (int i = 0; i < n_found && !chosen; i++)
+        if (fp[i].status == CUDNN_STATUS_SUCCESS && fp[i].memory <= max_workspace() &&
+            math_allowed(fp[i].mathType)) {
+            e->fwd = fp[i].algo;
+            e->fwd_math = fp[i].mathType;
+            if (fp[i].memory > e->ws_bytes) e->ws_bytes = fp[i].memory;
+            chosen = 1;
+        }
+    if (!chosen)
+        rc_cuda_die("cudnnFindConvolutionForwardAlgorithm", __FILE__, __LINE__,
+                    "no usable algorithm for this shape and math mode");
+    chosen = 0;
+    cudnnConvolutionBwdDataAlgoPerf_t dp[MAXALGO];
+    RC_DNN(cudnnFindConvolutionBackwardDataAlgorithm(G.dnn, e->w, e->y, e->conv,
+                                                     e->x, MAXALGO, &n_found, dp));
+    for (int i = 0; i < n_found && !chosen; i++)
+        if (dp[i].status == CUDNN_STATUS_SUCCESS && dp[i].memory <= max_workspace() &&
+            dp[i].determinism == CUDNN_DETERMINISTIC && math_allowed(dp[i].mathType)) {
+            e->bwd_data = dp[i].algo;
+            e->data_math = dp[i].mathType;
+            if (dp[i].memory > e->ws_bytes) e->ws_bytes = dp[i].memory;
+            chosen = 1;
+        }
+    if (!chosen)
+        rc_cuda_die("cudnnFindConvolutionBackwardDataAlgorithm", __FILE__, __LINE__,
+                    "no deterministic algorithm for this shape and math mode");
+    chosen = 0;
+    cudnnConvolutionBwdFilterAlgoPerf_t wp[MAXALGO];
+    RC_DNN(cudnnFindConvolutionBackwardFilterAlgorithm(G.dnn, e->x, e->y, e->conv,
+                                                       e->w, MAXALGO, &n_found, wp));
+    for (int i = 0; i < n_found && !chosen; i++)
+        if (wp[i].status == CUDNN_STATUS_SUCCESS && wp[i].memory <= max_workspace() &&
+            wp[i].determinism == CUDNN_DETERMINISTIC && math_allowed(wp[i].mathType)) {
+            e->bwd_filter = wp[i].algo;
+            e->filter_math = wp[i].mathType;
+            if (wp[i].memory > e->ws_bytes) e->ws_bytes = wp[i].memory;
+            chosen = 1;
+        }
+    if (!chosen)
+        rc_cuda_die("cudnnFindConvolutionBackwardFilterAlgorithm", __FILE__, __LINE__,
+                    "no deterministic algorithm for this shape and math mode");
+    e->next = G.convs;
+    G.convs = e;
+    return e;
+}
+
+static void conv_entry_free(conv_entry *e) {
+    cudnnDestroyTensorDescriptor(e->x);
+    cudnnDestroyTensorDescriptor(e->y);
+    cudnnDestroyFilterDescriptor(e->w);
+    cudnnDestroyConvolutionDescriptor(e->conv);
+    free(e);
+}
+
+static size_t cuda_conv2d_workspace(const rc_conv_shape *s) {
+    (void)s;
+    return 0; /* the backend's own scratch arena serves cuDNN */
+}
+
+static size_t elems_x(const rc_conv_shape *s) {
+    return (size_t)s->n * s->c_in * s->h_in * s->w_in;
+}
+static size_t elems_y(const rc_conv_shape *s) {
+    return (size_t)s->n * s->c_out * s->h_out * s->w_out;
+}
+static size_t elems_w(const rc_conv_shape *s) {
+    return (size_t)s->c_out * s->c_in * s->k * s->k;
+}
+
+static void cuda_conv2d_forward(const rc_conv_shape *s, const float *x,
+                                const float *w, const float *b, float *y,
+                                float *ws_unused) {
+    (void)ws_unused;
+    conv_entry *e = conv_lookup(s);
+    rc_dev_scratch_reset();
+    void *ws = e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL;
+    const float one = 1.0f, zero = 0.0f;
+    RC_DNN(cudnnSetConvolutionMathType(e->conv, e->fwd_math));
+    if (e->mode == 2) {
+        __nv_bfloat16 *x16 = to_bf16(x, elems_x(s)), *w16 = to_bf16(w, elems_w(s));
+        __nv_bfloat16 *y16 =
+            (__nv_bfloat16 *)rc_dev_scratch(elems_y(s) * sizeof(__nv_bfloat16));
+        RC_DNN(cudnnConvolutionForward(G.dnn, &one, e->x, x16, e->w, w16, e->conv,
+                                       e->fwd, ws, e->ws_bytes, &zero, e->y, y16));
+        from_bf16(y16, elems_y(s), y);
+    } else {
+        RC_DNN(cudnnConvolutionForward(G.dnn, &one, e->x, x, e->w, w, e->conv,
+                                       e->fwd, ws, e->ws_bytes, &zero, e->y, y));
+    }
+    rc_op_bias_add(elems_y(s), s->c_out, s->h_out * s->w_out, b, y);
+}
+
+static void cuda_conv2d_backward(const rc_conv_shape *s, const float *x,
+                                 const float *w, const float *dy, float *dx,
+                                 float *dw, float *db, float *ws_unused) {
+    (void)ws_unused;
+    conv_entry *e = conv_lookup(s);
+    rc_dev_scratch_reset();
+    void *ws = e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL;
+    const float one = 1.0f, zero = 0.0f;
+    rc_op_conv_bias_grad(s->n, s->c_out, s->h_out * s->w_out, dy, db);
+    if (e->mode == 2) {
+        __nv_bfloat16 *x16 = to_bf16(x, elems_x(s)), *dy16 = to_bf16(dy, elems_y(s));
+        __nv_bfloat16 *g16 = (__nv_bfloat16 *)rc_dev_scratch(
+            (elems_w(s) > elems_x(s) ? elems_w(s) : elems_x(s)) * sizeof(__nv_bfloat16));
+        RC_DNN(cudnnSetConvolutionMathType(e->conv, e->filter_math));
+        RC_DNN(cudnnConvolutionBackwardFilter(G.dnn, &one, e->x, x16, e->y, dy16,
+                                              e->conv, e->bwd_filter, ws, e->ws_bytes,
+                                              &zero, e->w, g16));
+        from_bf16(g16, elems_w(s), dw);
+        if (dx) {
+            __nv_bfloat16 *w16 = to_bf16(w, elems_w(s));
+            __nv_bfloat16 *dx16 =
+                (__nv_bfloat16 *)rc_dev_scratch(elems_x(s) * sizeof(__nv_bfloat16));
+            RC_DNN(cudnnSetConvolutionMathType(e->conv, e->data_math));
+            RC_DNN(cudnnConvolutionBackwardData(G.dnn, &one, e->w, w16, e->y, dy16,
+                                                e->conv, e->bwd_data, ws, e->ws_bytes,
+                                                &zero, e->x, dx16));
+            from_bf16(dx16, elems_x(s), dx);
+        }
+        return;
+    }
+    RC_DNN(cudnnSetConvolutionMathType(e->conv, e->filter_math));
+    RC_DNN(cudnnConvolutionBackwardFilter(G.dnn, &one, e->x, x, e->y, dy, e->conv,
+                                          e->bwd_filter, ws, e->ws_bytes, &zero,
+                                          e->w, dw));
+    if (dx) {
+        RC_DNN(cudnnSetConvolutionMathType(e->conv, e->data_math));
+        RC_DNN(cudnnConvolutionBackwardData(G.dnn, &one, e->w, w, e->y, dy, e->conv,
+                                            e->bwd_data, ws, e->ws_bytes, &zero,
+                                            e->x, dx));
+    }
+}
+
+/* ---- memory --------------------------------------------------------------------- */
+
+static void *cuda_alloc(size_t bytes) {
+    void *p = NULL;
+    RC_CU(cudaMalloc(&p, bytes ? bytes : 1));
+    RC_CU(cudaMemsetAsync(p, 0, bytes ? bytes : 1, G.stream));
+    RC_CU(cudaStreamSynchronize(G.stream));
+    return p;
+}
+
+static void cuda_free(void *p) {
+    if (!p) return;
+    RC_CU(cudaStreamSynchronize(G.stream));
+    RC_CU(cudaFree(p));
+}
+
+static void cuda_to_device(void *dst, const void *src, size_t bytes) {
+    RC_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, G.stream));
+    RC_CU(cudaStreamSynchronize(G.stream));
+}
+
+static void cuda_to_host(void *dst, const void *src, size_t bytes) {
+    RC_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, G.stream));
+    RC_CU(cudaStreamSynchronize(G.stream));
+}
+
+static void cuda_synchronize(void) { RC_CU(cudaStreamSynchronize(G.stream)); }
+
+static const rc_backend cuda_backend = {
+    "cuda",
+    cuda_alloc,
+    cuda_free,
+    cuda_to_device,
+    cuda_to_host,
+    cuda_synchronize,
+    cuda_conv2d_workspace,
+    cuda_conv2d_forward,
+    cuda_conv2d_backward,
+    rc_op_relu_forward,
+    rc_op_relu_backward,
+    rc_op_gap_forward,
+    rc_op_gap_backward,
+    rc_op_linear_forward,
+    rc_op_linear_backward,
+    rc_op_lstm_cache_size,
+    rc_op_lstm_forward,
+    rc_op_lstm_backward,
+    rc_op_hinge_loss,
+    rc_op_sum_squares,
+    rc_op_scale,
+    rc_op_adamw_update,
+    rc_op_gather_pairs,
+    rc_op_gather_steps,
+    rc_op_scatter_steps,
+};
+
+/* ---- setup ----------------------------------------------------------------------- */
+
+static void apply_math_mode(void) {
+    RC_BLAS(cublasSetMathMode(G.blas, G.opt.strict_fp32 ? CUBLAS_PEDANTIC_MATH
+                                                        : CUBLAS_TF32_TENSOR_OP_MATH));
+    while (G.convs) { /* algorithms depend on the math mode */
+        conv_entry *n = G.convs->next;
+        conv_entry_free(G.convs);
+        G.convs = n;
+    }
+}
+
+extern "C" void rc_cuda_options_default(rc_cuda_options *o) {
+    memset(o, 0, sizeof *o);
+}
+
+extern "C" int rc_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky "no driver" error */
+        return 0;
+    }
+    return n;
+}
+
+static int init_once(void) {
+    if (G.ready) return 0;
+    int n = rc_cuda_device_count();
+    if (n <= 0)
+        return rc_set_error("CUDA backend: no CUDA device (cudaGetDeviceCount "
+                            "found none); use the CPU backend");
+    if (G.opt.device < 0 || G.opt.device >= n)
+        return rc_set_error("CUDA backend: device %d requested, %d present",
+                            G.opt.device, n);
+    RC_CU(cudaSetDevice(G.opt.device));
+    cudaDeviceProp prop;
+    RC_CU(cudaGetDeviceProperties(&prop, G.opt.device));
+    snprintf(G.name, sizeof G.name, "%s (sm_%d%d, %d SMs)", prop.name, prop.major,
+             prop.minor, prop.multiProcessorCount);
+    RC_CU(cudaStreamCreateWithFlags(&G.stream, cudaStreamNonBlocking));
+    RC_CU(cudaStreamCreateWithFlags(&G.copy_stream, cudaStreamNonBlocking));
+    RC_BLAS(cublasCreate(&G.blas));
+    RC_BLAS(cublasSetStream(G.blas, G.stream));
+    RC_DNN(cudnnCreate(&G.dnn));
+    RC_DNN(cudnnSetStream(G.dnn, G.stream));
+    for (int i = 0; i < STAGING_SLOTS; i++)
+        RC_CU(cudaEventCreateWithFlags(&G.staging[i].done, cudaEventDisableTiming));
+    RC_CU(cudaHostAlloc((void **)&G.scalars_host, 64 * sizeof(double),
+                        cudaHostAllocDefault));
+    apply_math_mode();
+    G.ready = 1;
+    return 0;
+}
+
+extern "C" int rc_cuda_configure(const rc_cuda_options *o) {
+    if (o->strict_fp32 && o->bf16)
+        return rc_set_error("CUDA backend: strict_fp32 and bf16 exclude each other");
+    if (G.ready && o->device != G.opt.device)
+        return rc_set_error("CUDA backend: the device cannot change after start");
+    G.opt = *o;
+    if (G.ready) apply_math_mode();
+    return 0;
+}
+
+extern "C" const rc_backend *rc_backend_cuda(void) {
+    if (init_once() != 0) return NULL;
+    return &cuda_backend;
+}
+
+extern "C" const char *rc_cuda_device_name(void) {
+    return init_once() == 0 ? G.name : "none";
+}
+
+/* ---- input slots --------------------------------------------------------------------- */
+
+struct rc_cuda_input {
+    int n;
+    size_t cap;
+    float **dev;
+    cudaEvent_t *copied, *consumed;
+};
+
+extern "C" void *rc_cuda_pinned_alloc(size_t bytes) {
+    if (init_once() != 0) return NULL;
+    void *p = NULL;
+    RC_CU(cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault));
+    return p;
+}
+
+extern "C" void rc_cuda_pinned_free(void *p) {
+    if (p) RC_CU(cudaFreeHost(p));
+}
+
+extern "C" rc_cuda_input *rc_cuda_input_create(size_t max_bytes, int slots) {
+    if (init_once() != 0) return NULL;
+    if (slots < 1) slots = 2;
+    rc_cuda_input *in = (rc_cuda_input *)rc_xcalloc(1, sizeof *in);
+    in->n = slots;
+    in->cap = max_bytes;
+    in->dev = (float **)rc_xcalloc((size_t)slots, sizeof(float *));
+    in->copied = (cudaEvent_t *)rc_xcalloc((size_t)slots, sizeof(cudaEvent_t));
+    in->consumed = (cudaEvent_t *)rc_xcalloc((size_t)slots, sizeof(cudaEvent_t));
+    for (int i = 0; i < slots; i++) {
+        RC_CU(cudaMalloc((void **)&in->dev[i], max_bytes ? max_bytes : 1));
+        RC_CU(cudaEventCreateWithFlags(&in->copied[i], cudaEventDisableTiming));
+        RC_CU(cudaEventCreateWithFlags(&in->consumed[i], cudaEventDisableTiming));
+    }
+    return in;
+}
+
+extern "C" void rc_cuda_input_free(rc_cuda_input *in) {
+    if (!in) return;
+    RC_CU(cudaDeviceSynchronize());
+    for (int i = 0; i < in->n; i++) {
+        RC_CU(cudaFree(in->dev[i]));
+        RC_CU(cudaEventDestroy(in->copied[i]));
+        RC_CU(cudaEventDestroy(in->consumed[i]));
+    }
+    free(in->dev);
+    free(in->copied);
+    free(in->consumed);
+    free(in);
+}
+
+static int next_input_slot;
+
+extern "C" int rc_cuda_input_submit(rc_cuda_input *in, const void *pinned,
+                                    size_t bytes) {
+    if (bytes > in->cap)
+        return rc_set_error("CUDA input: batch of %zu bytes exceeds the %zu "
+                            "bytes the slots were created for",
+                            bytes, in->cap);
+    int slot = next_input_slot++ % in->n;
+    /* the copy may not overwrite a slot a queued step still reads */
+    RC_CU(cudaStreamWaitEvent(G.copy_stream, in->consumed[slot], 0));
+    RC_CU(cudaMemcpyAsync(in->dev[slot], pinned, bytes, cudaMemcpyHostToDevice,
+                          G.copy_stream));
+    RC_CU(cudaEventRecord(in->copied[slot], G.copy_stream));
+    return slot;
+}
+
+extern "C" const float *rc_cuda_input_acquire(rc_cuda_input *in, int slot) {
+    RC_CU(cudaStreamWaitEvent(G.stream, in->copied[slot], 0));
+    return in->dev[slot];
+}
+
+extern "C" void rc_cuda_input_release(rc_cuda_input *in, int slot) {
+    RC_CU(cudaEventRecord(in->consumed[slot], G.stream));
+}
+
+extern "C" void rc_cuda_input_wait_host_free(rc_cuda_input *in, int slot) {
+    RC_CU(cudaEventSynchronize(in->copied[slot]));
+}
+
+/* ---- graphs ------------------------------------------------------------------------- */
+
+struct rc_cuda_graph {
+    void **pinned;
+    int n_pinned;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    int n_scalars;
+    double scalars[64];
+};
+
+extern "C" rc_cuda_graph *rc_cuda_graph_capture(void (*fn)(void *ctx), void *ctx) {
+    if (init_once() != 0) return NULL;
+    arena_consolidate();
+    RC_CU(cudaStreamSynchronize(G.stream));
+    rc_cuda_graph *g = (rc_cuda_graph *)rc_xcalloc(1, sizeof *g);
+    graphs_alive++;
+    G.capturing = 1;
+    G.n_scalars = 0;
+    G.n_capture_bufs = 0;
+    /* relaxed: the pinned upload buffers are allocated while capturing */
+    RC_CU(cudaStreamBeginCapture(G.stream, cudaStreamCaptureModeRelaxed));
+    fn(ctx);
+    RC_CU(cudaStreamEndCapture(G.stream, &g->graph));
+    G.capturing = 0;
+    g->n_pinned = G.n_capture_bufs;
+    g->pinned = (void **)rc_xcalloc((size_t)g->n_pinned + 1, sizeof(void *));
+    memcpy(g->pinned, G.capture_bufs, (size_t)g->n_pinned * sizeof(void *));
+    g->n_scalars = G.n_scalars;
+    RC_CU(cudaGraphInstantiate(&g->exec, g->graph, 0));
+    return g;
+}
+
+extern "C" int rc_cuda_graph_launch(rc_cuda_graph *g) {
+    RC_CU(cudaGraphLaunch(g->exec, G.stream));
+    RC_CU(cudaStreamSynchronize(G.stream));
+    memcpy(g->scalars, G.scalars_host, (size_t)g->n_scalars * sizeof(double));
+    return 0;
+}
+
+extern "C" double rc_cuda_graph_scalar(const rc_cuda_graph *g, int i) {
+    return i >= 0 && i < g->n_scalars ? g->scalars[i] : 0.0;
+}
+
+extern "C" int rc_cuda_graph_n_scalars(const rc_cuda_graph *g) { return g->n_scalars; }
+
+extern "C" void rc_cuda_graph_free(rc_cuda_graph *g) {
+    if (!g) return;
+    RC_CU(cudaGraphExecDestroy(g->exec));
+    RC_CU(cudaGraphDestroy(g->graph));
+    for (int i = 0; i < g->n_pinned; i++) RC_CU(cudaFreeHost(g->pinned[i]));
+    free(g->pinned);
+    free(g);
+    graphs_alive--;
+}
+
+/* ---- benchmark helpers --------------------------------------------------------------- */
+
+extern "C" double rc_cuda_measure_copy_gbs(size_t bytes) {
+    if (init_once() != 0) return 0.0;
+    void *a, *b;
+    RC_CU(cudaMalloc(&a, bytes));
+    RC_CU(cudaMalloc(&b, bytes));
+    cudaEvent_t t0, t1;
+    RC_CU(cudaEventCreate(&t0));
+    RC_CU(cudaEventCreate(&t1));
+    RC_CU(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, G.stream));
+    const int reps = 20;
+    RC_CU(cudaEventRecord(t0, G.stream));
+    for (int i = 0; i < reps; i++)
+        RC_CU(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, G.stream));
+    RC_CU(cudaEventRecord(t1, G.stream));
+    RC_CU(cudaEventSynchronize(t1));
+    float ms = 0;
+    RC_CU(cudaEventElapsedTime(&ms, t0, t1));
+    RC_CU(cudaEventDestroy(t0));
+    RC_CU(cudaEventDestroy(t1));
+    RC_CU(cudaFree(a));
+    RC_CU(cudaFree(b));
+    return 2.0 * bytes * reps / (ms * 1e-3) / 1e9;
+}
+
+extern "C" double rc_cuda_measure_gemm_tflops(int n) {
+    if (init_once() != 0) return 0.0;
+    size_t bytes = (size_t)n * n * sizeof(float);
+    float *a, *b, *c;
+    RC_CU(cudaMalloc((void **)&a, bytes));
+    RC_CU(cudaMalloc((void **)&b, bytes));
+    RC_CU(cudaMalloc((void **)&c, bytes));
+    RC_CU(cudaMemset(a, 0, bytes));
+    RC_CU(cudaMemset(b, 0, bytes));
+    cudaEvent_t t0, t1;
+    RC_CU(cudaEventCreate(&t0));
+    RC_CU(cudaEventCreate(&t1));
+    rc_dev_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    const int reps = 10;
+    RC_CU(cudaEventRecord(t0, G.stream));
+    for (int i = 0; i < reps; i++) rc_dev_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    RC_CU(cudaEventRecord(t1, G.stream));
+    RC_CU(cudaEventSynchronize(t1));
+    float ms = 0;
+    RC_CU(cudaEventElapsedTime(&ms, t0, t1));
+    RC_CU(cudaEventDestroy(t0));
+    RC_CU(cudaEventDestroy(t1));
+    RC_CU(cudaFree(a));
+    RC_CU(cudaFree(b));
+    RC_CU(cudaFree(c));
+    return 2.0 * n * (double)n * n * reps / (ms * 1e-3) / 1e12;
+}

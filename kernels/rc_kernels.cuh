@@ -1,0 +1,406 @@
+/* rc_kernels.cuh: the custom kernels of the CUDA backend, in the portable
+ * dialect of portable.cuh. Compiled by nvcc (kernels/cuda_backend.cu) and by
+ * gcc over the emulator (csrc/emu/emu_backend.c), so CI runs exactly this
+ * code on small shapes.
+ *
+ * Determinism: no kernel accumulates floating point with atomics. Every sum
+ * has a fixed assignment of terms to threads and a fixed combination order
+ * (warp shuffles, then shared memory in warp order, then a single block over
+ * per-block partials), so results are bitwise reproducible for a given grid.
+ */
+#ifndef RC_KERNELS_RC_KERNELS_CUH
+#define RC_KERNELS_RC_KERNELS_CUH
+
+#include "portable.cuh"
+
+/* ---- reductions --------------------------------------------------------- */
+
+RC_DEV double rc_warp_sum(double v) {
+    for (int off = RC_WARP / 2; off > 0; off >>= 1) v += RC_SHFL_DOWN(v, off);
+    return v;
+}
+
+/* Sum of v over the block; the result is valid in thread 0. scratch holds
+ * one double per warp. Every thread of the block must call it. */
+RC_DEV double rc_block_sum(double v, double *scratch) {
+    unsigned lane = threadIdx.x % RC_WARP, warp = threadIdx.x / RC_WARP;
+    unsigned n_warps = (blockDim.x + RC_WARP - 1) / RC_WARP;
+    v = rc_warp_sum(v);
+    if (lane == 0) scratch[warp] = v;
+    RC_SYNC(); /* the warp sums are visible to warp 0 */
+    if (warp == 0) {
+        v = lane < n_warps ? scratch[lane] : 0.0;
+        v = rc_warp_sum(v);
+    }
+    RC_SYNC(); /* scratch may be reused by the next call */
+    return v;
+}
+
+/* partial[blockIdx] = sum of squares of the block's grid-stride share. */
+typedef struct {
+    size_t n;
+    const float *g;
+    double *partial;
+} rc_sumsq_args;
+
+RC_KERNEL(rc_k_sumsq, rc_sumsq_args) {
+    RC_SHARED(double, scratch, RC_WARP);
+    double s = 0.0;
+    RC_GRID_LOOP(i, a.n) {
+        double v = a.g[i];
+        s += v * v;
+    }
+    s = rc_block_sum(s, scratch);
+    if (threadIdx.x == 0) a.partial[blockIdx.x] = s;
+}
+
+/* out[0] = sum of n partials, by one block in a fixed order. */
+typedef struct {
+    int n;
+    const double *partial;
+    double *out;
+} rc_reduce_args;
+
+RC_KERNEL(rc_k_reduce_final, rc_reduce_args) {
+    RC_SHARED(double, scratch, RC_WARP);
+    double s = 0.0;
+    for (int i = (int)threadIdx.x; i < a.n; i += (int)blockDim.x)
+        s += a.partial[i];
+    s = rc_block_sum(s, scratch);
+    if (threadIdx.x == 0) a.out[0] = s;
+}
+
+/* ---- element-wise -------------------------------------------------------- */
+
+typedef struct {
+    size_t n;
+    const float *x;
+    float *y;
+} rc_relu_args;
+
+RC_KERNEL(rc_k_relu_fwd, rc_relu_args) {
+    RC_GRID_LOOP(i, a.n) a.y[i] = a.x[i] > 0.0f ? a.x[i] : 0.0f;
+}
+
+typedef struct {
+    size_t n;
+    const float *y, *dy;
+    float *dx;
+} rc_relu_bwd_args;
+
+RC_KERNEL(rc_k_relu_bwd, rc_relu_bwd_args) {
+    RC_GRID_LOOP(i, a.n) a.dx[i] = a.y[i] > 0.0f ? a.dy[i] : 0.0f;
+}
+
+typedef struct {
+    size_t n;
+    float *g;
+    float alpha;
+} rc_scale_args;
+
+RC_KERNEL(rc_k_scale, rc_scale_args) {
+    RC_GRID_LOOP(i, a.n) a.g[i] *= a.alpha;
+}
+
+typedef struct {
+    size_t n;
+    float *w;
+    const float *g;
+    float *m, *v;
+    float lr, beta1, beta2, eps, wd, c1, c2;
+} rc_adamw_args;
+
+RC_KERNEL(rc_k_adamw, rc_adamw_args) {
+    RC_GRID_LOOP(i, a.n)
+        rc_adamw_elem(&a.w[i], a.g[i], &a.m[i], &a.v[i], a.lr, a.beta1,
+                      a.beta2, a.eps, a.wd, a.c1, a.c2);
+}
+
+/* ---- pooling and biases -------------------------------------------------- */
+
+/* y[nc] = mean of x[nc][0..hw) (one thread per output, fixed order). */
+typedef struct {
+    size_t nc;
+    int hw;
+    const float *x;
+    float *y;
+} rc_gap_args;
+
+RC_KERNEL(rc_k_gap_fwd, rc_gap_args) {
+    RC_GRID_LOOP(i, a.nc) {
+        const float *src = a.x + i * (size_t)a.hw;
+        float s = 0.0f;
+        for (int k = 0; k < a.hw; k++) s += src[k];
+        a.y[i] = s / (float)a.hw;
+    }
+}
+
+typedef struct {
+    size_t n; /* nc * hw */
+    int hw;
+    const float *dy;
+    float *dx;
+} rc_gap_bwd_args;
+
+RC_KERNEL(rc_k_gap_bwd, rc_gap_bwd_args) {
+    RC_GRID_LOOP(i, a.n) a.dx[i] = a.dy[i / (size_t)a.hw] / (float)a.hw;
+}
+
+/* y[r][c] += b[c] for rows x cols, or y[n][c][hw] += b[c] with inner = hw. */
+typedef struct {
+    size_t n;   /* all elements */
+    int cols;   /* channels */
+    int inner;  /* 1 for a row-major matrix, hw for NCHW */
+    const float *b;
+    float *y;
+} rc_bias_args;
+
+RC_KERNEL(rc_k_bias_add, rc_bias_args) {
+    RC_GRID_LOOP(i, a.n) a.y[i] += a.b[(i / (size_t)a.inner) % (size_t)a.cols];
+}
+
+/* out[c] = sum over rows r of x[r][c] (one thread per column, rows in
+ * order): the bias gradient of a linear layer and of the LSTM. */
+typedef struct {
+    int rows, cols;
+    const float *x;
+    float *out;
+} rc_colsum_args;
+
+RC_KERNEL(rc_k_col_sum, rc_colsum_args) {
+    RC_GRID_LOOP(c, (size_t)a.cols) {
+        double s = 0.0;
+        for (int r = 0; r < a.rows; r++) s += a.x[(size_t)r * a.cols + c];
+        a.out[c] = (float)s;
+    }
+}
+
+/* db[c] = sum of dy[n][c][hw] over n and hw: one block per channel. */
+typedef struct {
+    int n, c, hw;
+    const float *dy;
+    float *db;
+} rc_bias_grad_args;
+
+RC_KERNEL(rc_k_bias_grad_nchw, rc_bias_grad_args) {
+    RC_SHARED(double, scratch, RC_WARP);
+    for (int ch = (int)blockIdx.x; ch < a.c; ch += (int)gridDim.x) {
+        size_t per_ch = (size_t)a.n * a.hw;
+        double s = 0.0;
+        for (size_t k = threadIdx.x; k < per_ch; k += blockDim.x) {
+            size_t img = k / (size_t)a.hw, px = k % (size_t)a.hw;
+            s += a.dy[(img * a.c + ch) * (size_t)a.hw + px];
+        }
+        s = rc_block_sum(s, scratch);
+        if (threadIdx.x == 0) a.db[ch] = (float)s;
+    }
+}
+
+/* ---- index moves --------------------------------------------------------- */
+
+/* out[p] = concat(frames[clip[p]][i[p]], frames[clip[p]][j[p]]). */
+typedef struct {
+    int n_pairs, frames_per_clip;
+    size_t frame_elems;
+    const int *clip, *fi, *fj;
+    const float *frames;
+    float *out;
+} rc_gather_pairs_args;
+
+RC_KERNEL(rc_k_gather_pairs, rc_gather_pairs_args) {
+    size_t per_pair = 2 * a.frame_elems;
+    RC_GRID_LOOP(idx, (size_t)a.n_pairs * per_pair) {
+        size_t p = idx / per_pair, k = idx % per_pair;
+        int second = k >= a.frame_elems;
+        int frame = second ? a.fj[p] : a.fi[p];
+        size_t src = ((size_t)a.clip[p] * a.frames_per_clip + frame) *
+                         a.frame_elems +
+                     (second ? k - a.frame_elems : k);
+        a.out[idx] = a.frames[src];
+    }
+}
+
+/* out[slot] = feat[seq_pair[slot]] or 0 where the slot is -1. */
+typedef struct {
+    size_t n_slots;
+    int dim;
+    const int *seq_pair;
+    const float *feat;
+    float *out;
+} rc_gather_steps_args;
+
+RC_KERNEL(rc_k_gather_steps, rc_gather_steps_args) {
+    RC_GRID_LOOP(idx, a.n_slots * (size_t)a.dim) {
+        size_t slot = idx / (size_t)a.dim, k = idx % (size_t)a.dim;
+        int p = a.seq_pair[slot];
+        a.out[idx] = p < 0 ? 0.0f : a.feat[(size_t)p * a.dim + k];
+    }
+}
+
+/* d_feat[p] = sum of d_steps over the slots that use p, listed in CSR form
+ * (off[p]..off[p+1]) in sequence-then-step order: the same order as the CPU
+ * reference, no atomics. */
+typedef struct {
+    int n_pairs, dim;
+    const int *off, *slots;
+    const float *d_steps;
+    float *d_feat;
+} rc_scatter_args;
+
+RC_KERNEL(rc_k_scatter_csr, rc_scatter_args) {
+    RC_GRID_LOOP(idx, (size_t)a.n_pairs * a.dim) {
+        size_t p = idx / (size_t)a.dim, k = idx % (size_t)a.dim;
+        float s = 0.0f;
+        for (int u = a.off[p]; u < a.off[p + 1]; u++)
+            s += a.d_steps[(size_t)a.slots[u] * a.dim + k];
+        a.d_feat[idx] = s;
+    }
+}
+
+/* out[r] = x[row_src[r]] (pack), or x[row_src[r]] = in[r] (unpack). */
+typedef struct {
+    int n_rows, dim;
+    const int *row_src;
+    const float *src;
+    float *dst;
+    int unpack;
+} rc_rows_args;
+
+RC_KERNEL(rc_k_move_rows, rc_rows_args) {
+    RC_GRID_LOOP(idx, (size_t)a.n_rows * a.dim) {
+        size_t r = idx / (size_t)a.dim, k = idx % (size_t)a.dim;
+        size_t other = (size_t)a.row_src[r] * a.dim + k;
+        if (a.unpack)
+            a.dst[other] = a.src[idx];
+        else
+            a.dst[idx] = a.src[other];
+    }
+}
+
+/* ---- LSTM steps ------------------------------------------------------------
+ * Rows are the sequences still running at step t, longest first (packed
+ * layout, see rc_ops.cuh), so a step touches only live sequences. */
+
+typedef struct {
+    int rows, H, t, rows_next;
+    float *act;          /* [rows][4H]: pre-activations in, gates out */
+    float *c;            /* [rows][H] */
+    const float *c_prev; /* [rows][H] of step t-1, NULL at t = 0 */
+    const float *b;      /* [4H] */
+    float *h_next_in;    /* [rows_next][H]: h feeds step t+1's GEMM */
+    const int *len, *perm;
+    float *h_last;       /* [S][H], original sequence order */
+} rc_lstm_fwd_args;
+
+RC_KERNEL(rc_k_lstm_fwd_step, rc_lstm_fwd_args) {
+    int H = a.H;
+    RC_GRID_LOOP(idx, (size_t)a.rows * H) {
+        int r = (int)(idx / (size_t)H), j = (int)(idx % (size_t)H);
+        float *g = a.act + (size_t)r * 4 * H;
+        float cp = a.c_prev ? a.c_prev[(size_t)r * H + j] : 0.0f;
+        rc_lstm_cell cell = rc_lstm_cell_forward(
+            g[j] + a.b[j], g[H + j] + a.b[H + j], g[2 * H + j] + a.b[2 * H + j],
+            g[3 * H + j] + a.b[3 * H + j], cp);
+        g[j] = cell.i;
+        g[H + j] = cell.f;
+        g[2 * H + j] = cell.g;
+        g[3 * H + j] = cell.o;
+        a.c[idx] = cell.c;
+        if (r < a.rows_next) a.h_next_in[idx] = cell.h;
+        if (a.len[r] == a.t + 1) a.h_last[(size_t)a.perm[r] * H + j] = cell.h;
+    }
+}
+
+typedef struct {
+    int rows, H, t, rows_next;
+    const float *act, *c, *c_prev; /* as in the forward step */
+    const float *dh_rec;  /* [rows_next][H]: from step t+1's recurrence */
+    const float *dh_last; /* [S][H], original order */
+    const int *len, *perm;
+    float *dc;            /* [S][H] carried cell gradient (in/out) */
+    float *dgates;        /* [rows][4H] out: pre-activation gradients */
+} rc_lstm_bwd_args;
+
+RC_KERNEL(rc_k_lstm_bwd_step, rc_lstm_bwd_args) {
+    int H = a.H;
+    RC_GRID_LOOP(idx, (size_t)a.rows * H) {
+        int r = (int)(idx / (size_t)H), j = (int)(idx % (size_t)H);
+        const float *g = a.act + (size_t)r * 4 * H;
+        float dh = 0.0f, dc_next = 0.0f;
+        if (r < a.rows_next) {
+            dh = a.dh_rec[idx];
+            dc_next = a.dc[idx];
+        }
+        if (a.len[r] == a.t + 1) dh += a.dh_last[(size_t)a.perm[r] * H + j];
+        float cp = a.c_prev ? a.c_prev[idx] : 0.0f;
+        rc_lstm_cell_grad d = rc_lstm_cell_backward(
+            g[j], g[H + j], g[2 * H + j], g[3 * H + j], a.c[idx], cp, dh,
+            dc_next);
+        float *dg = a.dgates + (size_t)r * 4 * H;
+        dg[j] = d.di;
+        dg[H + j] = d.df;
+        dg[2 * H + j] = d.dg;
+        dg[3 * H + j] = d.d_o;
+        a.dc[idx] = d.dc_prev;
+    }
+}
+
+/* ---- contrastive hinge loss --------------------------------------------------
+ * One block per embedding row e. The pairs touching e are listed in CSR form
+ * (inc_off[e]..inc_off[e+1]) in pair order. For each, the block reduces the
+ * squared distance, thread 0 turns it into the pair's loss and coefficient
+ * (shared_math.h), and every thread adds coef * (emb[e] - emb[other]) to its
+ * components of d_emb[e], which only this block writes: the gradient of a
+ * row is summed in pair order, and each pair's loss is counted by the block
+ * of its first row. loss_part[e] is then reduced by rc_k_reduce_final. */
+typedef struct {
+    int n_emb, dim;
+    const float *emb;
+    const int *pa, *pb, *positive;
+    const float *weight;
+    const int *inc_off, *inc_pair;
+    double margin, scale, eps;
+    int squared;
+    float *d_emb;      /* nullable */
+    double *loss_part; /* [n_emb] */
+} rc_hinge_args;
+
+RC_KERNEL(rc_k_hinge, rc_hinge_args) {
+    RC_SHARED(double, scratch, RC_WARP);
+    RC_SHARED(float, coef, 1);
+    for (int e = (int)blockIdx.x; e < a.n_emb; e += (int)gridDim.x) {
+        const float *me = a.emb + (size_t)e * a.dim;
+        float *grad = a.d_emb ? a.d_emb + (size_t)e * a.dim : NULL;
+        if (grad)
+            for (int k = (int)threadIdx.x; k < a.dim; k += (int)blockDim.x)
+                grad[k] = 0.0f;
+        double loss = 0.0;
+        for (int q = a.inc_off[e]; q < a.inc_off[e + 1]; q++) {
+            int p = a.inc_pair[q];
+            int other = a.pa[p] == e ? a.pb[p] : a.pa[p];
+            const float *ot = a.emb + (size_t)other * a.dim;
+            double part = 0.0;
+            for (int k = (int)threadIdx.x; k < a.dim; k += (int)blockDim.x) {
+                double diff = (double)me[k] - (double)ot[k];
+                part += diff * diff;
+            }
+            double d2 = rc_block_sum(part, scratch);
+            if (threadIdx.x == 0) {
+                rc_hinge_term h = rc_hinge_pair(d2, a.positive[p], a.weight[p],
+                                                a.margin, a.squared, a.scale,
+                                                a.eps);
+                coef[0] = h.coef;
+                if (a.pa[p] == e) loss += h.loss;
+            }
+            RC_SYNC(); /* coef is visible */
+            float k_coef = coef[0];
+            if (grad)
+                for (int k = (int)threadIdx.x; k < a.dim; k += (int)blockDim.x)
+                    grad[k] += k_coef * (me[k] - ot[k]);
+            RC_SYNC(); /* everyone read coef before the next pair writes it */
+        }
+        if (threadIdx.x == 0) a.loss_part[e] = loss;
+    }
+}
+
+#endif

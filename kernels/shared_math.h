@@ -1,0 +1,108 @@
+/* shared_math.h: the per-element arithmetic that the CPU reference, the CUDA
+ * kernels and their CPU emulation must agree on. Written once here so that a
+ * formula cannot drift between backends; usable from C (gcc) and CUDA (nvcc).
+ */
+#ifndef RC_KERNELS_SHARED_MATH_H
+#define RC_KERNELS_SHARED_MATH_H
+
+#include <math.h>
+
+#ifdef __CUDACC__
+#define RC_HD __host__ __device__ inline
+#else
+#define RC_HD static inline
+#endif
+
+RC_HD float rc_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* One LSTM cell element (gate order i, f, g, o as torch.nn.LSTM): from the
+ * four pre-activations and the previous cell state, the activated gates, the
+ * new cell state and the new hidden state. */
+typedef struct {
+    float i, f, g, o, c, h;
+} rc_lstm_cell;
+
+RC_HD rc_lstm_cell rc_lstm_cell_forward(float pi, float pf, float pg, float po,
+                                        float c_prev) {
+    rc_lstm_cell r;
+    r.i = rc_sigmoidf(pi);
+    r.f = rc_sigmoidf(pf);
+    r.g = tanhf(pg);
+    r.o = rc_sigmoidf(po);
+    r.c = r.f * c_prev + r.i * r.g;
+    r.h = r.o * tanhf(r.c);
+    return r;
+}
+
+/* Backward of one cell element: given the activated gates, c and c_prev of
+ * the forward step and the incoming gradients dh (from the output and the
+ * next step's recurrence) and dc (carried from the next step), the gradients
+ * of the four pre-activations and of c_prev. */
+typedef struct {
+    float di, df, dg, d_o, dc_prev;
+} rc_lstm_cell_grad;
+
+RC_HD rc_lstm_cell_grad rc_lstm_cell_backward(float i, float f, float g,
+                                              float o, float c, float c_prev,
+                                              float dh, float dc_next) {
+    rc_lstm_cell_grad r;
+    float tc = tanhf(c);
+    float dc = dc_next + dh * o * (1.0f - tc * tc);
+    r.d_o = dh * tc * o * (1.0f - o);
+    r.di = dc * g * i * (1.0f - i);
+    r.df = dc * c_prev * f * (1.0f - f);
+    r.dg = dc * i * (1.0f - g * g);
+    r.dc_prev = dc * f;
+    return r;
+}
+
+/* Contrastive hinge term of one pair (SPEC section 4) from its squared
+ * distance d2: the pair's loss and the coefficient k such that
+ * dL/d emb[a] = k * (emb[a] - emb[b]) and dL/d emb[b] = -k * (same). */
+typedef struct {
+    double loss;
+    float coef;
+} rc_hinge_term;
+
+RC_HD rc_hinge_term rc_hinge_pair(double d2, int positive, double weight,
+                                  double margin, int squared, double scale,
+                                  double eps) {
+    rc_hinge_term r;
+    if (positive) {
+        r.loss = scale * weight * d2;
+        r.coef = (float)(2.0 * scale * weight);
+        return r;
+    }
+    double d = sqrt(d2);
+    double gap = margin - d;
+    if (gap <= 0.0) {
+        r.loss = 0.0;
+        r.coef = 0.0f;
+        return r;
+    }
+    /* d(d)/d(emb[a]) = (emb[a]-emb[b]) / d; the floor keeps d = 0 finite */
+    double dsafe = d > eps ? d : eps;
+    if (squared) {
+        r.loss = scale * weight * gap * gap;
+        r.coef = (float)(-2.0 * scale * weight * gap / dsafe);
+    } else {
+        r.loss = scale * weight * gap;
+        r.coef = (float)(-scale * weight / dsafe);
+    }
+    return r;
+}
+
+/* One AdamW element (torch.optim.AdamW): decoupled decay, then the moment
+ * updates and the bias-corrected step. c1 = 1-beta1^t, c2 = 1-beta2^t. */
+RC_HD void rc_adamw_elem(float *w, float g, float *m, float *v, float lr,
+                         float beta1, float beta2, float eps, float wd,
+                         float c1, float c2) {
+    float wv = *w * (1.0f - lr * wd);
+    float mv = beta1 * *m + (1.0f - beta1) * g;
+    float vv = beta2 * *v + (1.0f - beta2) * g * g;
+    *m = mv;
+    *v = vv;
+    *w = wv - lr * (mv / c1) / (sqrtf(vv / c2) + eps);
+}
+
+#endif

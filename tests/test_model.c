@@ -1,0 +1,121 @@
+/* test_model.c: properties of the whole model on the CPU backend.
+ *  - deduplicating pairs gives the same loss, embeddings and gradients as
+ *    encoding every step separately (the sum over uses is exact);
+ *  - rc_model_embed of a tuple's sequences equals the embeddings of the
+ *    training step;
+ *  - a weight-gradient entry matches a central finite difference of the loss. */
+#include <string.h>
+
+#include "recompose/common.h"
+#include "recompose/model.h"
+#include "recompose/train.h"
+#include "test_util.h"
+
+static void small_config(rc_config *c) {
+    rc_config_default(c);
+    c->image_size = 24;
+    c->n_conv = 2;
+    c->conv_channels[0] = 6;
+    c->conv_channels[1] = 8;
+    c->conv_kernels[0] = 5;
+    c->conv_kernels[1] = 3;
+    c->conv_strides[0] = 2;
+    c->conv_strides[1] = 2;
+    c->feature_dim = 12;
+    c->hidden = 10;
+    c->embed_dim = 6;
+    c->clip_steps = 4;
+    c->batch = 3;
+    c->threads = 2;
+}
+
+int main(void) {
+    rc_config c;
+    small_config(&c);
+    rc_set_threads(2);
+    rc_model_shape shape;
+    rc_model_shape_from_config(&c, &shape);
+    rc_model *m = rc_model_create(&shape, rc_backend_cpu());
+    CHECK(m != NULL);
+    rc_model_init_weights(m, 7);
+    size_t n = rc_model_numel(m);
+
+    size_t clip = (size_t)(c.clip_steps + 1) * c.channels * c.image_size * c.image_size;
+    float *frames = rc_xmalloc(c.batch * clip * sizeof(float));
+    rc_batch_plan dedup, plain;
+    memset(&dedup, 0, sizeof dedup);
+    memset(&plain, 0, sizeof plain);
+    c.dedup = 1;
+    CHECK(rc_make_train_batch(&c, 3, frames, &dedup) == 0);
+    c.dedup = 0;
+    CHECK(rc_make_train_batch(&c, 3, frames, &plain) == 0);
+    CHECK_MSG(dedup.n_pairs < plain.n_pairs, "dedup %d pairs, plain %d",
+              dedup.n_pairs, plain.n_pairs);
+
+    int n_emb = dedup.n_seq * c.embed_dim;
+    float *emb_a = rc_xmalloc(n_emb * sizeof(float));
+    float *emb_b = rc_xmalloc(n_emb * sizeof(float));
+    float *grad_a = rc_xmalloc(n * sizeof(float));
+    double la = rc_model_step(m, &dedup, frames, &c.loss, 1, emb_a);
+    memcpy(grad_a, rc_model_grads(m), n * sizeof(float));
+    double lb = rc_model_step(m, &plain, frames, &c.loss, 1, emb_b);
+    const float *grad_b = rc_model_grads(m);
+    CHECK(isfinite(la) && la > 0);
+    CHECK_MSG(fabs(la - lb) <= 1e-6 * fabs(lb), "loss %.9g vs %.9g", la, lb);
+    double e_emb = rc_test_rel_err_f(emb_a, emb_b, n_emb);
+    CHECK_MSG(e_emb < 1e-6, "embeddings differ: %g", e_emb);
+    for (int i = 0; i < rc_model_n_params(m); i++) {
+        const rc_param *p = rc_model_param(m, i);
+        double e = rc_test_rel_err_f(grad_a + p->offset, grad_b + p->offset, p->numel);
+        CHECK_MSG(e < 1e-5, "gradient of %s: dedup vs plain rel err %g", p->name, e);
+    }
+
+    /* rc_model_embed on the same sequences gives the same embeddings */
+    int n_seq = dedup.n_seq;
+    rc_sequence *seqs = rc_xmalloc(n_seq * sizeof *seqs);
+    int *clip_of = rc_xmalloc(n_seq * sizeof(int));
+    for (int s = 0; s < n_seq; s++) {
+        /* reconstruct frame indices from the plan's pairs */
+        seqs[s].n_frames = dedup.seq_len[s] + 1;
+        for (int t = 0; t < dedup.seq_len[s]; t++) {
+            int p = dedup.seq_pair[s * dedup.max_steps + t];
+            seqs[s].frames[t] = dedup.pair_i[p];
+            seqs[s].frames[t + 1] = dedup.pair_j[p];
+            clip_of[s] = dedup.pair_clip[p];
+        }
+    }
+    float *emb_c = rc_xmalloc(n_emb * sizeof(float));
+    CHECK(rc_model_embed(m, c.batch, c.clip_steps, frames, n_seq, seqs, clip_of, emb_c) == 0);
+    double e_embed = rc_test_rel_err_f(emb_c, emb_a, n_emb);
+    CHECK_MSG(e_embed < 1e-6, "rc_model_embed vs step embeddings: %g", e_embed);
+
+    /* finite difference of the loss w.r.t. a few weights (float32, so a
+     * loose bound; the exact checks are per op in float64 and vs PyTorch) */
+    rc_model_step(m, &dedup, frames, &c.loss, 1, NULL);
+    memcpy(grad_a, rc_model_grads(m), n * sizeof(float));
+    float *w = rc_model_weights(m);
+    const char *names[] = {"encoder.conv0.weight", "composer.weight_hh", "head.bias"};
+    for (int k = 0; k < 3; k++) {
+        const rc_param *p = rc_model_find_param(m, names[k]);
+        CHECK(p != NULL);
+        size_t idx = p->offset + p->numel / 3;
+        float save = w[idx], h = 1e-2f;
+        w[idx] = save + h;
+        double lp = rc_model_step(m, &dedup, frames, &c.loss, 0, NULL);
+        w[idx] = save - h;
+        double lm = rc_model_step(m, &dedup, frames, &c.loss, 0, NULL);
+        w[idx] = save;
+        double fd = (lp - lm) / (2 * h);
+        double an = grad_a[idx];
+        CHECK_MSG(fabs(fd - an) <= 2e-2 * fmax(fabs(fd), 1e-3) + 1e-4,
+                  "%s[%zu]: finite difference %g vs analytic %g", names[k],
+                  idx - p->offset, fd, an);
+    }
+
+    free(frames); free(emb_a); free(emb_b); free(emb_c); free(grad_a);
+    free(seqs); free(clip_of);
+    rc_plan_free(&dedup);
+    rc_plan_free(&plain);
+    rc_model_free(m);
+    TEST_DONE();
+}
