@@ -89,13 +89,17 @@ static double loader_fps(const rc_dataset *d, const preset *p, int threads,
         fprintf(stderr, "bench_loader: %s\n", rc_last_error());
         exit(1);
     }
-    /* warm up (threads started, caches filled), then time */
-    if (!rc_loader_get_batch(l, 0)) {
-        fprintf(stderr, "bench_loader: %s\n", rc_last_error());
-        exit(1);
+    /* warm up: threads started, every ring buffer touched once (page
+     * faults are a start-up cost, not a per-frame one), then time */
+    int64_t step = 0;
+    for (; step <= o.ring; step++) {
+        if (!rc_loader_get_batch(l, step)) {
+            fprintf(stderr, "bench_loader: %s\n", rc_last_error());
+            exit(1);
+        }
+        rc_loader_release(l, step);
     }
-    rc_loader_release(l, 0);
-    int64_t step = 1;
+    int64_t first = step;
     double t0 = rc_now();
     while (rc_now() - t0 < secs) {
         if (!rc_loader_get_batch(l, step)) {
@@ -106,15 +110,14 @@ static double loader_fps(const rc_dataset *d, const preset *p, int threads,
         step++;
     }
     double dt = rc_now() - t0;
-    double fps = (double)(step - 1) * p->batch * (p->clip_steps + 1) / dt;
+    double fps = (double)(step - first) * p->batch * (p->clip_steps + 1) / dt;
     rc_loader_destroy(l);
     return fps;
 }
 
 static void pil_loop(const char *dir, const preset *p, double secs) {
-    if (system("python3 -c 'import PIL, numpy' >/dev/null 2>&1") != 0) {
-        printf("  Python + PIL loop:            (python3 with PIL and numpy "
-               "not available)\n");
+    if (system("python3 -c 'import PIL' >/dev/null 2>&1") != 0) {
+        printf("  Python + PIL loop:            (python3 with PIL not available)\n");
         return;
     }
     char cmd[2048];
@@ -124,10 +127,14 @@ static void pil_loop(const char *dir, const preset *p, double secs) {
     FILE *f = popen(cmd, "r");
     char line[256];
     double fps = 0;
-    while (f && fgets(line, sizeof line, f)) sscanf(line, "fps %lf", &fps);
+    char note[200] = "";
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "fps %lf", &fps) == 1 && strchr(line, '('))
+            snprintf(note, sizeof note, " %s", strchr(line, '('));
     if (f) pclose(f);
     if (fps > 0)
-        printf("  Python + PIL loop, 1 thread:  %9.0f frames/s\n", fps);
+        printf("  Python + PIL loop, 1 thread:  %9.0f frames/s%s", fps,
+               note[0] ? note : "\n");
     else
         printf("  Python + PIL loop:            (failed; run it by hand: %s)\n",
                cmd);

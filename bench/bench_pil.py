@@ -10,8 +10,12 @@ import struct
 import sys
 import time
 
-import numpy as np
 from PIL import Image
+
+try:
+    import numpy as np
+except ImportError:  # decode, resize and crop only
+    np = None
 
 
 def records(path):
@@ -39,11 +43,13 @@ def main():
             rw, rh = max(size, round(w * s)), max(size, round(h * s))
             im = im.resize((rw, rh), Image.BOX)
             x0, y0 = (rw - size) // 2, (rh - size) // 2
-            a = np.asarray(im.crop((x0, y0, x0 + size, y0 + size)), dtype=np.float32) / 255.0
+            im = im.crop((x0, y0, x0 + size, y0 + size))
+            if np is not None:
+                a = np.asarray(im, dtype=np.float32) / 255.0
             n += 1
             if n % 64 == 0 and time.perf_counter() - t0 >= secs:
                 break
-    print("fps %.1f" % (n / (time.perf_counter() - t0)))
+    print("fps %.1f%s" % (n / (time.perf_counter() - t0), "" if np is not None else " (no numpy: without float conversion)"))
 
 
 if __name__ == "__main__":

@@ -36,10 +36,6 @@ static const char *const moment_prefix[2] = {"optim.m.", "optim.v."};
 /* Where the model's buffers live. The optimizer records its backend; a model
  * saved or loaded on its own is on the CPU backend (model.h exposes no
  * backend accessor; every caller creates such models on rc_backend_cpu()). */
-static const rc_backend *backend_of(const rc_adamw *opt) {
-    return opt ? opt->be : rc_backend_cpu();
-}
-
 static int check_optimizer_size(const char *path, const rc_model *m,
                                 const rc_adamw *opt) {
     if (opt && opt->n != rc_model_numel(m))
@@ -101,7 +97,7 @@ static void describe_param(rc_st_tensor *t, char *name, size_t cap,
 int rc_checkpoint_save(const char *path, rc_model *m, const rc_adamw *opt,
                        int64_t step, const rc_config *cfg) {
     if (check_optimizer_size(path, m, opt) != 0) return -1;
-    const rc_backend *be = backend_of(opt);
+    const rc_backend *be = rc_model_backend(m);
     size_t numel = rc_model_numel(m), bytes = numel * sizeof(float);
     int n_params = rc_model_n_params(m), groups = opt ? 3 : 1;
 
@@ -291,7 +287,7 @@ int rc_checkpoint_load(const char *path, rc_model *m, rc_adamw *opt,
     if (status == 0) status = collect_tensors(f, m, opt != NULL, found);
     if (status == 0 && opt) status = read_adam_t(f, &adam_t);
     if (status == 0) {
-        const rc_backend *be = backend_of(opt);
+        const rc_backend *be = rc_model_backend(m);
         upload_group(be, m, found, rc_model_weights(m));
         if (opt) {
             upload_group(be, m, found + n_params, opt->m);

@@ -453,7 +453,9 @@ static int parse_float_key(rc_config *c, const config_key *k,
      * (%.9g of a float) must come back as exactly the same float. */
     float v = strtof(value, &end);
     if (!*value || isspace((unsigned char)*value) || *end || errno == ERANGE) {
-        text_add(why, "'%s' is not a number; expected ", value);
+        text_add(why, errno == ERANGE && !*end && *value
+                          ? "'%s' is beyond the range of a float; expected "
+                          : "'%s' is not a number; expected ", value);
         add_expectation(why, k);
         return -1;
     }
@@ -860,13 +862,23 @@ int rc_config_validate(const rc_config *c) {
 
 /* ---- writing --------------------------------------------------------------------- */
 
+/* The shortest decimal that reads back as the same float: 2e-3 prints as
+ * 0.002, not 0.00200000009. 9 significant digits always suffice. */
+static void write_float(FILE *f, float v) {
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    fputs(buf, f);
+}
+
 static void write_value(FILE *f, const rc_config *c, const config_key *k) {
     const void *p = const_field_of(c, k);
     switch (k->type) {
     case KEY_INT: fprintf(f, "%d", *(const int *)p); break;
     case KEY_UINT64: fprintf(f, "%" PRIu64, *(const uint64_t *)p); break;
-    /* 9 significant digits identify a float exactly */
-    case KEY_FLOAT: fprintf(f, "%.9g", (double)*(const float *)p); break;
+    case KEY_FLOAT: write_float(f, *(const float *)p); break;
     case KEY_BOOL: fputs(*(const int *)p ? "true" : "false", f); break;
     case KEY_ENUM:
         if (k->text_size) {

@@ -191,6 +191,7 @@ void rc_model_init_weights(rc_model *m, uint64_t seed) {
 /* ---- accessors ------------------------------------------------------------ */
 
 const rc_model_shape *rc_model_get_shape(const rc_model *m) { return &m->shape; }
+const rc_backend *rc_model_backend(const rc_model *m) { return m->be; }
 int rc_model_n_params(const rc_model *m) { return m->n_params; }
 const rc_param *rc_model_param(const rc_model *m, int i) {
     return i >= 0 && i < m->n_params ? &m->params[i] : NULL;

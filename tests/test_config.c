@@ -246,6 +246,7 @@ static void test_set(void) {
     check_set_fails("train.lr=nan", "must be in (0, 10]");
     check_set_fails("train.lr=inf", "must be in (0, 10]");
     check_set_fails("train.lr=", "is not a number");
+    check_set_fails("train.eps=1e-60", "beyond the range of a float");
     check_set_fails("train.beta1=1", "must be in [0, 1)");
     check_set_fails("loss.margin=0", "must be in (0, 1000000]");
     check_set_fails("loss.hinge=square", "allowed: squared, plain");

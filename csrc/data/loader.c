@@ -197,10 +197,41 @@ static void build_axis(int out_n, int offset, int resized_n, int src_n,
     }
 }
 
+/* 1 if the taps just pick consecutive source pixels (scale 1: the decoder
+ * already produced the resized frame), so only crop and flip remain. */
+static int axis_is_identity(const axis_tap *a, int n) {
+    for (int o = 0; o < n; o++)
+        if (a[o].n != 1 || a[o].w[0] != 1.0f || a[o].first != a[0].first + o)
+            return 0;
+    return 1;
+}
+
+/* The identity case without filtering; the values are bitwise those of the
+ * general path (1.0f * p * inv == p * inv). */
+static void crop_frame(const rc_image *im, int S, int x0, int y0, int flip,
+                       float *out) {
+    const float inv = 1.0f / 255.0f;
+    int C = im->channels;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < S; y++) {
+            const uint8_t *row =
+                im->pixels + ((size_t)(y0 + y) * im->width + x0) * C + c;
+            float *o = out + ((size_t)c * S + y) * S;
+            if (flip)
+                for (int x = 0; x < S; x++) o[S - 1 - x] = row[x * C] * inv;
+            else
+                for (int x = 0; x < S; x++) o[x] = row[x * C] * inv;
+        }
+}
+
 /* Crop, resize, flip and convert one decoded frame to [C][S][S] floats. */
 static void resample_frame(worker *w, const rc_image *im, const axis_tap *ax,
                            const axis_tap *ay, int flip, float *out) {
     int S = w->l->o.size, C = im->channels;
+    if (axis_is_identity(ax, S) && axis_is_identity(ay, S)) {
+        crop_frame(im, S, ax[0].first, ay[0].first, flip, out);
+        return;
+    }
     int y0 = ay[0].first, y1 = ay[S - 1].first + ay[S - 1].n;
     size_t need = (size_t)(y1 - y0) * S * C;
     if (need > w->rows_cap) {

@@ -55,6 +55,8 @@ void rc_model_free(rc_model *m);
 void rc_model_init_weights(rc_model *m, uint64_t seed);
 
 const rc_model_shape *rc_model_get_shape(const rc_model *m);
+/* The backend whose memory holds the weights, gradients and activations. */
+const rc_backend *rc_model_backend(const rc_model *m);
 int rc_model_n_params(const rc_model *m);
 const rc_param *rc_model_param(const rc_model *m, int i);
 const rc_param *rc_model_find_param(const rc_model *m, const char *name);

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# test_cli.sh: the recompose command line, end to end.
+#  - every command answers --help;
+#  - config errors name FILE:LINE and the key; bad --set names the override;
+#  - a short train writes checkpoints, metrics.jsonl and config.ini;
+#  - eval prints the table and writes eval.json (valid JSON, three rows);
+#  - a checkpoint of another shape is refused naming the tensor and shapes.
+set -u
+BIN=${RC_BIN:?RC_BIN not set}
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+expect_contains() { # haystack needle what
+  case "$1" in *"$2"*) ;; *) fail "$3: expected '$2' in: $1" ;; esac
+}
+tmp=$(mktemp -d /tmp/rc_cli_XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+for cmd in "" train eval config; do
+  out=$($BIN $cmd --help 2>&1) || fail "recompose $cmd --help exited non-zero"
+  expect_contains "$out" "usage: recompose" "help of '$cmd'"
+done
+out=$($BIN frobnicate 2>&1); [ $? -eq 2 ] || fail "unknown command should exit 2"
+expect_contains "$out" "unknown command 'frobnicate'" "unknown command"
+
+# config errors: file:line and the key
+out=$($BIN config tests/data/bad_configs/unknown_key.ini 2>&1) && fail "bad config accepted"
+expect_contains "$out" "tests/data/bad_configs/unknown_key.ini:5:" "unknown key line"
+expect_contains "$out" "lrr" "unknown key name"
+out=$($BIN config configs/tiny.ini --set train.lr=fast 2>&1) && fail "bad --set accepted"
+expect_contains "$out" "--set train.lr=fast" "bad --set"
+out=$($BIN config missing.ini 2>&1) && fail "missing file accepted"
+expect_contains "$out" "missing.ini" "missing file"
+out=$($BIN train configs/tiny.ini 2>&1); [ $? -eq 2 ] || fail "train without --out should exit 2"
+expect_contains "$out" "missing --out" "train without --out"
+
+# the effective config round-trips through the CLI
+$BIN config configs/tiny.ini --set train.steps=700 > "$tmp/eff.ini" || fail "config print"
+out=$($BIN config "$tmp/eff.ini" 2>&1) || fail "printed config does not load: $out"
+expect_contains "$out" "steps = 700" "override in printed config"
+
+# a short training run on a small model, then eval
+small=(--set data.image_size=32 --set model.conv_channels=8,16,16
+       --set model.conv_kernels=5,3,3 --set model.conv_strides=2,2,2
+       --set model.feature_dim=16 --set model.hidden=16 --set model.embed_dim=8
+       --set train.batch=4 --set train.steps=6 --set train.warmup=2
+       --set train.log_every=2 --set train.checkpoint_every=3
+       --set eval.clips=32 --set eval.probe_train_clips=64)
+$BIN train configs/tiny.ini --out "$tmp/run" "${small[@]}" > "$tmp/train.log" 2>&1 \
+  || { cat "$tmp/train.log"; fail "train"; }
+for f in ckpt-00000003.safetensors ckpt-00000006.safetensors metrics.jsonl config.ini; do
+  [ -s "$tmp/run/$f" ] || fail "missing $f"
+done
+[ "$(wc -l < "$tmp/run/metrics.jsonl")" -eq 3 ] || fail "metrics.jsonl should have 3 lines"
+out=$($BIN eval configs/tiny.ini --checkpoint "$tmp/run/ckpt-00000006.safetensors" \
+      --out "$tmp/ev" "${small[@]}" 2>&1) || fail "eval: $out"
+expect_contains "$out" "random_init" "eval table"
+expect_contains "$out" "pixel_diff" "eval table"
+if [ -n "${RC_PYTHON:-}" ] && [ -x "$RC_PYTHON" ]; then
+  "$RC_PYTHON" - "$tmp/run/metrics.jsonl" "$tmp/ev/eval.json" <<'PY' || fail "JSON outputs"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["step"] for r in rows] == [2, 4, 6], rows
+assert all(r["loss"] > 0 and r["distinct_pairs_per_tuple"] > 3 for r in rows)
+ev = json.load(open(sys.argv[2]))
+names = [r["name"] for r in ev["rows"]]
+assert names == ["trained", "random_init", "pixel_diff"], names
+PY
+fi
+
+# a checkpoint of another shape is refused with the tensor and both shapes
+out=$($BIN eval configs/tiny.ini --checkpoint "$tmp/run/ckpt-00000006.safetensors" \
+      --out "$tmp/ev2" "${small[@]}" --set model.conv_channels=8,16,24 2>&1) \
+  && fail "wrong-shape checkpoint accepted"
+expect_contains "$out" "tensor encoder.conv2.weight has shape [16,16,3,3] in the checkpoint but the model expects [24,16,3,3]" "shape error"
+
+# resume continues the step count
+$BIN train configs/tiny.ini --out "$tmp/run" "${small[@]}" --set train.steps=9 \
+  --resume "$tmp/run" > "$tmp/resume.log" 2>&1 || { cat "$tmp/resume.log"; fail "resume"; }
+expect_contains "$(cat "$tmp/resume.log")" "resumed from" "resume log"
+[ -s "$tmp/run/ckpt-00000009.safetensors" ] || fail "resume did not reach step 9"
+
+if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
+echo ok
