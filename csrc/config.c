@@ -39,6 +39,7 @@ typedef enum {
     KEY_BOOL,
     KEY_ENUM,      /* one of a fixed list of words */
     KEY_INT_LIST,  /* comma-separated ints, 1..RC_MAX_CONV entries */
+    KEY_STRING,    /* free text (a path) in char[text_size] */
 } key_type;
 
 typedef struct {
@@ -67,7 +68,10 @@ typedef struct {
     const char *(*rule)(long long v);
 } config_key;
 
-static const enum_choice source_choices[] = {{"synthetic", 0}, {NULL, 0}};
+static const enum_choice source_choices[] = {
+    {"synthetic", 0}, {"shards", 1}, {NULL, 0}};
+static const enum_choice on_bad_choices[] = {
+    {"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const enum_choice hinge_choices[] = {{"squared", 1}, {"plain", 0}, {NULL, 0}};
 
 static const char *rule_odd(long long v) {
@@ -104,6 +108,32 @@ static const config_key config_keys[] = {
     {"data", "source", KEY_ENUM, 0, 0, 0, "synthetic",
      "where clips come from", FIELD(source), source_choices,
      sizeof(((rc_config *)0)->source), NULL},
+    {"data", "path", KEY_STRING, 0, 0, 0, "",
+     "shards: a shard file or a directory of *.rcs shards (recompose pack)",
+     FIELD(data_path), NULL, sizeof(((rc_config *)0)->data_path), NULL},
+    {"data", "frame_stride", KEY_INT, 1, 1000, 0, "1",
+     "shards: source frames between consecutive clip frames",
+     FIELD(frame_stride), NULL, 0, NULL},
+    {"data", "resize", KEY_INT, 0, 8192, 0, "0",
+     "shards: scale frames so the short side is this many pixels, then crop "
+     "to image_size (0 = image_size)", FIELD(resize), NULL, 0, NULL},
+    {"data", "random_crop", KEY_BOOL, 0, 1, 0, "true",
+     "shards: random crop (else centred), the same for every frame of a clip",
+     FIELD(random_crop), NULL, 0, NULL},
+    {"data", "flip", KEY_BOOL, 0, 1, 0, "true",
+     "shards: mirror a whole clip horizontally with probability 1/2",
+     FIELD(flip), NULL, 0, NULL},
+    {"data", "val_fraction", KEY_FLOAT, 0, 1, KEY_MAX_OPEN, "0.1",
+     "shards: share of sequences held out for evaluation (by name hash)",
+     FIELD(val_fraction), NULL, 0, NULL},
+    {"data", "on_bad", KEY_ENUM, 0, 0, 0, "fail",
+     "shards: a corrupt record stops training (fail) or is skipped and "
+     "listed each epoch (skip)", FIELD(on_bad), on_bad_choices, 0, NULL},
+    {"data", "loader_threads", KEY_INT, 0, 1024, 0, "0",
+     "shards: decode threads (0 = one per core)", FIELD(loader_threads),
+     NULL, 0, NULL},
+    {"data", "ring", KEY_INT, 1, 64, 0, "4",
+     "shards: batches decoded ahead of training", FIELD(ring), NULL, 0, NULL},
     {"data", "image_size", KEY_INT, 16, 1024, 0, "64",
      "frame width = height in pixels", FIELD(image_size), NULL, 0, NULL},
     {"data", "channels", KEY_INT, 1, 3, 0, "1", "1 gray or 3 RGB",
@@ -280,6 +310,9 @@ static void add_expectation(text *t, const config_key *k) {
         text_add(t, "a comma-separated list of 1 to %d integers, each in ",
                  RC_MAX_CONV);
         add_range(t, k);
+        break;
+    case KEY_STRING:
+        text_add(t, "text of at most %zu characters", k->text_size - 1);
         break;
     }
     if (k->rule == rule_odd) text_add(t, " and odd");
@@ -557,6 +590,17 @@ static int parse_int_list_key(rc_config *c, const config_key *k,
 /* Parse `value` for key k into c. On failure `why` says what was wrong and
  * what is allowed, prefixed by the key's name. *list_len receives the number
  * of entries of a list (0 for scalars). */
+static int parse_string_key(rc_config *c, const config_key *k,
+                            const char *value, text *why) {
+    if (strlen(value) >= k->text_size) {
+        text_add(why, "'%.40s...' is too long; expected ", value);
+        add_expectation(why, k);
+        return -1;
+    }
+    snprintf((char *)field_of(c, k), k->text_size, "%s", value);
+    return 0;
+}
+
 static int apply_value(rc_config *c, const config_key *k, const char *value,
                        int *list_len, text *why) {
     size_t mark = why->len;
@@ -572,6 +616,7 @@ static int apply_value(rc_config *c, const config_key *k, const char *value,
     case KEY_INT_LIST:
         status = parse_int_list_key(c, k, value, list_len, why);
         break;
+    case KEY_STRING: status = parse_string_key(c, k, value, why); break;
     }
     if (status == 0) why->len = mark, why->buf[mark] = '\0';
     return status;
@@ -779,6 +824,7 @@ static int validate_key(const rc_config *c, const config_key *k, text *why) {
     case KEY_FLOAT:
         return check_float_value(k, *(const float *)const_field_of(c, k), why);
     case KEY_UINT64:
+    case KEY_STRING:
         return 0;
     case KEY_BOOL: {
         int v = *(const int *)const_field_of(c, k);
@@ -847,6 +893,13 @@ int rc_config_validate(const rc_config *c) {
     if (c->warmup > c->steps)
         return rc_set_error("config: train.warmup (%d) must be <= train.steps "
                             "(%d)", c->warmup, c->steps);
+    if (!strcmp(c->source, "shards") && !c->data_path[0])
+        return rc_set_error("config: data.source = shards needs data.path "
+                            "(a directory of shards written by 'recompose "
+                            "pack')");
+    if (c->resize != 0 && c->resize < c->image_size)
+        return rc_set_error("config: data.resize (%d) must be 0 or >= "
+                            "data.image_size (%d)", c->resize, c->image_size);
     if (c->pixel_baseline_size > c->image_size)
         return rc_set_error("config: eval.pixel_baseline_size (%d) must be <= "
                             "data.image_size (%d)", c->pixel_baseline_size,
@@ -880,6 +933,7 @@ static void write_value(FILE *f, const rc_config *c, const config_key *k) {
     case KEY_UINT64: fprintf(f, "%" PRIu64, *(const uint64_t *)p); break;
     case KEY_FLOAT: write_float(f, *(const float *)p); break;
     case KEY_BOOL: fputs(*(const int *)p ? "true" : "false", f); break;
+    case KEY_STRING: fputs((const char *)p, f); break;
     case KEY_ENUM:
         if (k->text_size) {
             fputs((const char *)p, f);
@@ -927,6 +981,7 @@ static const char *type_name(key_type t) {
     case KEY_BOOL: return "bool";
     case KEY_ENUM: return "enum";
     case KEY_INT_LIST: return "int list";
+    case KEY_STRING: return "string";
     }
     return "?";
 }
@@ -952,6 +1007,8 @@ void rc_config_describe(FILE *out) {
                 add_choices(&t, k->choices);
             } else if (k->type == KEY_BOOL) {
                 text_add(&t, "true, false");
+            } else if (k->type == KEY_STRING) {
+                text_add(&t, "text");
             } else {
                 text_add(&t, "0..2^64-1");
             }

@@ -17,6 +17,9 @@
 #include "recompose/eval.h"
 #include "recompose/model.h"
 #include "recompose/train.h"
+#ifdef RC_HAVE_VIDEO
+#include "recompose/video.h"
+#endif
 
 static const char *usage_main =
     "usage: recompose COMMAND [ARGS]\n"
@@ -27,6 +30,7 @@ static const char *usage_main =
     "  train CONFIG --out DIR     train; checkpoints and metrics.jsonl in DIR\n"
     "  eval CONFIG --checkpoint FILE --out DIR\n"
     "                             evaluate on held-out clips; DIR/eval.json\n"
+    "  pack SOURCE... --out DIR   pack videos / frame folders into shards\n"
     "  config CONFIG              print the effective configuration\n"
     "  keys                       list every configuration key\n"
     "  version                    print the version\n"
@@ -243,6 +247,16 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "config")) return cmd_config(argc - 2, argv + 2);
+    if (!strcmp(cmd, "pack")) {
+#ifdef RC_HAVE_VIDEO
+        return rc_pack_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "recompose: this build has no video input; install "
+                        "the FFmpeg, TurboJPEG and libpng development "
+                        "packages (tools/install-deps.sh) and rebuild\n");
+        return 2;
+#endif
+    }
     if (!strcmp(cmd, "keys")) {
         rc_config_describe(stdout);
         return 0;

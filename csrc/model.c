@@ -307,7 +307,10 @@ static void forward(rc_model *m, const rc_batch_plan *plan, const float *frames)
                        W(m, m->head_w), W(m, m->head_b), m->emb);
 }
 
-static void backward(rc_model *m, const rc_batch_plan *plan) {
+/* Backward from m->d_emb. d_input, if not NULL, receives the gradient with
+ * respect to the pair inputs [P][2C][S][S] (saliency); training passes NULL
+ * and skips that work. */
+static void backward(rc_model *m, const rc_batch_plan *plan, float *d_input) {
     const rc_backend *be = m->be;
     const rc_model_shape *s = &m->shape;
     int P = plan->n_pairs;
@@ -334,7 +337,7 @@ static void backward(rc_model *m, const rc_batch_plan *plan) {
         be->relu_backward((size_t)P * conv_out_elems(c), m->act[l], dy, dy);
         const float *x = l > 0 ? m->act[l - 1] : m->x_in;
         float *dx = l > 0 ? (dy == m->d_buf[0] ? m->d_buf[1] : m->d_buf[0])
-                          : NULL; /* no gradient w.r.t. the pixels */
+                          : d_input;
         be->conv2d_backward(&c->shape, x, W(m, c->w_param), dy, dx,
                             G(m, c->w_param), G(m, c->b_param), m->conv_ws);
         dy = dx;
@@ -353,21 +356,21 @@ double rc_model_step(rc_model *m, const rc_batch_plan *plan,
         m->be->to_host(emb_out, m->emb,
                        (size_t)plan->n_seq * m->shape.embed_dim * sizeof(float));
     if (!isfinite(L)) return NAN;
-    if (backward_pass) backward(m, plan);
+    if (backward_pass) backward(m, plan, NULL);
     return L;
 }
 
 /* ---- embedding of arbitrary sequences -------------------------------------- */
 
-int rc_model_embed(rc_model *m, int n_clips, int T, const float *frames, int n,
-                   const rc_sequence *seqs, const int *clip_of,
-                   float *emb_out) {
+/* A plan (no loss pairs) for arbitrary sequences, pairs deduplicated. */
+static int build_sequence_plan(int n_clips, int T, int n,
+                               const rc_sequence *seqs, const int *clip_of,
+                               rc_batch_plan *plan) {
     int F1 = T + 1;
-    rc_batch_plan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.B = n_clips;
-    plan.T = T;
-    plan.n_seq = n;
+    memset(plan, 0, sizeof *plan);
+    plan->B = n_clips;
+    plan->T = T;
+    plan->n_seq = n;
     for (int s = 0; s < n; s++) {
         if (seqs[s].n_frames < 2)
             return rc_set_error("sequence %d has %d frames; needs at least 2",
@@ -375,26 +378,26 @@ int rc_model_embed(rc_model *m, int n_clips, int T, const float *frames, int n,
         if (clip_of[s] < 0 || clip_of[s] >= n_clips)
             return rc_set_error("sequence %d refers to clip %d of %d", s,
                                 clip_of[s], n_clips);
-        if (seqs[s].n_frames - 1 > plan.max_steps)
-            plan.max_steps = seqs[s].n_frames - 1;
+        if (seqs[s].n_frames - 1 > plan->max_steps)
+            plan->max_steps = seqs[s].n_frames - 1;
     }
+    size_t max_pairs = (size_t)n * plan->max_steps;
+    plan->pair_clip = rc_xmalloc(max_pairs * sizeof(int));
+    plan->pair_i = rc_xmalloc(max_pairs * sizeof(int));
+    plan->pair_j = rc_xmalloc(max_pairs * sizeof(int));
+    plan->seq_len = rc_xmalloc((size_t)n * sizeof(int));
+    plan->seq_pair = rc_xmalloc(max_pairs * sizeof(int));
     /* pair id table: (clip, i, j) -> index, -1 if not yet seen */
     size_t table_n = (size_t)n_clips * F1 * F1;
     int *table = rc_xmalloc(table_n * sizeof(int));
     memset(table, 0xff, table_n * sizeof(int));
-    size_t max_pairs = (size_t)n * plan.max_steps;
-    plan.pair_clip = rc_xmalloc(max_pairs * sizeof(int));
-    plan.pair_i = rc_xmalloc(max_pairs * sizeof(int));
-    plan.pair_j = rc_xmalloc(max_pairs * sizeof(int));
-    plan.seq_len = rc_xmalloc((size_t)n * sizeof(int));
-    plan.seq_pair = rc_xmalloc(max_pairs * sizeof(int));
     int status = 0;
     for (int s = 0; s < n && status == 0; s++) {
-        plan.seq_len[s] = seqs[s].n_frames - 1;
-        for (int t = 0; t < plan.max_steps; t++) {
-            int *slot = &plan.seq_pair[(size_t)s * plan.max_steps + t];
+        plan->seq_len[s] = seqs[s].n_frames - 1;
+        for (int t = 0; t < plan->max_steps; t++) {
+            int *slot = &plan->seq_pair[(size_t)s * plan->max_steps + t];
             *slot = -1;
-            if (t >= plan.seq_len[s]) continue;
+            if (t >= plan->seq_len[s]) continue;
             int i = seqs[s].frames[t], j = seqs[s].frames[t + 1];
             if (i < 0 || i > T || j < 0 || j > T) {
                 status = rc_set_error("sequence %d uses frame %d outside 0..%d",
@@ -403,23 +406,75 @@ int rc_model_embed(rc_model *m, int n_clips, int T, const float *frames, int n,
             }
             size_t key = ((size_t)clip_of[s] * F1 + i) * F1 + j;
             if (table[key] < 0) {
-                table[key] = plan.n_pairs;
-                plan.pair_clip[plan.n_pairs] = clip_of[s];
-                plan.pair_i[plan.n_pairs] = i;
-                plan.pair_j[plan.n_pairs] = j;
-                plan.n_pairs++;
+                table[key] = plan->n_pairs;
+                plan->pair_clip[plan->n_pairs] = clip_of[s];
+                plan->pair_i[plan->n_pairs] = i;
+                plan->pair_j[plan->n_pairs] = j;
+                plan->n_pairs++;
             }
             *slot = table[key];
         }
     }
-    if (status == 0) {
-        forward(m, &plan, frames);
-        m->be->to_host(emb_out, m->emb,
-                       (size_t)n * m->shape.embed_dim * sizeof(float));
-    }
     free(table);
-    rc_plan_free(&plan);
+    if (status != 0) rc_plan_free(plan);
     return status;
+}
+
+int rc_model_embed(rc_model *m, int n_clips, int T, const float *frames, int n,
+                   const rc_sequence *seqs, const int *clip_of,
+                   float *emb_out) {
+    rc_batch_plan plan;
+    if (build_sequence_plan(n_clips, T, n, seqs, clip_of, &plan) != 0)
+        return -1;
+    forward(m, &plan, frames);
+    m->be->to_host(emb_out, m->emb,
+                   (size_t)n * m->shape.embed_dim * sizeof(float));
+    rc_plan_free(&plan);
+    return 0;
+}
+
+int rc_model_saliency(rc_model *m, int n_clips, int T, const float *frames,
+                      int n, const rc_sequence *seqs, const int *clip_of,
+                      float *emb_out, float *d_frames) {
+    const rc_backend *be = m->be;
+    rc_batch_plan plan;
+    if (build_sequence_plan(n_clips, T, n, seqs, clip_of, &plan) != 0)
+        return -1;
+    forward(m, &plan, frames);
+    size_t D = (size_t)m->shape.embed_dim, fe = frame_elems(m);
+    size_t n_emb = (size_t)n * D;
+    float *emb = rc_xmalloc(n_emb * sizeof(float));
+    be->to_host(emb, m->emb, n_emb * sizeof(float));
+    if (emb_out) memcpy(emb_out, emb, n_emb * sizeof(float));
+    /* d ||phi|| / d phi = phi / ||phi|| (0 at phi = 0: no direction) */
+    for (int s = 0; s < n; s++) {
+        float *e = emb + (size_t)s * D;
+        double norm = 0;
+        for (size_t k = 0; k < D; k++) norm += (double)e[k] * e[k];
+        norm = sqrt(norm);
+        for (size_t k = 0; k < D; k++) e[k] = norm > 0 ? (float)(e[k] / norm) : 0.0f;
+    }
+    be->to_device(m->d_emb, emb, n_emb * sizeof(float));
+    size_t in_elems = (size_t)plan.n_pairs * 2 * fe;
+    float *d_in = be->alloc(in_elems * sizeof(float));
+    backward(m, &plan, d_in);
+    /* each pair input is (frame i, frame j): route both halves back */
+    float *d_host = rc_xmalloc(in_elems * sizeof(float));
+    be->to_host(d_host, d_in, in_elems * sizeof(float));
+    memset(d_frames, 0, (size_t)n_clips * (T + 1) * fe * sizeof(float));
+    for (int p = 0; p < plan.n_pairs; p++) {
+        float *clip = d_frames + (size_t)plan.pair_clip[p] * (T + 1) * fe;
+        const float *src = d_host + (size_t)p * 2 * fe;
+        float *fi = clip + (size_t)plan.pair_i[p] * fe;
+        float *fj = clip + (size_t)plan.pair_j[p] * fe;
+        for (size_t k = 0; k < fe; k++) fi[k] += src[k];
+        for (size_t k = 0; k < fe; k++) fj[k] += src[fe + k];
+    }
+    free(d_host);
+    be->free(d_in);
+    free(emb);
+    rc_plan_free(&plan);
+    return 0;
 }
 
 void rc_model_reserve(rc_model *m, int n_pairs, int n_seq, int max_steps) {

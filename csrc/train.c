@@ -26,6 +26,9 @@
 #include "recompose/rng.h"
 #include "recompose/sampler.h"
 #include "recompose/synth.h"
+#ifdef RC_HAVE_VIDEO
+#include "recompose/video.h"
+#endif
 
 void rc_set_threads(int threads) {
     if (threads <= 0) threads = omp_get_num_procs();
@@ -35,30 +38,82 @@ void rc_set_threads(int threads) {
 
 /* ---- data ------------------------------------------------------------------ */
 
-int rc_make_train_batch(const rc_config *c, int64_t step, float *frames,
-                        rc_batch_plan *plan) {
-    int B = c->batch, T = c->clip_steps;
-    rc_synth_config sc;
-    rc_config_synth(c, &sc);
-    size_t clip_elems = (size_t)(T + 1) * sc.channels * sc.size * sc.size;
-    rc_tuple *tuples = rc_xmalloc((size_t)B * sizeof *tuples);
+/* Key of clip b of training step `step`. For synthetic data it also
+ * determines the clip's texture and motion. */
+static uint64_t train_clip_key(const rc_config *c, int64_t step, int b) {
+    return rc_synth_clip_key(c->seed, RC_SPLIT_TRAIN,
+                             (uint64_t)step * (uint64_t)c->batch + (uint64_t)b);
+}
 
-    #pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        uint64_t key = rc_synth_clip_key(c->seed, RC_SPLIT_TRAIN,
-                                         (uint64_t)step * (uint64_t)B + b);
-        rc_motion motion;
-        rc_synth_motion(&sc, key, &motion);
-        rc_synth_render(&sc, &motion, 0, T + 1, frames + (size_t)b * clip_elems);
+/* The recomposition tuples of a step: one per clip, drawn from its key. */
+static int plan_for_step(const rc_config *c, int64_t step, rc_tuple *tuples,
+                         rc_batch_plan *plan) {
+    for (int b = 0; b < c->batch; b++) {
         rc_rng rng;
-        rc_rng_seed(&rng, rc_hash_combine(key, 0x7475706cULL /* "tupl" */));
-        rc_sample_tuple(T, &rng, &tuples[b]);
+        rc_rng_seed(&rng, rc_hash_combine(train_clip_key(c, step, b),
+                                          0x7475706cULL /* "tupl" */));
+        rc_sample_tuple(c->clip_steps, &rng, &tuples[b]);
     }
     rc_plan_free(plan);
-    int status = rc_plan_build(plan, tuples, B, T, &c->loss, c->dedup);
+    return rc_plan_build(plan, tuples, c->batch, c->clip_steps, &c->loss,
+                         c->dedup);
+}
+
+static void render_synthetic_batch(const rc_config *c, int64_t step,
+                                   float *frames) {
+    rc_synth_config sc;
+    rc_config_synth(c, &sc);
+    size_t clip_elems = (size_t)(c->clip_steps + 1) * sc.channels * sc.size *
+                        sc.size;
+    #pragma omp parallel for schedule(static)
+    for (int b = 0; b < c->batch; b++) {
+        rc_motion motion;
+        rc_synth_motion(&sc, train_clip_key(c, step, b), &motion);
+        rc_synth_render(&sc, &motion, 0, c->clip_steps + 1,
+                        frames + (size_t)b * clip_elems);
+    }
+}
+
+int rc_make_train_batch(const rc_config *c, int64_t step, float *frames,
+                        rc_batch_plan *plan) {
+    render_synthetic_batch(c, step, frames);
+    rc_tuple *tuples = rc_xmalloc((size_t)c->batch * sizeof *tuples);
+    int status = plan_for_step(c, step, tuples, plan);
     free(tuples);
     return status;
 }
+
+/* ---- real footage ------------------------------------------------------------- */
+
+#ifdef RC_HAVE_VIDEO
+static rc_loader *open_shard_loader(const rc_config *c, rc_dataset **ds) {
+    *ds = rc_dataset_open(c->data_path, c->on_bad ? RC_ON_BAD_SKIP
+                                                   : RC_ON_BAD_FAIL);
+    if (!*ds) return NULL;
+    rc_loader_options o;
+    rc_loader_options_default(&o);
+    o.threads = c->loader_threads;
+    o.batch = c->batch;
+    o.clip_steps = c->clip_steps;
+    o.frame_stride = c->frame_stride;
+    o.size = c->image_size;
+    o.channels = c->channels;
+    o.resize = c->resize;
+    o.random_crop = c->random_crop;
+    o.flip = c->flip;
+    o.seed = c->seed;
+    o.ring = c->ring;
+    o.on_bad = c->on_bad ? RC_ON_BAD_SKIP : RC_ON_BAD_FAIL;
+    o.validation = 0;
+    o.val_fraction = c->val_fraction;
+    rc_loader *l = rc_loader_create(*ds, &o);
+    if (!l) {
+        rc_dataset_close(*ds);
+        *ds = NULL;
+    }
+    return l;
+}
+#endif
 
 /* ---- output directory -------------------------------------------------------- */
 
@@ -229,7 +284,28 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
 
     int B = c->batch, T = c->clip_steps;
     size_t clip_elems = (size_t)(T + 1) * c->channels * c->image_size * c->image_size;
-    float *frames = rc_xmalloc((size_t)B * clip_elems * sizeof(float));
+    int use_shards = !strcmp(c->source, "shards");
+    void *dataset = NULL, *loader = NULL;
+    if (use_shards) {
+#ifdef RC_HAVE_VIDEO
+        loader = open_shard_loader(c, (rc_dataset **)&dataset);
+        if (!loader) {
+            status = -1;
+            fclose(t.metrics);
+            goto done;
+        }
+#else
+        status = rc_set_error("data.source = shards needs video input, but "
+                              "this build has none (install FFmpeg, "
+                              "TurboJPEG and libpng dev packages: "
+                              "tools/install-deps.sh, then rebuild)");
+        fclose(t.metrics);
+        goto done;
+#endif
+    }
+    float *frames = use_shards ? NULL
+                               : rc_xmalloc((size_t)B * clip_elems * sizeof(float));
+    rc_tuple *tuples = rc_xmalloc((size_t)B * sizeof *tuples);
     rc_batch_plan plan;
     memset(&plan, 0, sizeof plan);
     /* The longest sequence is the loop (2T pairs); a tuple has at most
@@ -246,8 +322,23 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     res->first_loss = NAN;
 
     while (step < end) {
-        if ((status = rc_make_train_batch(c, step, frames, &plan)) != 0) break;
-        double loss = rc_model_step(t.model, &plan, frames, &c->loss, 1, NULL);
+        const float *batch = frames;
+        if (use_shards) {
+#ifdef RC_HAVE_VIDEO
+            batch = rc_loader_get_batch(loader, step);
+            if (!batch) {
+                status = -1;
+                break;
+            }
+#endif
+        } else {
+            render_synthetic_batch(c, step, frames);
+        }
+        if ((status = plan_for_step(c, step, tuples, &plan)) != 0) break;
+        double loss = rc_model_step(t.model, &plan, batch, &c->loss, 1, NULL);
+#ifdef RC_HAVE_VIDEO
+        if (use_shards) rc_loader_release(loader, step);
+#endif
         if (!isfinite(loss)) {
             /* Never apply a non-finite update: skip the step and count it. */
             res->skipped_steps++;
@@ -284,7 +375,17 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     }
     res->steps_done = step;
     res->seconds = rc_now() - train_start;
+#ifdef RC_HAVE_VIDEO
+    if (use_shards) {
+        rc_loader_report_bad(loader, stderr);
+        rc_loader_destroy(loader);
+        rc_dataset_close(dataset);
+    }
+#endif
+    (void)dataset;
+    (void)loader;
     free(frames);
+    free(tuples);
     rc_plan_free(&plan);
     fclose(t.metrics);
 

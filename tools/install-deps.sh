@@ -6,6 +6,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake pkg-config git
       libopenblas-dev liblapacke-dev libinih-dev libjansson-dev libomp-dev
+      libturbojpeg0-dev libpng-dev zlib1g-dev
+      libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
       python3 python3-numpy python3-torch)
 missing=()
 for p in "${PKGS[@]}"; do

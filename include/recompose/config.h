@@ -40,6 +40,14 @@ typedef struct {
     int clip_steps;                  /* data.clip_steps T (clip has T+1 frames) */
     float max_speed;                 /* data.max_speed px/frame */
     float max_rotation;              /* data.max_rotation rad/frame */
+    char data_path[512];             /* data.path (source = shards) */
+    int frame_stride;                /* data.frame_stride */
+    int resize;                      /* data.resize (0 = image_size) */
+    int random_crop, flip;           /* data.random_crop, data.flip (bool) */
+    float val_fraction;              /* data.val_fraction */
+    int on_bad;                      /* data.on_bad: 0 fail, 1 skip */
+    int loader_threads;              /* data.loader_threads (0 = per core) */
+    int ring;                        /* data.ring */
 
     /* [train] */
     int batch;                       /* train.batch tuples per step */

@@ -85,6 +85,14 @@ int rc_model_embed(rc_model *m, int n_clips, int T, const float *frames,
                    int n, const rc_sequence *seqs, const int *clip_of,
                    float *emb_out);
 
+/* Saliency: the gradient of sum_s ||phi(S_s)|| with respect to the input
+ * frames, for the same arguments as rc_model_embed. d_frames
+ * [n_clips][T+1][C][S][S] host memory, overwritten; emb_out may be NULL.
+ * Overwrites the model's parameter gradients. */
+int rc_model_saliency(rc_model *m, int n_clips, int T, const float *frames,
+                      int n, const rc_sequence *seqs, const int *clip_of,
+                      float *emb_out, float *d_frames);
+
 #ifdef __cplusplus
 }
 #endif

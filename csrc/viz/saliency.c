@@ -1,0 +1,276 @@
+/* saliency.c: `recompose saliency` -- where the embedding looks.
+ *
+ * For each clip, the gradient of ||phi(full)|| with respect to every input
+ * pixel (rc_model_saliency), its magnitude summed over channels laid over the
+ * frames as a heat map. The map of a clip is scaled by the 99th percentile
+ * of its own magnitudes, so one hot pixel does not wash out the rest.
+ *
+ * It also measures whether the saliency sits on what moves: a pixel is
+ * "moving" when its gray value changes by more than MOTION_THRESHOLD between
+ * some two consecutive frames; the lift is (share of saliency on moving
+ * pixels) / (share of pixels that move). Lift 1 is no preference; on vtest
+ * (static camera) the walking people are the moving pixels. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recompose/common.h"
+#include "viz/viz_internal.h"
+
+#define MOTION_THRESHOLD 0.05f /* ~13 gray levels of 255 */
+#define HEAT_PERCENTILE 0.99
+
+static const char *usage_saliency =
+    "usage: recompose saliency CONFIG (--checkpoint FILE | --random-init)\n"
+    "                          --out DIR [options]\n"
+    "\n"
+    "The gradient of ||phi(S)|| (S = frames 0..T of a clip) with respect to\n"
+    "the input pixels, for every clip the config names (as `recompose\n"
+    "embed`). Writes DIR/saliency.npy (the signed gradient) and\n"
+    "DIR/frames.npy (the inputs), both float32 [N][T+1][C][S][S];\n"
+    "DIR/saliency.json (per clip: source, frames, how much of the saliency\n"
+    "falls on moving pixels); and for the shown clips a heat map over each\n"
+    "frame, DIR/clip-ROW-fT.png, and a strip DIR/clip-ROW-strip.png (top:\n"
+    "frames, bottom: heat maps).\n"
+    "\n"
+    "options:\n"
+    "  --checkpoint FILE   weights to load\n"
+    "  --random-init       the untrained network instead (baseline)\n"
+    "  --out DIR           output directory (created if missing)\n"
+    "  --set SEC.KEY=VAL   override a config key (repeatable)\n"
+    "  --show N            images for N clips spread over the rows (default 4)\n"
+    "  --items I,J,...     images for these rows instead\n"
+    "  --split S           train, val or all (default: val for synthetic,\n"
+    "                      all for shards)\n"
+    "  --clips N           at most N clips / windows (synthetic default 64)\n"
+    "  --stride N          records between window starts (shards; default 1)\n"
+    "  --fps F             frame rate of the source, for times in the JSON\n"
+    "  --zoom Z            pixel magnification of the images (default 2)\n";
+
+/* heat [T+1][S][S] = sum over channels of |gradient| */
+static void heat_of_clip(const float *grad, int T, int C, int S, float *heat) {
+    size_t plane = (size_t)S * S;
+    for (int t = 0; t <= T; t++)
+        for (size_t p = 0; p < plane; p++) {
+            float h = 0;
+            for (int c = 0; c < C; c++)
+                h += fabsf(grad[((size_t)t * C + c) * plane + p]);
+            heat[(size_t)t * plane + p] = h;
+        }
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static float percentile(const float *v, size_t n, double q) {
+    float *s = rc_xmalloc(n * sizeof(float));
+    memcpy(s, v, n * sizeof(float));
+    qsort(s, n, sizeof(float), cmp_float);
+    float r = s[(size_t)(q * (double)(n - 1))];
+    free(s);
+    return r;
+}
+
+/* moving [S][S]: 1 where the gray value changes by more than the threshold
+ * between some two consecutive frames. Returns the number of moving pixels. */
+static int motion_mask(const float *clip, int T, int C, int S, uint8_t *moving) {
+    size_t plane = (size_t)S * S, fe = (size_t)C * plane;
+    int count = 0;
+    for (size_t p = 0; p < plane; p++) {
+        moving[p] = 0;
+        for (int t = 0; t < T && !moving[p]; t++) {
+            float a = viz_gray(clip + (size_t)t * fe, C, S, (int)p);
+            float b = viz_gray(clip + (size_t)(t + 1) * fe, C, S, (int)p);
+            moving[p] = fabsf(b - a) > MOTION_THRESHOLD;
+        }
+        count += moving[p];
+    }
+    return count;
+}
+
+static void zoom_rgb(const uint8_t *in, int S, int zoom, uint8_t *out) {
+    int W = S * zoom;
+    for (int y = 0; y < W; y++)
+        for (int x = 0; x < W; x++)
+            memcpy(out + ((size_t)y * W + x) * 3,
+                   in + ((size_t)(y / zoom) * S + (size_t)(x / zoom)) * 3, 3);
+}
+
+/* Per-frame overlays and the strip of one clip. */
+static int write_clip_images(const char *dir, int row, const float *clip,
+                             const float *heat, float heat_max, int T, int C,
+                             int S, int zoom) {
+    size_t plane = (size_t)S * S, fe = (size_t)C * plane;
+    int W = S * zoom, gap = 4, sw = (T + 1) * (W + gap) - gap, sh = 2 * W + gap;
+    uint8_t *small = rc_xmalloc(plane * 3), *big = rc_xmalloc((size_t)W * W * 3);
+    uint8_t *strip = rc_xmalloc((size_t)sw * sh * 3);
+    float *zero = rc_xcalloc(plane, sizeof(float));
+    memset(strip, 255, (size_t)sw * sh * 3);
+    int rc = 0;
+    for (int t = 0; t <= T && rc == 0; t++) {
+        const float *frame = clip + (size_t)t * fe;
+        for (int pass = 0; pass < 2; pass++) {
+            /* pass 0: the frame alone (overlay of a zero map), 1: heat map */
+            rc_heat_overlay(S, C, frame, pass ? heat + (size_t)t * plane : zero,
+                            heat_max, small);
+            zoom_rgb(small, S, zoom, big);
+            int x0 = t * (W + gap), y0 = pass * (W + gap);
+            for (int y = 0; y < W; y++)
+                memcpy(strip + ((size_t)(y0 + y) * sw + x0) * 3,
+                       big + (size_t)y * W * 3, (size_t)W * 3);
+        }
+        char path[2048];
+        snprintf(path, sizeof path, "%s/clip-%05d-f%d.png", dir, row, t);
+        rc = rc_png_write(path, W, W, 3, big);
+    }
+    if (rc == 0) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/clip-%05d-strip.png", dir, row);
+        rc = rc_png_write(path, sw, sh, 3, strip);
+    }
+    free(small);
+    free(big);
+    free(strip);
+    free(zero);
+    return rc;
+}
+
+/* Saliency of all clips, in batches: grad [n][T+1][C][S][S]. */
+static int saliency_all(rc_model *m, const rc_viz_clipset *cs, float *grad) {
+    size_t clip_elems = (size_t)(cs->T + 1) * cs->C * cs->S * cs->S;
+    enum { BATCH = 32 };
+    rc_sequence seqs[BATCH];
+    int clip_of[BATCH];
+    for (int first = 0; first < cs->n; first += BATCH) {
+        int nb = cs->n - first < BATCH ? cs->n - first : BATCH;
+        for (int b = 0; b < nb; b++) {
+            seqs[b].n_frames = cs->T + 1;
+            for (int t = 0; t <= cs->T; t++) seqs[b].frames[t] = t;
+            clip_of[b] = b;
+        }
+        if (rc_model_saliency(m, nb, cs->T,
+                              cs->frames + (size_t)first * clip_elems, nb, seqs,
+                              clip_of, NULL,
+                              grad + (size_t)first * clip_elems) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int pick_shown(const viz_args *a, int n, int **out) {
+    if (a->items) return viz_parse_items(a->items, n, out);
+    int k = a->n_queries < n ? a->n_queries : n;
+    int *v = rc_xmalloc(sizeof(int) * (size_t)k);
+    for (int i = 0; i < k; i++) v[i] = (int)((long long)i * n / k);
+    *out = v;
+    return k;
+}
+
+int rc_saliency_main(int argc, char **argv) {
+    viz_args a;
+    int rc = viz_parse_args(argc, argv, usage_saliency,
+                            "--checkpoint --random-init --out --set --split "
+                            "--clips --stride --fps --show --items --zoom", &a);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (a.n_queries == 0) a.n_queries = 4; /* --show default */
+    rc_config c;
+    if (viz_load_config(&a, &c) != 0) return viz_fail(&a);
+    int synthetic = !strcmp(c.source, "synthetic");
+    if (a.sel.split < 0)
+        a.sel.split = synthetic ? RC_VIZ_SPLIT_HELDOUT : RC_VIZ_SPLIT_ALL;
+    if (synthetic && a.sel.max_clips == 0) a.sel.max_clips = 64;
+    if (viz_make_dir(a.out) != 0) return viz_fail(&a);
+    int64_t step;
+    rc_model *m = viz_load_model(&a, &c, &step);
+    if (!m) return viz_fail(&a);
+    rc_viz_clipset cs;
+    if (rc_viz_clips_load(&c, &a.sel, &cs) != 0) {
+        rc_model_free(m);
+        return viz_fail(&a);
+    }
+    int T = cs.T, C = cs.C, S = cs.S, *shown = NULL;
+    size_t plane = (size_t)S * S, clip_elems = (size_t)(T + 1) * C * plane;
+    float *grad = rc_xmalloc(clip_elems * (size_t)cs.n * sizeof(float));
+    float *heat = rc_xmalloc((size_t)(T + 1) * plane * sizeof(float));
+    uint8_t *moving = rc_xmalloc(plane);
+    int status = saliency_all(m, &cs, grad);
+    int64_t shape[5] = {cs.n, T + 1, C, S, S};
+    char path[2048];
+    if (status == 0) {
+        snprintf(path, sizeof path, "%s/saliency.npy", a.out);
+        status = rc_npy_write_f32(path, 5, shape, grad);
+    }
+    if (status == 0) {
+        snprintf(path, sizeof path, "%s/frames.npy", a.out);
+        status = rc_npy_write_f32(path, 5, shape, cs.frames);
+    }
+    int n_shown = status == 0 ? pick_shown(&a, cs.n, &shown) : -1;
+    if (n_shown < 0) status = -1;
+    json_t *side = viz_sidecar_header(&a, &c, &cs, step), *items = json_array();
+    json_object_set_new(side, "motion_threshold", json_real(MOTION_THRESHOLD));
+    double mass_moving = 0, mass_all = 0, area_moving = 0;
+    for (int i = 0; i < cs.n && status == 0; i++) {
+        const float *clip = cs.frames + (size_t)i * clip_elems;
+        heat_of_clip(grad + (size_t)i * clip_elems, T, C, S, heat);
+        int n_moving = motion_mask(clip, T, C, S, moving);
+        double on = 0, all = 0;
+        for (int t = 0; t <= T; t++)
+            for (size_t p = 0; p < plane; p++) {
+                double h = heat[(size_t)t * plane + p];
+                all += h;
+                if (moving[p]) on += h;
+            }
+        mass_moving += on;
+        mass_all += all;
+        area_moving += (double)n_moving / (double)plane;
+        json_t *o = viz_clip_json(&cs, i);
+        double area = (double)n_moving / (double)plane;
+        json_object_set_new(o, "moving_area", json_real(area));
+        json_object_set_new(o, "saliency_on_moving",
+                            json_real(all > 0 ? on / all : 0));
+        json_object_set_new(o, "lift", area > 0 && all > 0
+                                           ? json_real(on / all / area)
+                                           : json_null());
+        for (int s = 0; s < n_shown; s++)
+            if (shown[s] == i) {
+                float hmax = percentile(heat, (size_t)(T + 1) * plane,
+                                        HEAT_PERCENTILE);
+                status = write_clip_images(a.out, i, clip, heat, hmax, T, C, S,
+                                           a.zoom);
+                json_object_set_new(o, "heat_scale", json_real(hmax));
+                json_object_set_new(o, "images", json_true());
+            }
+        json_array_append_new(items, o);
+    }
+    if (status == 0) {
+        double area = area_moving / cs.n, share = mass_all > 0
+                                                      ? mass_moving / mass_all
+                                                      : 0;
+        json_object_set_new(side, "moving_area", json_real(area));
+        json_object_set_new(side, "saliency_on_moving", json_real(share));
+        json_object_set_new(side, "lift", area > 0 ? json_real(share / area)
+                                                   : json_null());
+        json_object_set_new(side, "items", items);
+        snprintf(path, sizeof path, "%s/saliency.json", a.out);
+        status = viz_write_json(path, side);
+        printf("saliency over %d clips: %.1f%% of pixels move, %.1f%% of the "
+               "saliency falls on them (lift %.2f)\n",
+               cs.n, 100 * area, 100 * share, area > 0 ? share / area : NAN);
+        if (status == 0)
+            rc_log("wrote %s/saliency.npy, frames.npy, saliency.json and "
+                   "images of %d clips", a.out, n_shown);
+    } else {
+        json_decref(items);
+    }
+    json_decref(side);
+    free(shown);
+    free(grad);
+    free(heat);
+    free(moving);
+    rc_viz_clips_free(&cs);
+    rc_model_free(m);
+    return status == 0 ? 0 : viz_fail(&a);
+}

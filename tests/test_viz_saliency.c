@@ -1,0 +1,206 @@
+/* test_viz_saliency.c: `recompose saliency` on a tiny model.
+ *
+ * The gradient the command writes (saliency.npy) must be the gradient of
+ * sum_s ||phi(S_s)|| in the pixels: checked against central finite
+ * differences of that function evaluated with rc_model_embed, both on the
+ * pixels of largest gradient and along a random direction through all
+ * pixels. The frames it writes must be the held-out synthetic clips, and the
+ * heat-map PNGs must decode (libpng) to the documented sizes, showing the
+ * frame where the map is cold. */
+#include "test_util.h"
+
+#ifndef RC_HAVE_VIZ
+int main(void) { TEST_SKIP("built without libpng (RC_HAVE_VIZ)"); }
+#else
+#include "test_viz_util.h"
+
+#include "recompose/rng.h"
+#include "recompose/synth.h"
+#include "recompose/viz.h"
+
+#define N_CLIPS 3
+
+/* f = sum over clips of ||phi(full)||, accumulated in double. */
+static double norm_sum(rc_model *m, int T, const float *frames, int D) {
+    rc_sequence seqs[N_CLIPS];
+    int clip_of[N_CLIPS];
+    for (int b = 0; b < N_CLIPS; b++) {
+        seqs[b].n_frames = T + 1;
+        for (int t = 0; t <= T; t++) seqs[b].frames[t] = t;
+        clip_of[b] = b;
+    }
+    float emb[N_CLIPS * 16];
+    if (rc_model_embed(m, N_CLIPS, T, frames, N_CLIPS, seqs, clip_of, emb) != 0)
+        return NAN;
+    double f = 0;
+    for (int b = 0; b < N_CLIPS; b++) {
+        double s = 0;
+        for (int k = 0; k < D; k++) s += (double)emb[b * D + k] * emb[b * D + k];
+        f += sqrt(s);
+    }
+    return f;
+}
+
+static void check_frames_are_heldout_clips(const rc_config *c,
+                                           const float *frames, size_t clip) {
+    rc_synth_config sc;
+    rc_config_synth(c, &sc);
+    float *ref = malloc(clip * sizeof(float));
+    for (int i = 0; i < N_CLIPS; i++) {
+        rc_motion mo;
+        rc_synth_motion(&sc, rc_synth_clip_key(c->seed, RC_SPLIT_HELDOUT, (uint64_t)i),
+                        &mo);
+        rc_synth_render(&sc, &mo, 0, c->clip_steps + 1, ref);
+        CHECK_MSG(!memcmp(ref, frames + i * clip, clip * sizeof(float)),
+                  "frames.npy clip %d is not held-out clip %d", i, i);
+    }
+    free(ref);
+}
+
+/* Central differences at the pixels of largest |gradient|. */
+static void check_top_pixels(rc_model *m, int T, float *x, const float *g,
+                             size_t n, int D) {
+    enum { TOP = 8 };
+    size_t top[TOP];
+    for (int k = 0; k < TOP; k++) {
+        size_t best = 0;
+        float bv = -1;
+        for (size_t i = 0; i < n; i++) {
+            int taken = 0;
+            for (int j = 0; j < k; j++) taken |= top[j] == i;
+            if (!taken && fabsf(g[i]) > bv) {
+                bv = fabsf(g[i]);
+                best = i;
+            }
+        }
+        top[k] = best;
+    }
+    const double eps = 1e-2;
+    double worst = 0;
+    for (int k = 0; k < TOP; k++) {
+        size_t i = top[k];
+        float keep = x[i];
+        x[i] = keep + (float)eps;
+        double fp = norm_sum(m, T, x, D);
+        x[i] = keep - (float)eps;
+        double fm = norm_sum(m, T, x, D);
+        x[i] = keep;
+        double fd = (fp - fm) / (2 * eps);
+        double rel = fabs(fd - g[i]) / fmax(fabs(fd), 1e-12);
+        if (rel > worst) worst = rel;
+        CHECK_MSG(rel < 1e-2, "pixel %zu: gradient %.6g, finite difference "
+                  "%.6g (rel err %.3g)", i, g[i], fd, rel);
+    }
+    printf("top-%d pixels: worst rel err %.2e\n", TOP, worst);
+}
+
+/* Directional derivative along a random direction through every pixel. */
+static void check_direction(rc_model *m, int T, const float *x, const float *g,
+                            size_t n, int D) {
+    rc_rng r;
+    rc_rng_seed(&r, 99);
+    float *v = malloc(n * sizeof(float)), *xp = malloc(n * sizeof(float));
+    double gv = 0;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = (float)rc_rng_normal(&r);
+        gv += (double)g[i] * v[i];
+    }
+    const double eps = 1e-3;
+    for (size_t i = 0; i < n; i++) xp[i] = x[i] + (float)eps * v[i];
+    double fp = norm_sum(m, T, xp, D);
+    for (size_t i = 0; i < n; i++) xp[i] = x[i] - (float)eps * v[i];
+    double fm = norm_sum(m, T, xp, D);
+    double fd = (fp - fm) / (2 * eps);
+    double rel = fabs(fd - gv) / fmax(fabs(fd), 1e-12);
+    printf("random direction: <g, v> %.6g, finite difference %.6g (rel %.2e)\n",
+           gv, fd, rel);
+    CHECK_MSG(rel < 1e-2, "directional derivative %.6g vs %.6g", gv, fd);
+    free(v);
+    free(xp);
+}
+
+static void check_images(const char *dir, const float *frames, int T, int S) {
+    int zoom = 2, W = S * zoom, w, h;
+    char path[1024];
+    for (int t = 0; t <= T; t++) {
+        snprintf(path, sizeof path, "%s/clip-00001-f%d.png", dir, t);
+        unsigned char *px = viz_read_png(path, &w, &h);
+        CHECK_MSG(px != NULL, "%s does not decode", path);
+        if (!px) continue;
+        CHECK(w == W && h == W);
+        free(px);
+    }
+    snprintf(path, sizeof path, "%s/clip-00001-strip.png", dir);
+    unsigned char *strip = viz_read_png(path, &w, &h);
+    CHECK_MSG(strip != NULL, "%s does not decode", path);
+    if (!strip) return;
+    CHECK(w == (T + 1) * (W + 4) - 4 && h == 2 * W + 4);
+    /* top row of the strip: the frames themselves, gray, zoomed */
+    const float *f0 = frames + (size_t)(T + 1) * S * S; /* clip 1, frame 0 */
+    int bad = 0;
+    for (int y = 0; y < W; y++)
+        for (int x = 0; x < W; x++) {
+            const unsigned char *p = strip + ((size_t)y * w + x) * 3;
+            int want = (int)(f0[(y / zoom) * S + x / zoom] * 255.0f + 0.5f);
+            bad += abs(p[0] - want) > 1 || p[0] != p[1] || p[1] != p[2];
+        }
+    CHECK_MSG(bad == 0, "%d strip pixels differ from frame 0", bad);
+    free(strip);
+}
+
+int main(void) {
+    char dir[256];
+    CHECK(viz_make_tiny(dir, sizeof dir, NULL, 5, 3.0f) == 0);
+    char cfg[512], ckpt[512], out[512];
+    snprintf(cfg, sizeof cfg, "%s/tiny.ini", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/tiny.safetensors", dir);
+    snprintf(out, sizeof out, "%s/sal", dir);
+    const char *args[] = {"saliency", cfg, "--checkpoint", ckpt, "--out", out,
+                          "--clips", "3", "--items", "1", NULL};
+    CHECK(viz_run(rc_saliency_main, args) == 0);
+
+    rc_config c;
+    rc_model *m = viz_load_tiny(dir, &c);
+    CHECK(m != NULL);
+    if (!m) TEST_DONE();
+    int T = c.clip_steps, S = c.image_size, D = c.embed_dim;
+    size_t clip = (size_t)(T + 1) * S * S, n = clip * N_CLIPS;
+    char path[600];
+    int nd_g = 0, nd_f = 0;
+    long long sg[8], sf[8];
+    snprintf(path, sizeof path, "%s/saliency.npy", out);
+    float *g = viz_read_npy(path, &nd_g, sg);
+    snprintf(path, sizeof path, "%s/frames.npy", out);
+    float *x = viz_read_npy(path, &nd_f, sf);
+    CHECK(g && x);
+    if (!g || !x) TEST_DONE();
+    CHECK(nd_g == 5 && sg[0] == N_CLIPS && sg[1] == T + 1 && sg[2] == 1 &&
+          sg[3] == S && sg[4] == S);
+    CHECK(nd_f == 5 && !memcmp(sf, sg, sizeof(long long) * 5));
+
+    check_frames_are_heldout_clips(&c, x, clip);
+    double gmax = 0;
+    for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(g[i]));
+    CHECK_MSG(gmax > 1e-4, "gradient vanishes (max %.3g)", gmax);
+    check_top_pixels(m, T, x, g, n, D);
+    check_direction(m, T, x, g, n, D);
+    check_images(out, x, T, S);
+
+    /* usage errors */
+    const char *bad1[] = {"saliency", cfg, "--out", out, NULL};
+    CHECK(viz_run(rc_saliency_main, bad1) == 2); /* no weights named */
+    const char *bad2[] = {"saliency", cfg, "--random-init", "--out", out,
+                          "--zoom", "0", NULL};
+    CHECK(viz_run(rc_saliency_main, bad2) == 2);
+    const char *help[] = {"saliency", "--help", NULL};
+    CHECK(viz_run(rc_saliency_main, help) == 0);
+
+    free(g);
+    free(x);
+    rc_model_free(m);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    TEST_DONE();
+}
+#endif
