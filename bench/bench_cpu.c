@@ -7,8 +7,9 @@
  *       rc_make_train_batch gives the trainer) and the initial weights to
  *       DIR/batch{k}.safetensors and DIR/init.safetensors, so that
  *       bench/bench_cpu_torch.py trains on identical input.
- *   bench_cpu train CONFIG [--batches K] [--steps N] [--threads N] [--ops]
- *       trains N steps (after 2 untimed warm-up steps) cycling over the
+ *   bench_cpu train CONFIG [--batches K] [--steps N] [--warmup W]
+ *                   [--threads N] [--ops]
+ *       trains N steps (after W untimed warm-up steps, default 2) cycling over the
  *       same K batches: forward, backward, clipping and AdamW, as
  *       rc_train does. Prints one line "recompose tuples_per_s X ..." with
  *       the peak resident memory of this process (getrusage). With --ops it
@@ -360,7 +361,11 @@ static void print_ops(int steps, int B) {
     printf("  %-16s %9.2f ms\n", "sum of ops", total / steps * 1e3);
 }
 
-static int cmd_train(const rc_config *c, int k, int steps, int ops) {
+/* Peak RSS before any work: what loading the binary and its libraries cost
+ * (with a CUDA-enabled build that includes mapping cuBLAS, cuDNN, NCCL). */
+static long base_rss_kb;
+
+static int cmd_train(const rc_config *c, int k, int steps, int warm, int ops) {
     const rc_backend *cpu = rc_backend_cpu();
     rc_backend timed = timing_backend(cpu);
     const rc_backend *be = ops ? &timed : cpu;
@@ -377,7 +382,6 @@ static int cmd_train(const rc_config *c, int k, int steps, int ops) {
     rc_adamw_init(&adam, c, rc_model_numel(m), be);
     rc_model_reserve(m, c->batch * RC_SEQ_KINDS * 2 * c->clip_steps,
                      c->batch * RC_SEQ_KINDS, 2 * c->clip_steps);
-    const int warm = 2;
     double first_loss = NAN, last_loss = NAN, t0 = 0, pairs = 0;
     for (int s = 0; s < warm + steps; s++) {
         if (s == warm) {
@@ -396,9 +400,10 @@ static int cmd_train(const rc_config *c, int k, int steps, int ops) {
     double dt = rc_now() - t0;
     timing_on = 0;
     printf("recompose tuples_per_s %.2f step_ms %.2f peak_rss_mb %.1f "
-           "first_loss %.6f last_loss %.6f pairs_per_tuple %.2f threads %d\n",
+           "base_rss_mb %.1f first_loss %.6f last_loss %.6f "
+           "pairs_per_tuple %.2f threads %d\n",
            (double)steps * c->batch / dt, dt / steps * 1e3,
-           peak_rss_kb() / 1024.0, first_loss, last_loss,
+           peak_rss_kb() / 1024.0, base_rss_kb / 1024.0, first_loss, last_loss,
            pairs / steps / c->batch, omp_get_max_threads());
     if (ops) {
         print_ops(steps, c->batch);
@@ -426,14 +431,15 @@ static int usage(void) {
     fprintf(stderr,
             "usage: bench_cpu dump CONFIG DIR [--batches K] [--set K=V]...\n"
             "       bench_cpu train CONFIG [--batches K] [--steps N] "
-            "[--threads N] [--ops] [--set K=V]...\n");
+            "[--warmup N] [--threads N] [--ops] [--set K=V]...\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
+    base_rss_kb = peak_rss_kb();
     if (argc < 3) return usage();
     const char *cmd = argv[1], *dir = NULL;
-    int k = 2, steps = 20, threads = 2, ops = 0;
+    int k = 2, steps = 20, warm = 2, threads = 2, ops = 0;
     rc_config c;
     rc_config_default(&c);
     if (rc_config_load(&c, argv[2]) != 0) {
@@ -455,6 +461,8 @@ int main(int argc, char **argv) {
             k = atoi(argv[++i]);
         } else if (i + 1 < argc && !strcmp(argv[i], "--steps")) {
             steps = atoi(argv[++i]);
+        } else if (i + 1 < argc && !strcmp(argv[i], "--warmup")) {
+            warm = atoi(argv[++i]);
         } else if (i + 1 < argc && !strcmp(argv[i], "--threads")) {
             threads = atoi(argv[++i]);
         } else if (i + 1 < argc && !strcmp(argv[i], "--set")) {
@@ -466,8 +474,8 @@ int main(int argc, char **argv) {
             return usage();
         }
     }
-    if (k < 1 || steps < 1) return usage();
+    if (k < 1 || steps < 1 || warm < 0) return usage();
     c.threads = threads;
     rc_set_threads(threads);
-    return dir ? cmd_dump(&c, dir, k) : cmd_train(&c, k, steps, ops);
+    return dir ? cmd_dump(&c, dir, k) : cmd_train(&c, k, steps, warm, ops);
 }

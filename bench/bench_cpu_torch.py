@@ -8,7 +8,8 @@ and the same thread count, and prints one line in bench_cpu's format:
 
     torch tuples_per_s X step_ms X peak_rss_mb X first_loss X last_loss X ...
 
-usage: bench_cpu_torch.py CONFIG DIR [--batches K] [--steps N] [--threads N]
+usage: bench_cpu_torch.py CONFIG DIR [--batches K] [--steps N] [--warmup W]
+                          [--threads N]
 
 The first loss is computed from identical weights and input, so it must
 agree with recompose's to float32 rounding: bench_cpu.sh checks it.
@@ -51,9 +52,12 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--batches", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    # peak RSS once Python and torch are loaded, before any work
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
     with open(a.config) as f:
         text = f.read()
@@ -82,7 +86,7 @@ def main():
         eps=get("train", "eps", 1e-8))
     clip = get("train", "clip_norm", 1.0)
 
-    warm, first, last, t0, pairs = 2, float("nan"), float("nan"), 0.0, 0
+    warm, first, last, t0, pairs = a.warmup, float("nan"), float("nan"), 0.0, 0
     for s in range(warm + a.steps):
         if s == warm:
             t0 = time.perf_counter()
@@ -103,6 +107,7 @@ def main():
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"torch tuples_per_s {a.steps * B / dt:.2f} "
           f"step_ms {dt / a.steps * 1e3:.2f} peak_rss_mb {rss:.1f} "
+          f"base_rss_mb {base:.1f} "
           f"first_loss {first:.6f} last_loss {last:.6f} "
           f"pairs_per_tuple {pairs / a.steps / B:.2f} "
           f"threads {torch.get_num_threads()}")

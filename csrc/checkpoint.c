@@ -9,6 +9,11 @@
  *
  * Loading checks everything before it copies anything, so a refused
  * checkpoint leaves the model and optimizer as they were.
+ *
+ * Hygiene: safetensors.c verifies a CRC32 of every file it reads; here a
+ * damaged file is named and the newest good one before it offered, old
+ * checkpoints are pruned (keep the last N and the best by "loss"), and
+ * temporary files of killed writers are cleaned up.
  */
 #include "recompose/checkpoint.h"
 
@@ -17,10 +22,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "recompose/common.h"
 #include "recompose/safetensors.h"
@@ -32,6 +41,13 @@
 #endif
 
 static const char *const moment_prefix[2] = {"optim.m.", "optim.v."};
+
+/* Data-parallel ranks of the run (rc_checkpoint_set_world_size). */
+static int checkpoint_world_size = 1;
+
+void rc_checkpoint_set_world_size(int world_size) {
+    checkpoint_world_size = world_size > 0 ? world_size : 1;
+}
 
 /* Where the model's buffers live. The optimizer records its backend; a model
  * saved or loaded on its own is on the CPU backend (model.h exposes no
@@ -96,6 +112,12 @@ static void describe_param(rc_st_tensor *t, char *name, size_t cap,
 
 int rc_checkpoint_save(const char *path, rc_model *m, const rc_adamw *opt,
                        int64_t step, const rc_config *cfg) {
+    return rc_checkpoint_save_with_loss(path, m, opt, step, cfg, NAN);
+}
+
+int rc_checkpoint_save_with_loss(const char *path, rc_model *m,
+                                 const rc_adamw *opt, int64_t step,
+                                 const rc_config *cfg, double loss) {
     if (check_optimizer_size(path, m, opt) != 0) return -1;
     const rc_backend *be = rc_model_backend(m);
     size_t numel = rc_model_numel(m), bytes = numel * sizeof(float);
@@ -123,14 +145,19 @@ int rc_checkpoint_save(const char *path, rc_model *m, const rc_adamw *opt,
                            host[g]);
         }
 
-    char step_s[32], adam_t_s[32], seed_s[32], created[32];
+    char step_s[32], adam_t_s[32], seed_s[32], created[32], loss_s[40];
+    snprintf(loss_s, sizeof loss_s, "%.9g", loss);
     snprintf(step_s, sizeof step_s, "%lld", (long long)step);
     snprintf(adam_t_s, sizeof adam_t_s, "%lld", opt ? (long long)opt->t : 0LL);
     snprintf(seed_s, sizeof seed_s, "%" PRIu64, cfg ? cfg->seed : (uint64_t)0);
     utc_now(created, sizeof created);
     char *config_ini = cfg ? rc_config_to_ini(cfg) : NULL;
     char *versions = versions_json();
-    rc_st_meta meta[8];
+    char world_s[16], global_batch_s[32];
+    snprintf(world_s, sizeof world_s, "%d", checkpoint_world_size);
+    snprintf(global_batch_s, sizeof global_batch_s, "%lld",
+             cfg ? (long long)cfg->batch * checkpoint_world_size : 0LL);
+    rc_st_meta meta[11];
     int n_meta = 0;
     meta[n_meta++] = (rc_st_meta){"format", CHECKPOINT_FORMAT};
     meta[n_meta++] = (rc_st_meta){"step", step_s};
@@ -142,6 +169,9 @@ int rc_checkpoint_save(const char *path, rc_model *m, const rc_adamw *opt,
     meta[n_meta++] = (rc_st_meta){"git_commit", RC_GIT_COMMIT};
     meta[n_meta++] = (rc_st_meta){"versions", versions ? versions : "{}"};
     meta[n_meta++] = (rc_st_meta){"created", created};
+    if (isfinite(loss)) meta[n_meta++] = (rc_st_meta){"loss", loss_s};
+    meta[n_meta++] = (rc_st_meta){"world_size", world_s};
+    if (cfg) meta[n_meta++] = (rc_st_meta){"global_batch", global_batch_s};
 
     int status = rc_safetensors_write(path, tensors, n, meta, n_meta);
 
@@ -261,6 +291,12 @@ static int read_metadata(const rc_st_file *f, int64_t *step) {
                             "is %s%s%s, expected %s)", path, format ? "'" : "",
                             format ? format : "missing", format ? "'" : "",
                             CHECKPOINT_FORMAT);
+    /* rc_safetensors_read verified the CRC if there is one; a checkpoint
+     * must have one, or a flipped bit in its key would turn checking off */
+    if (!rc_safetensors_meta(f, "crc32"))
+        return rc_set_error("%s: metadata crc32 (the checksum) is missing: the "
+                            "file is damaged, rewritten by another tool, or "
+                            "older than checksummed checkpoints", path);
     if (parse_int64(rc_safetensors_meta(f, "step"), step) != 0)
         return rc_set_error("%s: metadata step is missing or not a "
                             "non-negative integer", path);
@@ -275,16 +311,44 @@ static int read_adam_t(const rc_st_file *f, int64_t *adam_t) {
     return 0;
 }
 
+static int64_t checkpoint_step_of(const char *name);
+
+/* After a damaged PATH: keep its error and, if it is DIR/ckpt-N, add the
+ * newest good checkpoint of DIR before N. Always returns -1. */
+static int offer_previous_good(const char *path) {
+    char damage[1024];
+    snprintf(damage, sizeof damage, "%s", rc_last_error());
+    const char *slash = strrchr(path, '/');
+    int64_t step = checkpoint_step_of(slash ? slash + 1 : path);
+    if (step < 0) return rc_set_error("%s", damage);
+    char dir[1024];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    char *good = rc_checkpoint_previous_good(dir, step);
+    if (!good)
+        return rc_set_error("%s; there is no good checkpoint before it in %s",
+                            damage, dir);
+    rc_set_error("%s; the previous good checkpoint is %s: move the damaged "
+                 "file aside, or resume with --resume %s", damage, good, good);
+    free(good);
+    return -1;
+}
+
 int rc_checkpoint_load(const char *path, rc_model *m, rc_adamw *opt,
                        int64_t *step) {
     if (check_optimizer_size(path, m, opt) != 0) return -1;
     rc_st_file *f = rc_safetensors_read(path);
-    if (!f) return -1;
+    if (!f) return offer_previous_good(path);
     int n_params = rc_model_n_params(m);
     const rc_st_tensor **found = rc_xcalloc((size_t)n_params * 3, sizeof *found);
     int64_t saved_step = 0, adam_t = 0;
     int status = read_metadata(f, &saved_step);
-    if (status == 0) status = collect_tensors(f, m, opt != NULL, found);
+    if (status != 0) {
+        free(found);
+        rc_safetensors_close(f);
+        return offer_previous_good(path);
+    }
+    status = collect_tensors(f, m, opt != NULL, found);
     if (status == 0 && opt) status = read_adam_t(f, &adam_t);
     if (status == 0) {
         const rc_backend *be = rc_model_backend(m);
@@ -344,4 +408,139 @@ char *rc_checkpoint_latest(const char *dir) {
         rc_set_error("%s: no checkpoint (ckpt-*.safetensors) in this directory",
                      dir);
     return path;
+}
+
+/* ---- hygiene ---------------------------------------------------------------- */
+
+int rc_checkpoint_verify(const char *path) {
+    rc_st_file *f = rc_safetensors_read(path);
+    if (!f) return -1;
+    int64_t step;
+    int status = read_metadata(f, &step);
+    rc_safetensors_close(f);
+    return status;
+}
+
+typedef struct {
+    int64_t step;
+    char *path;
+} ckpt_entry;
+
+static int compare_entries(const void *a, const void *b) {
+    const ckpt_entry *x = a, *y = b;
+    return x->step < y->step ? -1 : x->step > y->step;
+}
+
+/* Every ckpt-N file of DIR, sorted by step. Returns the count, or -1. */
+static int list_checkpoints(const char *dir, ckpt_entry **out) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return rc_set_error("%s: cannot list checkpoints: %s", dir,
+                            strerror(errno));
+    ckpt_entry *list = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t s = checkpoint_step_of(e->d_name);
+        if (s < 0) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            ckpt_entry *grown = realloc(list, (size_t)cap * sizeof *list);
+            if (!grown) {
+                rc_log("out of memory listing %s", dir);
+                exit(2);
+            }
+            list = grown;
+        }
+        list[n].step = s;
+        list[n].path = rc_checkpoint_path(dir, s);
+        n++;
+    }
+    closedir(d);
+    qsort(list, (size_t)n, sizeof *list, compare_entries);
+    *out = list;
+    return n;
+}
+
+static void free_entries(ckpt_entry *list, int n) {
+    for (int i = 0; i < n; i++) free(list[i].path);
+    free(list);
+}
+
+char *rc_checkpoint_previous_good(const char *dir, int64_t before_step) {
+    ckpt_entry *list = NULL;
+    int n = list_checkpoints(dir, &list);
+    char *good = NULL;
+    for (int i = n - 1; i >= 0 && !good; i--)
+        if (list[i].step < before_step && rc_checkpoint_verify(list[i].path) == 0)
+            good = strdup(list[i].path);
+    if (n > 0) free_entries(list, n);
+    return good;
+}
+
+/* The "loss" metadata of a checkpoint (header only), or NAN. */
+static double checkpoint_loss(const char *path) {
+    rc_st_file *f = rc_safetensors_read_header(path);
+    if (!f) return NAN;
+    const char *s = rc_safetensors_meta(f, "loss");
+    double loss = NAN;
+    if (s) {
+        char *end;
+        loss = strtod(s, &end);
+        if (*end) loss = NAN;
+    }
+    rc_safetensors_close(f);
+    return loss;
+}
+
+int rc_checkpoint_prune(const char *dir, int keep_last) {
+    if (keep_last <= 0) return 0;
+    ckpt_entry *list = NULL;
+    int n = list_checkpoints(dir, &list);
+    if (n < 0) return -1;
+    int best = -1, removed = 0, status = 0;
+    double best_loss = INFINITY;
+    for (int i = 0; i < n; i++) {
+        double loss = checkpoint_loss(list[i].path);
+        if (isfinite(loss) && loss < best_loss) best_loss = loss, best = i;
+    }
+    for (int i = 0; i < n - keep_last; i++) {
+        if (i == best) continue;
+        if (unlink(list[i].path) == 0) removed++;
+        else if (errno != ENOENT)
+            status = rc_set_error("%s: cannot delete an old checkpoint: %s",
+                                  list[i].path, strerror(errno));
+    }
+    free_entries(list, n);
+    return status == 0 ? removed : -1;
+}
+
+/* PID of a temporary file name ckpt-N.safetensors.tmp.PID, else -1. */
+static long temp_file_pid(const char *name) {
+    static const char marker[] = ".safetensors.tmp.";
+    if (strncmp(name, "ckpt-", 5)) return -1;
+    const char *m = strstr(name, marker);
+    if (!m) return -1;
+    const char *digits = m + sizeof marker - 1;
+    char *end;
+    long pid = strtol(digits, &end, 10);
+    return end != digits && !*end && pid > 0 ? pid : -1;
+}
+
+int rc_checkpoint_remove_stale_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = temp_file_pid(e->d_name);
+        /* a live writer (another process on this output) keeps its file */
+        if (pid < 0 || (pid != (long)getpid() && kill((pid_t)pid, 0) == 0))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
 }

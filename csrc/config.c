@@ -184,6 +184,12 @@ static const config_key config_keys[] = {
     {"train", "checkpoint_every", KEY_INT, 1, 1000000000, 0, "500",
      "steps between checkpoints (the last step is always saved)",
      FIELD(checkpoint_every), NULL, 0, NULL},
+    {"train", "keep_last", KEY_INT, 0, 1000000000, 0, "5",
+     "checkpoints kept: the newest this many plus the best by training loss "
+     "(0 = keep all)", FIELD(keep_last), NULL, 0, NULL},
+    {"train", "max_bad_steps", KEY_INT, 1, 1000000000, 0, "10",
+     "stop after this many steps in a row with a non-finite loss or gradient "
+     "(each is skipped)", FIELD(max_bad_steps), NULL, 0, NULL},
 
     /* [loss] */
     {"loss", "margin", KEY_FLOAT, 0, 1e6, KEY_MIN_OPEN, "1",

@@ -17,8 +17,12 @@
 #include "recompose/eval.h"
 #include "recompose/model.h"
 #include "recompose/train.h"
+#include "recompose/comm.h"
 #ifdef RC_HAVE_VIDEO
 #include "recompose/video.h"
+#endif
+#ifdef RC_HAVE_VIZ
+#include "recompose/viz.h"
 #endif
 
 static const char *usage_main =
@@ -31,6 +35,12 @@ static const char *usage_main =
     "  eval CONFIG --checkpoint FILE --out DIR\n"
     "                             evaluate on held-out clips; DIR/eval.json\n"
     "  pack SOURCE... --out DIR   pack videos / frame folders into shards\n"
+    "  embed CONFIG --checkpoint FILE --out PREFIX\n"
+    "                             embeddings of clips as .npy + .json sidecar\n"
+    "  neighbors CONFIG --checkpoint FILE --out DIR\n"
+    "                             nearest clips in embedding space, contact sheets\n"
+    "  saliency CONFIG --checkpoint FILE --out DIR\n"
+    "                             heat maps of d||phi||/d pixels over the frames\n"
     "  config CONFIG              print the effective configuration\n"
     "  keys                       list every configuration key\n"
     "  version                    print the version\n"
@@ -52,7 +62,23 @@ static const char *usage_train =
     "                      uninterrupted run with the same thread count\n"
     "  --stop-after N      stop (with a checkpoint) after global step N\n"
     "  --eval              evaluate the final weights (as 'recompose eval')\n"
-    "  --quiet             no progress output\n";
+    "  --quiet             no progress output\n"
+    "\n"
+    "SIGTERM, SIGINT or SIGUSR1 (Slurm's warning): finish the step, write a\n"
+    "checkpoint and exit 75; a second signal exits at once (128 + signal).\n"
+    "A kill at any moment leaves the last complete checkpoint loadable.\n"
+    "\n"
+    "exit status:\n"
+    "  0   done\n"
+    "  1   error (config, data, checkpoint to resume from; message says which)\n"
+    "  2   usage error\n"
+    "  3   train.max_bad_steps steps in a row had a non-finite loss or\n"
+    "      gradient; the checkpoint from before them is written\n"
+    "  4   output directory unwritable or full, or a checkpoint write failed\n"
+    "      (earlier checkpoints are intact; nothing truncated is left)\n"
+    "  75  stopped by a signal after writing a checkpoint: --resume DIR\n"
+    "  128+N  killed by a second signal N while stopping\n"
+    "See docs/faults.md.\n";
 
 static const char *usage_eval =
     "usage: recompose eval CONFIG --checkpoint FILE --out DIR [--set K=V]...\n"
@@ -194,7 +220,15 @@ static int cmd_train(int argc, char **argv) {
     rc_train_options opt = {.out_dir = a.out, .resume = a.resume,
                             .stop_after = a.stop_after, .quiet = a.quiet};
     rc_train_result res;
-    if (rc_train(&c, &opt, &res) != 0) return fail("train");
+    if (rc_train(&c, &opt, &res) != 0) {
+        fail("train");
+        return rc_train_exit_status(&res);
+    }
+    if (res.stop == RC_STOP_SIGNAL) return rc_train_exit_status(&res);
+    /* Under mpirun every rank gets here; rank 0 alone reports and evaluates
+     * (rc_comm_create returns the communicator training already made). */
+    rc_comm *comm = rc_comm_create(0);
+    if (comm && rc_comm_rank(comm) != 0) return 0;
     rc_log("trained to step %lld in %.1f s: loss %.4f -> %.4f; checkpoint %s",
            (long long)res.steps_done, res.seconds, res.first_loss,
            res.final_loss, res.last_checkpoint);
@@ -247,6 +281,11 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "config")) return cmd_config(argc - 2, argv + 2);
+#ifdef RC_HAVE_VIZ
+    if (!strcmp(cmd, "embed")) return rc_embed_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "neighbors")) return rc_neighbors_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "saliency")) return rc_saliency_main(argc - 1, argv + 1);
+#endif
     if (!strcmp(cmd, "pack")) {
 #ifdef RC_HAVE_VIDEO
         return rc_pack_main(argc - 1, argv + 1);

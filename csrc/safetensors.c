@@ -16,6 +16,15 @@
  * Reading loads the whole file and validates the header strictly before
  * handing out pointers into it, so a truncated or corrupted file is an error
  * that names the file and the tensor, never a crash.
+ *
+ * Checksum: the writer stores a CRC32 (zlib) of the whole file in the
+ * metadata entry "crc32" (8 lowercase hex digits; a string, as the format
+ * wants, so other readers simply ignore it). It is computed with those 8
+ * digits set to '0', i.e. over the header as written with a placeholder,
+ * then the data; the digits are patched in afterwards. A reader that finds
+ * the entry recomputes it the same way, so a flipped bit anywhere, header
+ * or data, is caught. Files from other writers have no entry and are read
+ * unverified.
  */
 #include "recompose/safetensors.h"
 
@@ -27,6 +36,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "recompose/common.h"
 
@@ -40,6 +50,36 @@
 
 static const char *const dtype_names[] = {"F32", "F64", "I64"};
 static const size_t dtype_sizes[] = {4, 8, 8};
+
+/* The checksum entry as it appears in our compact JSON header. Inside a
+ * JSON string a quote is escaped, so this byte sequence can only be the
+ * metadata key itself. */
+#define CRC_KEY "crc32"
+#define CRC_PATTERN "\"" CRC_KEY "\":\""
+#define CRC_PLACEHOLDER "00000000"
+#define CRC_DIGITS 8
+
+static uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
+    const unsigned char *p = data;
+    uLong c = crc;
+    while (n > 0) { /* zlib takes uInt lengths */
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+    return (uint32_t)c;
+}
+
+/* Where the 8 digits of the checksum start in a header, or NULL. */
+static char *find_crc_digits(char *header, size_t len) {
+    size_t plen = strlen(CRC_PATTERN);
+    for (size_t i = 0; i + plen + CRC_DIGITS < len; i++)
+        if (!memcmp(header + i, CRC_PATTERN, plen) &&
+            header[i + plen + CRC_DIGITS] == '"')
+            return header + i + plen;
+    return NULL;
+}
 
 static int dtype_valid(rc_dtype d) { return d >= RC_DT_F32 && d <= RC_DT_I64; }
 
@@ -97,12 +137,11 @@ static char *build_header(const rc_st_tensor **sorted, int n,
                           const rc_st_meta *meta, int n_meta, size_t *len_out) {
     json_t *root = json_object();
     int bad = 0;
-    if (n_meta > 0) {
-        json_t *m = json_object();
-        for (int i = 0; i < n_meta; i++)
-            bad |= json_object_set_new(m, meta[i].key, json_string(meta[i].value));
-        bad |= json_object_set_new(root, "__metadata__", m);
-    }
+    json_t *m = json_object();
+    for (int i = 0; i < n_meta; i++)
+        bad |= json_object_set_new(m, meta[i].key, json_string(meta[i].value));
+    bad |= json_object_set_new(m, CRC_KEY, json_string(CRC_PLACEHOLDER));
+    bad |= json_object_set_new(root, "__metadata__", m);
     int64_t offset = 0;
     for (int i = 0; i < n; i++) {
         const rc_st_tensor *t = sorted[i];
@@ -153,6 +192,22 @@ static const char *write_hint(int err) {
     return "";
 }
 
+/* CRC32 of the file to be written (header with the placeholder, then the
+ * data), patched into the header's checksum digits. */
+static void stamp_checksum(char *header, size_t header_len,
+                           const rc_st_tensor **sorted, int n) {
+    char *digits = find_crc_digits(header, header_len);
+    uint32_t crc = crc32_update(0, header, header_len);
+    for (int i = 0; i < n; i++) {
+        int64_t bytes = tensor_bytes(sorted[i]->dtype, sorted[i]->ndim,
+                                     sorted[i]->shape);
+        if (bytes > 0) crc = crc32_update(crc, sorted[i]->data, (size_t)bytes);
+    }
+    char hex[CRC_DIGITS + 1];
+    snprintf(hex, sizeof hex, "%08x", (unsigned)crc);
+    memcpy(digits, hex, CRC_DIGITS);
+}
+
 static int write_contents(int fd, const char *header, size_t header_len,
                           const rc_st_tensor **sorted, int n) {
     unsigned char len_le[8];
@@ -191,12 +246,18 @@ int rc_safetensors_write(const char *path, const rc_st_tensor *tensors, int n,
     const rc_st_tensor **sorted = rc_xmalloc((size_t)(n ? n : 1) * sizeof *sorted);
     for (int i = 0; i < n; i++) sorted[i] = &tensors[i];
     qsort(sorted, (size_t)n, sizeof *sorted, compare_tensor_names);
-    for (int i = 0; i < n_meta; i++)
+    for (int i = 0; i < n_meta; i++) {
         if (!meta[i].key || !meta[i].value) {
             free(sorted);
             return rc_set_error("%s: metadata entry %d has no key or value",
                                 path, i);
         }
+        if (!strcmp(meta[i].key, CRC_KEY)) {
+            free(sorted);
+            return rc_set_error("%s: metadata key %s is reserved for the "
+                                "file's checksum", path, CRC_KEY);
+        }
+    }
     if (check_tensors_to_write(path, sorted, n) != 0) {
         free(sorted);
         return -1;
@@ -208,6 +269,7 @@ int rc_safetensors_write(const char *path, const rc_st_tensor *tensors, int n,
         return rc_set_error("%s: cannot encode the header (tensor names and "
                             "metadata must be valid UTF-8)", path);
     }
+    stamp_checksum(header, header_len, sorted, n);
 
     size_t tmp_cap = strlen(path) + 32;
     char *tmp = rc_xmalloc(tmp_cap);
@@ -242,8 +304,10 @@ int rc_safetensors_write(const char *path, const rc_st_tensor *tensors, int n,
 
 struct rc_st_file {
     char *path;
-    unsigned char *bytes;     /* the whole file */
-    size_t size;
+    unsigned char *bytes;     /* the whole file (header_only: 8 + header) */
+    size_t size;              /* bytes held */
+    size_t file_size;         /* bytes on disk */
+    int header_only;          /* tensors have data == NULL */
     unsigned char *data_copy; /* the data, if it does not start 8-aligned */
     int n;
     rc_st_tensor *tensors;    /* in data order */
@@ -274,7 +338,7 @@ static int read_whole_file(rc_st_file *f) {
         fclose(fp);
         return rc_set_error("%s: not a regular file", f->path);
     }
-    f->size = (size_t)st.st_size;
+    f->size = f->file_size = (size_t)st.st_size;
     /* +1: malloc(0) aside, a buffer is 16-byte aligned, which the tensors'
      * data (8-aligned offsets from an 8-aligned start) relies on. */
     f->bytes = rc_xmalloc(f->size + 1);
@@ -412,11 +476,11 @@ static int parse_header(rc_st_file *f) {
                             "(truncated?)", f->path, f->size);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | f->bytes[i];
-    if (n > ST_MAX_HEADER || n > f->size - 8)
+    if (n > ST_MAX_HEADER || n > f->file_size - 8)
         return rc_set_error("%s: header length %llu does not fit in the %zu-byte "
                             "file (corrupted or not a safetensors file)", f->path,
-                            (unsigned long long)n, f->size);
-    size_t data_start = 8 + (size_t)n, data_size = f->size - data_start;
+                            (unsigned long long)n, f->file_size);
+    size_t data_start = 8 + (size_t)n, data_size = f->file_size - data_start;
     json_error_t jerr;
     json_t *root = json_loadb((const char *)f->bytes + 8, (size_t)n,
                               JSON_REJECT_DUPLICATES, &jerr);
@@ -426,7 +490,7 @@ static int parse_header(rc_st_file *f) {
     /* Our writer pads the header so that the data start is 8-aligned; other
      * writers may not, and the tensors must be aligned to be read as floats. */
     const unsigned char *data = f->bytes + data_start;
-    if (data_start % 8 != 0) {
+    if (data_start % 8 != 0 && !f->header_only) {
         f->data_copy = rc_xmalloc(data_size + 1);
         memcpy(f->data_copy, data, data_size);
         data = f->data_copy;
@@ -453,7 +517,7 @@ static int parse_header(rc_st_file *f) {
         status = parse_entry(f, name, entry, data_size, t, &spans[f->n - 1].begin,
                              &spans[f->n - 1].end);
         if (status != 0) break;
-        t->data = data + spans[f->n - 1].begin;
+        t->data = f->header_only ? NULL : data + spans[f->n - 1].begin;
     }
     if (status == 0) status = check_layout(f, spans, unordered, data_size);
     /* file order = data order */
@@ -467,10 +531,87 @@ done:
     return status;
 }
 
+/* Recompute the CRC32 of a file that carries one (see the top of the file). */
+static int verify_checksum(rc_st_file *f) {
+    const char *stored = rc_safetensors_meta(f, CRC_KEY);
+    if (!stored) return 0; /* another writer's file: nothing to verify */
+    size_t header_len = (size_t)f->bytes[0] | (size_t)f->bytes[1] << 8 |
+                        (size_t)f->bytes[2] << 16 | (size_t)f->bytes[3] << 24;
+    char *header = rc_xmalloc(header_len + 1);
+    memcpy(header, f->bytes + 8, header_len);
+    char *digits = find_crc_digits(header, header_len);
+    int status = 0;
+    if (strlen(stored) != CRC_DIGITS || !digits ||
+        memcmp(digits, stored, CRC_DIGITS)) {
+        status = rc_set_error("%s: metadata crc32 '%s' is malformed or not "
+                              "where this writer puts it: the file is damaged "
+                              "or was rewritten by another tool", f->path,
+                              stored);
+    } else {
+        memcpy(digits, CRC_PLACEHOLDER, CRC_DIGITS);
+        uint32_t crc = crc32_update(0, header, header_len);
+        crc = crc32_update(crc, f->bytes + 8 + header_len,
+                           f->size - 8 - header_len);
+        char hex[CRC_DIGITS + 1];
+        snprintf(hex, sizeof hex, "%08x", (unsigned)crc);
+        if (strcmp(hex, stored))
+            status = rc_set_error("%s: checksum mismatch (stored crc32 %s, "
+                                  "computed %s): the file is damaged", f->path,
+                                  stored, hex);
+    }
+    free(header);
+    return status;
+}
+
 rc_st_file *rc_safetensors_read(const char *path) {
     rc_st_file *f = rc_xcalloc(1, sizeof *f);
     f->path = strdup(path);
-    if (read_whole_file(f) != 0 || parse_header(f) != 0) {
+    if (read_whole_file(f) != 0 || parse_header(f) != 0 ||
+        verify_checksum(f) != 0) {
+        rc_safetensors_close(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* Only the length and the header: for metadata of big files. */
+static int read_header_bytes(rc_st_file *f) {
+    FILE *fp = fopen(f->path, "rb");
+    if (!fp) return rc_set_error("%s: cannot open: %s", f->path, strerror(errno));
+    struct stat st;
+    unsigned char len_le[8];
+    int status = 0;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        status = rc_set_error("%s: not a regular file", f->path);
+    } else if (fread(len_le, 1, 8, fp) != 8) {
+        status = rc_set_error("%s: %lld bytes; too short for a safetensors "
+                              "file (truncated?)", f->path,
+                              (long long)st.st_size);
+    } else {
+        uint64_t n = 0;
+        for (int i = 7; i >= 0; i--) n = n << 8 | len_le[i];
+        f->file_size = (size_t)st.st_size;
+        if (n > ST_MAX_HEADER || n > f->file_size - 8) {
+            f->size = 8; /* parse_header reports the bad length */
+            f->bytes = rc_xmalloc(8);
+            memcpy(f->bytes, len_le, 8);
+        } else {
+            f->size = 8 + (size_t)n;
+            f->bytes = rc_xmalloc(f->size + 1);
+            memcpy(f->bytes, len_le, 8);
+            if (fread(f->bytes + 8, 1, (size_t)n, fp) != (size_t)n)
+                status = rc_set_error("%s: read error in the header", f->path);
+        }
+    }
+    fclose(fp);
+    return status;
+}
+
+rc_st_file *rc_safetensors_read_header(const char *path) {
+    rc_st_file *f = rc_xcalloc(1, sizeof *f);
+    f->path = strdup(path);
+    f->header_only = 1;
+    if (read_header_bytes(f) != 0 || parse_header(f) != 0) {
         rc_safetensors_close(f);
         return NULL;
     }

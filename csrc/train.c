@@ -4,6 +4,11 @@
  * tuple sampling and the rendering all derive from them. With the optimiser
  * state, weights and step in the checkpoint, a resumed run is bitwise the
  * same as an uninterrupted one (for the same thread count).
+ *
+ * Never lose a run (see docs/faults.md): a stop signal finishes the step and
+ * checkpoints; a non-finite loss or gradient skips the step, and a streak of
+ * them stops with a diagnostic and the checkpoint from before; the output
+ * directory is probed at start; a failed write is a storage error.
  */
 #include "recompose/train.h"
 
@@ -11,19 +16,23 @@
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cblas.h>
 
 #include "recompose/checkpoint.h"
+#include "recompose/comm.h"
 #include "recompose/common.h"
 #include "recompose/model.h"
 #include "recompose/optim.h"
 #include "recompose/rng.h"
+#include "recompose/safetensors.h"
 #include "recompose/sampler.h"
 #include "recompose/synth.h"
 #ifdef RC_HAVE_VIDEO
@@ -38,11 +47,20 @@ void rc_set_threads(int threads) {
 
 /* ---- data ------------------------------------------------------------------ */
 
-/* Key of clip b of training step `step`. For synthetic data it also
- * determines the clip's texture and motion. */
+/* Data-parallel ranks split each step's global batch: rank r of W trains on
+ * clips r*B .. r*B+B-1 of the step's W*B, so W ranks of train.batch = B see
+ * exactly the clips and tuples of one process with batch W*B. Set by
+ * rc_train (one training per process at a time); 0 and 1 otherwise. */
+static int data_rank = 0, data_world = 1;
+
+/* Key of clip b (of this rank's part) of training step `step`. For
+ * synthetic data it also determines the clip's texture and motion. */
 static uint64_t train_clip_key(const rc_config *c, int64_t step, int b) {
+    uint64_t global_batch = (uint64_t)c->batch * (uint64_t)data_world;
     return rc_synth_clip_key(c->seed, RC_SPLIT_TRAIN,
-                             (uint64_t)step * (uint64_t)c->batch + (uint64_t)b);
+                             (uint64_t)step * global_batch +
+                                 (uint64_t)data_rank * (uint64_t)c->batch +
+                                 (uint64_t)b);
 }
 
 /* The recomposition tuples of a step: one per clip, drawn from its key. */
@@ -101,7 +119,10 @@ static rc_loader *open_shard_loader(const rc_config *c, rc_dataset **ds) {
     o.resize = c->resize;
     o.random_crop = c->random_crop;
     o.flip = c->flip;
-    o.seed = c->seed;
+    /* the loader draws clips by (seed, step, b) for its own batch: other
+     * ranks draw from streams of their own (statistically, not clip for
+     * clip, the data of one process with the global batch) */
+    o.seed = data_rank ? rc_hash_combine(c->seed, (uint64_t)data_rank) : c->seed;
     o.ring = c->ring;
     o.on_bad = c->on_bad ? RC_ON_BAD_SKIP : RC_ON_BAD_FAIL;
     o.validation = 0;
@@ -135,12 +156,38 @@ static int make_dirs(const char *path) {
     return 0;
 }
 
-/* Fail at start, not after an hour of training, if DIR cannot be written. */
+/* Fail at start, not after an hour of training, if DIR cannot be written:
+ * create, write and delete a probe file (access() would not see a read-only
+ * file system or, for root, permissions). */
 static int check_writable(const char *dir) {
     if (make_dirs(dir) != 0) return -1;
-    if (access(dir, W_OK) != 0)
-        return rc_set_error("output directory %s is not writable: %s", dir,
-                            strerror(errno));
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/.recompose-write-test.%ld", dir,
+             (long)getpid());
+    FILE *f = fopen(probe, "w");
+    int ok = f && fputs("ok\n", f) >= 0;
+    int err = errno;
+    if (f && fclose(f) != 0 && ok) ok = 0, err = errno;
+    if (f) unlink(probe);
+    if (!ok)
+        return rc_set_error("output directory %s is not writable: %s; fix its "
+                            "permissions or choose another --out", dir,
+                            strerror(err));
+    return 0;
+}
+
+/* A checkpoint is written beside the previous one before that is pruned:
+ * want room for two, with a margin for metrics and the header. */
+static int check_free_space(const char *dir, size_t n_params) {
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0) return 0; /* not knowable: find out later */
+    double free_b = (double)vfs.f_bavail * (double)vfs.f_frsize;
+    double need = 2.0 * (3.0 * (double)n_params * sizeof(float)) + (1 << 20);
+    if (free_b < need)
+        return rc_set_error("output directory %s has %.1f MB free but a "
+                            "checkpoint needs %.1f MB (twice while the next "
+                            "one is written); free some space or choose "
+                            "another --out", dir, free_b / 1e6, need / 1e6);
     return 0;
 }
 
@@ -198,21 +245,305 @@ static void progress_report(const progress *pr, int64_t step, int64_t total,
 
 /* ---- the loop ------------------------------------------------------------------ */
 
+#define GRAD_HISTORY 16
+
 typedef struct {
     const rc_config *cfg;
     const rc_train_options *opt;
     rc_model *model;
     rc_adamw adam;
-    FILE *metrics;
+    rc_comm *comm;
+    FILE *metrics;                /* /dev/null on ranks other than 0 */
+    double ckpt_loss_sum;        /* training loss since that checkpoint */
+    int ckpt_loss_n;
+    /* non-finite steps */
+    int bad_streak;
+    int64_t streak_start;        /* first step of the current streak */
+    char bad_inputs[256];        /* clips of the last bad step's batch */
+    double grad_norms[GRAD_HISTORY]; /* pre-clip norms of the last good steps */
+    int n_grad_norms;
+    char *inject;                /* RC_INJECT_NONFINITE, or NULL */
 } trainer;
 
+/* Every rank must hold the same weights and run the same config: a rank
+ * that drifted (another config, another checkpoint) would silently train
+ * another model. Compared by hash at the start and at every checkpoint. */
+static int check_ranks_agree(trainer *t, const char *what) {
+    if (rc_comm_size(t->comm) == 1) return 0;
+    char *ini = rc_config_to_ini(t->cfg);
+    uint64_t h = rc_comm_hash(ini, strlen(ini));
+    free(ini);
+    if (rc_comm_check_same(t->comm, h, "the config") != 0) return -1;
+    size_t bytes = rc_model_numel(t->model) * sizeof(float);
+    float *w = rc_xmalloc(bytes);
+    rc_model_backend(t->model)->to_host(w, rc_model_weights(t->model), bytes);
+    h = rc_comm_hash(w, bytes);
+    free(w);
+    return rc_comm_check_same(t->comm, h, what);
+}
+
 static int save_checkpoint(trainer *t, int64_t step, rc_train_result *res) {
+    if (check_ranks_agree(t, "the weights at the checkpoint") != 0) return -1;
+    if (rc_comm_rank(t->comm) != 0) { /* rank 0 alone writes */
+        t->ckpt_loss_sum = 0;
+        t->ckpt_loss_n = 0;
+        return 0;
+    }
     char *path = rc_checkpoint_path(t->opt->out_dir, step);
-    int status = rc_checkpoint_save(path, t->model, &t->adam, step, t->cfg);
-    if (status == 0)
+    double loss = t->ckpt_loss_n ? t->ckpt_loss_sum / t->ckpt_loss_n : NAN;
+    int status = rc_checkpoint_save_with_loss(path, t->model, &t->adam, step,
+                                              t->cfg, loss);
+    if (status == 0) {
         snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s", path);
+        t->ckpt_loss_sum = 0;
+        t->ckpt_loss_n = 0;
+        /* a failed prune costs disk, not the run: warn and go on */
+        if (rc_checkpoint_prune(t->opt->out_dir, t->cfg->keep_last) < 0)
+            rc_log("warning: %s", rc_last_error());
+    } else {
+        res->stop = RC_STOP_STORAGE;
+    }
     free(path);
     return status;
+}
+
+/* ---- stop signals --------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_signal = 0;
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGUSR1};
+#define N_STOP_SIGNALS 3
+
+typedef struct {
+    struct sigaction stop[N_STOP_SIGNALS], xfsz;
+} saved_handlers;
+
+/* First signal: note it; the loop checkpoints after the current step.
+ * Second: leave at once; the atomic writes keep the last checkpoint whole. */
+static void on_stop_signal(int sig) {
+    if (stop_signal) {
+        static const char msg[] = "\nrecompose: second signal, exiting at "
+                                  "once; the last complete checkpoint is "
+                                  "intact\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+        _exit(128 + sig);
+    }
+    stop_signal = sig;
+}
+
+static void install_handlers(saved_handlers *saved) {
+    stop_signal = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < N_STOP_SIGNALS; i++)
+        sigaction(stop_signals[i], &sa, &saved->stop[i]);
+    /* past a file size limit, write() fails with EFBIG instead of a kill */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGXFSZ, &sa, &saved->xfsz);
+}
+
+static void restore_handlers(const saved_handlers *saved) {
+    for (int i = 0; i < N_STOP_SIGNALS; i++)
+        sigaction(stop_signals[i], &saved->stop[i], NULL);
+    sigaction(SIGXFSZ, &saved->xfsz, NULL);
+}
+
+static const char *signal_name(int sig) {
+    switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGUSR1: return "SIGUSR1";
+    default: return "a signal";
+    }
+}
+
+int rc_train_exit_status(const rc_train_result *res) {
+    switch (res->stop) {
+    case RC_STOP_DONE: return 0;
+    case RC_STOP_NONFINITE: return RC_EXIT_NONFINITE;
+    case RC_STOP_STORAGE: return RC_EXIT_STORAGE;
+    case RC_STOP_SIGNAL: return RC_EXIT_INTERRUPTED;
+    default: return RC_EXIT_ERROR;
+    }
+}
+
+/* ---- non-finite steps ------------------------------------------------------------ */
+
+/* Is `step` listed in spec "S[-E][,S[-E]]..."? */
+static int step_listed(const char *spec, int64_t step) {
+    const char *p = spec;
+    while (*p) {
+        char *end;
+        long long lo = strtoll(p, &end, 10), hi = lo;
+        if (end == p) return 0;
+        if (*end == '-') hi = strtoll(end + 1, &end, 10);
+        if (step >= lo && step <= hi) return 1;
+        if (*end != ',') return 0;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* Test hook: poison the first gradient value of the listed steps. */
+static void inject_faults(trainer *t, int64_t step) {
+    if (!t->inject || !step_listed(t->inject, step)) return;
+    float nan_value = NAN;
+    rc_model_backend(t->model)->to_device(rc_model_grads(t->model), &nan_value,
+                                          sizeof nan_value);
+}
+
+/* Bit 1: the loss is non-finite; bit 2: a gradient is. */
+static int nonfinite_kind(trainer *t, double loss) {
+    const rc_backend *be = rc_model_backend(t->model);
+    /* a double sum of float squares overflows only for a non-finite value */
+    double sq = be->sum_squares(rc_model_numel(t->model), rc_model_grads(t->model));
+    return (isfinite(loss) ? 0 : 1) | (isfinite(sq) ? 0 : 2);
+}
+
+/* Which clips of the batch have non-finite input values (a decoding or
+ * rendering fault), with their keys for synthetic data. */
+static void note_bad_inputs(trainer *t, int64_t step, const float *batch,
+                            size_t clip_elems) {
+    const rc_config *c = t->cfg;
+    int synthetic = strcmp(c->source, "shards") != 0;
+    size_t len = (size_t)snprintf(t->bad_inputs, sizeof t->bad_inputs,
+                                  "clips 0..%d of step %lld", c->batch - 1,
+                                  (long long)step);
+    int n_bad = 0;
+    for (int b = 0; b < c->batch && len < sizeof t->bad_inputs; b++) {
+        const float *x = batch + (size_t)b * clip_elems;
+        size_t i = 0;
+        while (i < clip_elems && isfinite(x[i])) i++;
+        if (i == clip_elems) continue;
+        len += (size_t)snprintf(t->bad_inputs + len, sizeof t->bad_inputs - len,
+                                "%s clip %d", n_bad++ ? "," : "; non-finite "
+                                "pixels in", b);
+        if (synthetic && len < sizeof t->bad_inputs)
+            len += (size_t)snprintf(t->bad_inputs + len,
+                                    sizeof t->bad_inputs - len, " (key %016llx)",
+                                    (unsigned long long)train_clip_key(c, step, b));
+    }
+    if (n_bad == 0 && len < sizeof t->bad_inputs)
+        snprintf(t->bad_inputs + len, sizeof t->bad_inputs - len,
+                 " (their input values are all finite)");
+}
+
+static void remember_grad_norm(trainer *t, double norm) {
+    t->grad_norms[t->n_grad_norms % GRAD_HISTORY] = norm;
+    t->n_grad_norms++;
+}
+
+/* "tensor NAME (k of n values)" for the first parameters whose gradient is
+ * not finite. */
+static void describe_bad_gradients(trainer *t, char *buf, size_t cap) {
+    size_t numel = rc_model_numel(t->model), len = 0;
+    float *g = rc_xmalloc(numel * sizeof *g);
+    rc_model_backend(t->model)->to_host(g, rc_model_grads(t->model),
+                                        numel * sizeof *g);
+    int listed = 0, more = 0;
+    buf[0] = 0;
+    for (int i = 0; i < rc_model_n_params(t->model); i++) {
+        const rc_param *p = rc_model_param(t->model, i);
+        size_t bad = 0;
+        for (size_t k = 0; k < p->numel; k++) bad += !isfinite(g[p->offset + k]);
+        if (!bad) continue;
+        if (listed == 3) {
+            more++;
+            continue;
+        }
+        if (len < cap)
+            len += (size_t)snprintf(buf + len, cap - len,
+                                    "%stensor %s (%zu of %zu values)",
+                                    listed ? ", " : "", p->name, bad, p->numel);
+        listed++;
+    }
+    if (more && len < cap)
+        snprintf(buf + len, cap - len, " and %d more tensors", more);
+    if (!listed) snprintf(buf, cap, "none");
+    free(g);
+}
+
+/* "clipped on k of the last n steps, last pre-clip norm G" */
+static void describe_grad_clipping(const trainer *t, char *buf, size_t cap) {
+    int n = t->n_grad_norms < GRAD_HISTORY ? t->n_grad_norms : GRAD_HISTORY;
+    if (n == 0) {
+        snprintf(buf, cap, "no good step before it in this run");
+        return;
+    }
+    int clipped = 0;
+    for (int i = 0; i < n; i++)
+        clipped += t->cfg->clip_norm > 0 && t->grad_norms[i] > t->cfg->clip_norm;
+    double last = t->grad_norms[(t->n_grad_norms - 1) % GRAD_HISTORY];
+    snprintf(buf, cap, "gradient clipped (train.clip_norm = %g) on %d of the "
+             "last %d good steps, last pre-clip norm %.4g",
+             (double)t->cfg->clip_norm, clipped, n, last);
+}
+
+/* A streak of max_bad_steps: checkpoint the weights from before it (no
+ * update was applied since) and stop with the diagnostic. */
+static int stop_nonfinite(trainer *t, int64_t step, double loss, int kind,
+                          rc_train_result *res) {
+    char tensors[512], clipping[160];
+    describe_bad_gradients(t, tensors, sizeof tensors);
+    describe_grad_clipping(t, clipping, sizeof clipping);
+    res->stop = RC_STOP_NONFINITE;
+    char *path = rc_checkpoint_path(t->opt->out_dir, t->streak_start);
+    int saved = save_checkpoint(t, t->streak_start, res) == 0;
+    res->stop = RC_STOP_NONFINITE;
+    char where[700];
+    if (saved)
+        snprintf(where, sizeof where, "the weights from before it are in %s "
+                 "(step %lld): resume from it after lowering train.lr or "
+                 "fixing the data", path, (long long)t->streak_start);
+    else
+        snprintf(where, sizeof where, "and saving the checkpoint from before "
+                 "it failed: %s", rc_last_error());
+    free(path);
+    return rc_set_error("steps %lld..%lld: %d steps in a row with a non-finite "
+                        "%s (train.max_bad_steps = %d); at step %lld the loss "
+                        "was %g, non-finite gradients: %s; %s; %s; %s",
+                        (long long)t->streak_start, (long long)step,
+                        t->bad_streak,
+                        kind == 1 ? "loss" : kind == 2 ? "gradient"
+                                                       : "loss and gradient",
+                        t->cfg->max_bad_steps, (long long)step, loss, tensors,
+                        t->bad_inputs, clipping, where);
+}
+
+/* A checkpoint records its world size and global batch (none: an older,
+ * single-process one). The data of a step depends only on the global batch,
+ * so another world size with the same global batch continues exactly as
+ * the original run would have; another global batch would change the data
+ * order and the gradient scale, and is refused. */
+static int check_resume_layout(const trainer *t, const char *path) {
+    rc_st_file *f = rc_safetensors_read(path);
+    if (!f) return -1;
+    const char *ws = rc_safetensors_meta(f, "world_size");
+    const char *gb = rc_safetensors_meta(f, "global_batch");
+    long long old_world = ws ? atoll(ws) : 1, old_global = gb ? atoll(gb) : 0;
+    rc_safetensors_close(f);
+    int world = rc_comm_size(t->comm);
+    long long global = (long long)t->cfg->batch * world;
+    if (old_global <= 0 || old_global == global) {
+        if (old_world != world)
+            rc_log("%s: written by %lld rank(s), resumed on %d with the same "
+                   "global batch %lld", path, old_world, world, global);
+        return 0;
+    }
+    char advice[160] = "";
+    if (old_global % world == 0)
+        snprintf(advice, sizeof advice, "resume with --set train.batch=%lld "
+                 "(per rank) to keep it, or ", old_global / world);
+    return rc_set_error("%s: trained with world size %lld x train.batch %lld "
+                        "= global batch %lld, but this run has world size %d "
+                        "x train.batch %d = %lld; %sstart %lld rank(s) of "
+                        "train.batch=%lld (train.batch is per rank)",
+                        path, old_world, old_global / old_world, old_global,
+                        world, t->cfg->batch, global, advice, old_world,
+                        old_global / old_world);
 }
 
 static int resume_from(trainer *t, const char *where, int64_t *step) {
@@ -227,6 +558,7 @@ static int resume_from(trainer *t, const char *where, int64_t *step) {
         path = strdup(where);
     }
     int status = rc_checkpoint_load(path, t->model, &t->adam, step);
+    if (status == 0) status = check_resume_layout(t, path);
     if (status == 0)
         rc_log("resumed from %s at step %lld", path, (long long)*step);
     free(path);
@@ -251,34 +583,72 @@ static void log_metrics(trainer *t, int64_t step, double loss, double lr,
 int rc_train(const rc_config *c, const rc_train_options *opt,
              rc_train_result *res) {
     memset(res, 0, sizeof *res);
+    res->stop = RC_STOP_ERROR;
     if (rc_config_validate(c) != 0) return -1;
-    if (check_writable(opt->out_dir) != 0) return -1;
+    /* Under mpirun or srun: one of several data-parallel ranks. Rank 0 alone
+     * writes (checkpoints, metrics, progress); train.batch is per rank. */
+    rc_comm *comm = rc_comm_create(0);
+    if (!comm) return -1;
+    int is_root = rc_comm_rank(comm) == 0;
+    rc_train_options rank_opt = *opt;
+    if (!is_root) rank_opt.quiet = 1;
+    opt = &rank_opt;
+    if (is_root && check_writable(opt->out_dir) != 0) {
+        res->stop = RC_STOP_STORAGE;
+        rc_comm_fail(comm, rc_last_error());
+        return -1;
+    }
+    int stale = is_root ? rc_checkpoint_remove_stale_temps(opt->out_dir) : 0;
+    if (stale > 0)
+        rc_log("removed %d unfinished checkpoint file(s) of an interrupted "
+               "run in %s", stale, opt->out_dir);
     rc_set_threads(c->threads);
 
-    trainer t = {.cfg = c, .opt = opt};
-    const rc_backend *be = rc_backend_cpu();
+    trainer t = {.cfg = c, .opt = opt, .comm = comm,
+                 .inject = getenv("RC_INJECT_NONFINITE")};
+    /* the wrapped backend reports finished gradients, so they are reduced
+     * in buckets while the backward pass goes on */
+    const rc_backend *be = rc_comm_backend(comm, rc_backend_cpu());
+    data_rank = rc_comm_rank(comm);
+    data_world = rc_comm_size(comm);
+    rc_checkpoint_set_world_size(data_world);
     rc_model_shape shape;
     rc_model_shape_from_config(c, &shape);
     t.model = rc_model_create(&shape, be);
-    if (!t.model) return -1;
+    if (!t.model || rc_comm_attach(comm, t.model, 0) != 0) {
+        rc_comm_fail(comm, rc_last_error());
+        return -1;
+    }
     rc_model_init_weights(t.model, c->seed);
     rc_adamw_init(&t.adam, c, rc_model_numel(t.model), be);
+    saved_handlers handlers;
+    install_handlers(&handlers);
 
     int status = 0;
     int64_t step = 0;
+    if (is_root &&
+        (status = check_free_space(opt->out_dir, rc_model_numel(t.model))) != 0) {
+        res->stop = RC_STOP_STORAGE;
+        goto done;
+    }
     if (opt->resume && (status = resume_from(&t, opt->resume, &step)) != 0)
         goto done;
+    if ((status = check_ranks_agree(&t, "the initial weights")) != 0) goto done;
 
     char *ini = rc_config_to_ini(c);
-    status = write_text_file(opt->out_dir, "config.ini", ini);
+    status = is_root ? write_text_file(opt->out_dir, "config.ini", ini) : 0;
     free(ini);
-    if (status != 0) goto done;
+    if (status != 0) {
+        res->stop = RC_STOP_STORAGE;
+        goto done;
+    }
 
     char metrics_path[1024];
     snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", opt->out_dir);
-    t.metrics = fopen(metrics_path, step > 0 ? "a" : "w");
+    t.metrics = fopen(is_root ? metrics_path : "/dev/null", step > 0 ? "a" : "w");
     if (!t.metrics) {
         status = rc_set_error("cannot open %s: %s", metrics_path, strerror(errno));
+        res->stop = RC_STOP_STORAGE;
         goto done;
     }
 
@@ -322,6 +692,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     res->first_loss = NAN;
 
     while (step < end) {
+        if ((status = rc_comm_fault_point(t.comm, step)) != 0) break;
         const float *batch = frames;
         if (use_shards) {
 #ifdef RC_HAVE_VIDEO
@@ -335,27 +706,50 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
             render_synthetic_batch(c, step, frames);
         }
         if ((status = plan_for_step(c, step, tuples, &plan)) != 0) break;
+        rc_comm_grads_begin(t.comm);
         double loss = rc_model_step(t.model, &plan, batch, &c->loss, 1, NULL);
+        /* the mean gradient and loss over the ranks, before anything reads
+         * them: every rank then takes the same decisions below */
+        loss = rc_comm_grads_end(t.comm, loss);
+        inject_faults(&t, step);
+        int bad = nonfinite_kind(&t, loss);
+        if (bad) note_bad_inputs(&t, step, batch, clip_elems);
 #ifdef RC_HAVE_VIDEO
         if (use_shards) rc_loader_release(loader, step);
 #endif
-        if (!isfinite(loss)) {
+        if (bad) {
             /* Never apply a non-finite update: skip the step and count it. */
             res->skipped_steps++;
-            rc_log("step %lld: non-finite loss, step skipped (%lld so far)",
-                   (long long)step, (long long)res->skipped_steps);
+            if (t.bad_streak++ == 0) t.streak_start = step;
+            rc_log("step %lld: non-finite %s, step skipped (%d in a row, %lld "
+                   "in all)", (long long)step,
+                   bad == 1 ? "loss" : bad == 2 ? "gradient" : "loss and gradient",
+                   t.bad_streak, (long long)res->skipped_steps);
+            if (t.bad_streak >= c->max_bad_steps) {
+                status = stop_nonfinite(&t, step, loss, bad, res);
+                break;
+            }
         } else {
+            t.bad_streak = 0;
             grad_norm = rc_adamw_step(&t.adam, t.model, step);
+            remember_grad_norm(&t, grad_norm);
+            t.ckpt_loss_sum += loss;
+            t.ckpt_loss_n++;
             window_loss += loss;
             window_pairs += (double)plan.n_pairs / B;
             window_n++;
         }
         step++;
+        /* a signal to one rank stops all of them after the same step */
+        if (rc_comm_size(t.comm) > 1 && rc_comm_sum(t.comm, stop_signal != 0) > 0 &&
+            !stop_signal)
+            stop_signal = SIGTERM;
         int log_now = step % c->log_every == 0 || step == end;
         if (log_now && window_n > 0) {
             double now = rc_now();
             double mean_loss = window_loss / window_n;
-            double tps = (double)window_n * B / (now - window_start);
+            double tps = (double)window_n * B * rc_comm_size(t.comm) /
+                         (now - window_start);
             double ppt = window_pairs / window_n;
             float lr = rc_lr_at(&t.adam, step - 1);
             if (isnan(res->first_loss)) res->first_loss = mean_loss;
@@ -369,10 +763,19 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
             window_n = 0;
             window_start = now;
         }
-        if (step % c->checkpoint_every == 0 || step == end) {
+        if (step % c->checkpoint_every == 0 || step == end || stop_signal) {
             if ((status = save_checkpoint(&t, step, res)) != 0) break;
         }
+        if (stop_signal) {
+            res->stop = RC_STOP_SIGNAL;
+            res->signal = (int)stop_signal;
+            rc_log("%s: stopped after step %lld with checkpoint %s; continue "
+                   "with --resume %s", signal_name(res->signal),
+                   (long long)step, res->last_checkpoint, opt->out_dir);
+            break;
+        }
     }
+    if (status == 0 && res->stop != RC_STOP_SIGNAL) res->stop = RC_STOP_DONE;
     res->steps_done = step;
     res->seconds = rc_now() - train_start;
 #ifdef RC_HAVE_VIDEO
@@ -390,7 +793,15 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     fclose(t.metrics);
 
 done:
+    restore_handlers(&handlers);
     rc_adamw_free(&t.adam);
     rc_model_free(t.model);
+    /* A rank that stops alone leaves the others waiting in the next
+     * all-reduce: end the whole job. (All ranks stop together on a
+     * non-finite streak or a signal: they decide on reduced values.) */
+    if (status != 0 && res->stop != RC_STOP_NONFINITE)
+        rc_comm_fail(t.comm, rc_last_error());
+    data_rank = 0;
+    data_world = 1;
     return status;
 }

@@ -444,6 +444,11 @@ static const char *python_check =
     "n = struct.unpack('<Q', b[:8])[0]\n"
     "h = json.loads(b[8:8 + n])\n"
     "meta = h.pop('__metadata__')\n"
+    "import zlib\n"  /* the CRC32 of the file with the digits zeroed */
+    "crc = meta.pop('crc32')\n"
+    "z = b[8:8 + n].replace(('\"crc32\":\"%s\"' % crc).encode(),\n"
+    "                       b'\"crc32\":\"00000000\"')\n"
+    "assert '%08x' % zlib.crc32(z + b[8 + n:]) == crc, crc\n"
     "assert meta == {'format': 'test-1', 'quote': 'say \"hi\"\\nnew line \\\\ back',\n"
     "                'unicode': 'caf\\u00e9 \\u2192'}, meta\n"
     "data = b[8 + n:]\n"

@@ -105,7 +105,9 @@ static void check_direction(rc_model *m, int T, const float *x, const float *g,
         v[i] = (float)rc_rng_normal(&r);
         gv += (double)g[i] * v[i];
     }
-    const double eps = 1e-3;
+    /* small enough that the step crosses few ReLU kinks (a move through
+     * every pixel at once), large enough for float32 rounding */
+    const double eps = 1e-4;
     for (size_t i = 0; i < n; i++) xp[i] = x[i] + (float)eps * v[i];
     double fp = norm_sum(m, T, xp, D);
     for (size_t i = 0; i < n; i++) xp[i] = x[i] - (float)eps * v[i];

@@ -36,4 +36,14 @@ typedef float real;
 #define RC_SQRT sqrtf
 #endif
 
+/* OpenBLAS (the pthread build Debian links by default) runs its own thread
+ * pool. Ops that split their work across OpenMP threads call BLAS from
+ * inside the parallel region and want it single-threaded there, or the two
+ * pools spin against each other on every call. rc_blas_serial_begin(1) sets
+ * BLAS to one thread and returns the previous count for rc_blas_serial_end;
+ * rc_blas_serial_begin(0) changes nothing (for calls that stay serial and
+ * may let BLAS thread). Not templated: defined once, in backend_cpu.c. */
+int rc_blas_serial_begin(int serial);
+void rc_blas_serial_end(int previous);
+
 #endif

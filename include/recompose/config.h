@@ -63,6 +63,8 @@ typedef struct {
     int dedup;                       /* train.dedup (bool) */
     int log_every;                   /* train.log_every steps */
     int checkpoint_every;            /* train.checkpoint_every steps */
+    int keep_last;                   /* train.keep_last checkpoints (0 = all) */
+    int max_bad_steps;               /* train.max_bad_steps non-finite in a row */
 
     /* [loss] */
     rc_loss_config loss;             /* loss.margin, loss.hinge, loss.w_pos,

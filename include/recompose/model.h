@@ -51,7 +51,8 @@ void rc_model_shape_from_config(const rc_config *c, rc_model_shape *s);
 rc_model *rc_model_create(const rc_model_shape *s, const rc_backend *be);
 void rc_model_free(rc_model *m);
 
-/* PyTorch-style default initialisation (uniform +-1/sqrt(fan_in)), from seed. */
+/* Initialise from seed: He-uniform conv weights with zero bias, PyTorch
+ * defaults for linear layers, LSTM U(+-1/sqrt(H)) with forget-gate bias 1. */
 void rc_model_init_weights(rc_model *m, uint64_t seed);
 
 const rc_model_shape *rc_model_get_shape(const rc_model *m);

@@ -50,6 +50,16 @@ size_t rc_conv2d_workspace(const rc_conv_shape *s);
     void rc_conv2d_backward_##sfx(const rc_conv_shape *s, const real *x,      \
                                   const real *w, const real *dy, real *dx,    \
                                   real *dw, real *db, real *ws);              \
+    /* conv then ReLU in one pass: y = max(conv(x) + b, 0) */                  \
+    void rc_conv2d_relu_forward_##sfx(const rc_conv_shape *s, const real *x,  \
+                                      const real *w, const real *b, real *y,  \
+                                      real *ws);                              \
+    /* backward of conv2d_relu_forward from its output y and dL/dy: the      \
+     * ReLU mask (y > 0) is applied on the fly; dx nullable */                 \
+    void rc_conv2d_relu_backward_##sfx(const rc_conv_shape *s, const real *x, \
+                                       const real *w, const real *y,          \
+                                       const real *dy, real *dx, real *dw,    \
+                                       real *db, real *ws);                   \
     /* y = max(x, 0); in place allowed */                                      \
     void rc_relu_forward_##sfx(size_t n, const real *x, real *y);             \
     /* dx = dy * (y > 0); uses the forward OUTPUT y; in place allowed */       \
@@ -202,6 +212,25 @@ typedef struct rc_backend {
 
 /* The CPU reference backend (OpenBLAS + OpenMP). */
 const rc_backend *rc_backend_cpu(void);
+
+/* Fused ops that a backend may offer beside its table (kept out of
+ * rc_backend so that existing backends need no change). */
+typedef struct {
+    /* y = max(conv(x) + b, 0) */
+    void (*conv2d_relu_forward)(const rc_conv_shape *s, const float *x,
+                                const float *w, const float *b, float *y,
+                                float *ws);
+    /* backward of conv2d_relu_forward from its output y; dx nullable */
+    void (*conv2d_relu_backward)(const rc_conv_shape *s, const float *x,
+                                 const float *w, const float *y,
+                                 const float *dy, float *dx, float *dw,
+                                 float *db, float *ws);
+} rc_backend_fused;
+
+/* The fused ops for backend be, or NULL. The CPU ones are returned when
+ * be's convolution is the CPU one (rc_conv2d_forward_f32), since they share
+ * its workspace and semantics. */
+const rc_backend_fused *rc_backend_fused_for(const rc_backend *be);
 
 #ifdef __cplusplus
 }

@@ -40,8 +40,15 @@ int rc_safetensors_write(const char *path, const rc_st_tensor *tensors, int n,
 
 typedef struct rc_st_file rc_st_file;
 
-/* Read and validate a whole file. Returns NULL (error set) on failure. */
+/* Read and validate a whole file. Returns NULL (error set) on failure.
+ * Our writer stores a CRC32 of the file in the metadata entry "crc32"
+ * (reserved: callers cannot pass it); when present it is verified, and a
+ * mismatch is an error "PATH: checksum mismatch ...: the file is damaged". */
 rc_st_file *rc_safetensors_read(const char *path);
+/* Read and validate only the header (names, shapes, metadata) of a file,
+ * without its data or checksum: tensors have data == NULL. For looking at
+ * the metadata of many big files. */
+rc_st_file *rc_safetensors_read_header(const char *path);
 void rc_safetensors_close(rc_st_file *f);
 
 int rc_safetensors_count(const rc_st_file *f);

@@ -17,6 +17,26 @@ typedef struct {
     int quiet;               /* no progress line */
 } rc_train_options;
 
+/* Why rc_train stopped, and the exit status `recompose train` gives for it
+ * (rc_train_exit_status). docs/faults.md lists the faults behind each. */
+typedef enum {
+    RC_STOP_DONE = 0,    /* reached train.steps or --stop-after        exit 0 */
+    RC_STOP_ERROR,       /* bad config, data, checkpoint to resume     exit 1 */
+    RC_STOP_NONFINITE,   /* train.max_bad_steps non-finite steps in a row,
+                            checkpoint from before them written        exit 3 */
+    RC_STOP_STORAGE,     /* output directory unwritable, full, or a
+                            write failed (nothing truncated is left)   exit 4 */
+    RC_STOP_SIGNAL       /* SIGTERM, SIGINT or SIGUSR1: step finished,
+                            checkpoint written, resume with --resume  exit 75 */
+} rc_stop_reason;
+
+#define RC_EXIT_ERROR 1
+#define RC_EXIT_USAGE 2
+#define RC_EXIT_NONFINITE 3
+#define RC_EXIT_STORAGE 4
+#define RC_EXIT_INTERRUPTED 75  /* EX_TEMPFAIL: "try again" (resume) */
+/* A second signal while stopping exits at once with 128 + the signal. */
+
 typedef struct {
     int64_t steps_done;      /* global step reached */
     double final_loss;       /* mean loss of the last log window */
@@ -24,7 +44,12 @@ typedef struct {
     double seconds;
     int64_t skipped_steps;   /* non-finite losses */
     char last_checkpoint[512];
+    rc_stop_reason stop;
+    int signal;              /* RC_STOP_SIGNAL: which signal */
 } rc_train_result;
+
+/* Exit status of `recompose train` for a result (see rc_stop_reason). */
+int rc_train_exit_status(const rc_train_result *res);
 
 /* Apply train.threads to OpenMP and OpenBLAS. */
 void rc_set_threads(int threads);
@@ -34,6 +59,15 @@ void rc_set_threads(int threads);
 int rc_make_train_batch(const rc_config *c, int64_t step, float *frames,
                         rc_batch_plan *plan);
 
+/* Train. Returns 0 when done or stopped by a signal (res->stop says which),
+ * -1 on failure (error set, res->stop the kind). While it runs, SIGTERM,
+ * SIGINT and SIGUSR1 ask it to stop after the current step with a
+ * checkpoint (a second one exits at once), and SIGXFSZ is ignored so that
+ * a file size limit is a write error (EFBIG), not a crash. The previous
+ * handlers are restored on return.
+ *
+ * Fault injection for tests: the environment variable RC_INJECT_NONFINITE
+ * = "S[-E][,...]" makes the gradient of those 0-based steps NaN. */
 int rc_train(const rc_config *c, const rc_train_options *opt,
              rc_train_result *res);
 

@@ -1,0 +1,55 @@
+# comm.cmake: data-parallel communicators (issue 5), included after
+# cuda.cmake.
+#
+# Always: the single-process communicator (csrc/comm/comm.c), so a build
+# without MPI trains exactly as before. With an MPI (find_package(MPI);
+# Debian: libopenmpi-dev): the MPI transport, RC_HAVE_MPI. With MPI, the
+# CUDA backend and NCCL (nccl.h, libnccl): the NCCL transport, RC_HAVE_NCCL.
+# RC_MPI=OFF leaves MPI (and so NCCL) out even when installed.
+option(RC_MPI "Multi-process data-parallel training when MPI is found" ON)
+
+target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm.c)
+
+if(RC_MPI)
+  find_package(MPI COMPONENTS C QUIET)
+endif()
+# for the script tests (tests/test_dist_*.sh), which skip without MPI
+set(RC_HAVE_MPI ${MPI_C_FOUND} CACHE INTERNAL "MPI transport built")
+if(NOT MPI_C_FOUND)
+  set(RC_HAVE_MPI OFF CACHE INTERNAL "MPI transport built")
+  message(STATUS "Distributed training: single process only (MPI not found "
+                 "or RC_MPI=OFF; install libopenmpi-dev for mpirun/srun)")
+  return()
+endif()
+
+target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm_mpi.c)
+target_link_libraries(recompose_core PUBLIC MPI::MPI_C)
+# PUBLIC: the distributed tests skip (77) when it is absent
+target_compile_definitions(recompose_core PUBLIC RC_HAVE_MPI=1)
+find_program(RC_MPIEXEC NAMES mpirun mpiexec HINTS ${MPIEXEC_EXECUTABLE})
+
+set(rc_nccl_why "")
+if(NOT TARGET rc_cuda)
+  set(rc_nccl_why "no CUDA backend")
+else()
+  find_path(RC_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS}
+            ENV NCCL_ROOT PATH_SUFFIXES include)
+  find_library(RC_NCCL_LIB NAMES nccl HINTS ${CUDAToolkit_LIBRARY_DIR}
+               ENV NCCL_ROOT PATH_SUFFIXES lib lib64)
+  if(NOT RC_NCCL_INCLUDE OR NOT RC_NCCL_LIB)
+    set(rc_nccl_why "NCCL not found (set NCCL_ROOT)")
+  endif()
+endif()
+if(rc_nccl_why)
+  message(STATUS "Distributed training: MPI ${MPI_C_VERSION}; NCCL off (${rc_nccl_why})")
+  return()
+endif()
+
+# Plain C against the CUDA runtime API: no kernels of its own (the 1/W
+# scaling is the backend's scale op).
+target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm_nccl.c)
+set_source_files_properties(${CMAKE_SOURCE_DIR}/csrc/comm/comm_nccl.c PROPERTIES
+                            INCLUDE_DIRECTORIES "${RC_NCCL_INCLUDE};${CUDAToolkit_INCLUDE_DIRS}")
+target_link_libraries(recompose_core PUBLIC ${RC_NCCL_LIB} CUDA::cudart)
+target_compile_definitions(recompose_core PUBLIC RC_HAVE_NCCL=1)
+message(STATUS "Distributed training: MPI ${MPI_C_VERSION}, NCCL ${RC_NCCL_LIB}")

@@ -1,0 +1,398 @@
+/* comm.c: the communicator every build has: launcher detection, the
+ * single-process case, gradient buckets and the backend wrapper that tells
+ * them when the backward pass has finished a weight gradient.
+ *
+ * The transports (comm_mpi.c, comm_nccl.c) only move bytes; which range is
+ * reduced when, and in what order, is decided here, identically on every
+ * rank, because collectives must be issued in the same order everywhere.
+ */
+#include "comm_internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recompose/common.h"
+
+/* About 4 buckets for the paper model (18 MB of gradients): small enough
+ * that only the last (the first convolutions) waits after the backward pass,
+ * large enough that each all-reduce runs at bandwidth (docs/scaling.md). */
+#define DEFAULT_BUCKET_BYTES (4u << 20)
+
+/* The op table of the wrapped backend has no context pointer: the hooks
+ * reach the (one per process) communicator through this. */
+static rc_comm *the_comm;
+
+/* ---- launcher environment --------------------------------------------------- */
+
+static int env_int(const char *name, int fallback) {
+    const char *s = getenv(name);
+    if (!s || !*s) return fallback;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *end ? fallback : (int)v;
+}
+
+/* World size the launcher announced: Open MPI's mpirun, Hydra (MPICH,
+ * Intel MPI), or a Slurm job step started by srun. The batch script itself
+ * has SLURM_NTASKS but no SLURM_STEP_NUM_TASKS: it is not a rank. */
+static int launcher_world_size(const char **who) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                                       "SLURM_STEP_NUM_TASKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        int n = env_int(vars[i], 0);
+        if (n > 0) {
+            *who = vars[i];
+            return n;
+        }
+    }
+    *who = NULL;
+    return 1;
+}
+
+static int launcher_rank(void) {
+    int r = env_int("OMPI_COMM_WORLD_RANK", -1);
+    if (r < 0) r = env_int("PMI_RANK", -1);
+    if (r < 0) r = env_int("SLURM_PROCID", 0);
+    return r;
+}
+
+static void read_fault_settings(rc_comm *c) {
+    c->fault_rank = env_int("RC_FAULT_RANK", -1);
+    c->fault_step = env_int("RC_FAULT_STEP", 1);
+    const char *kind = getenv("RC_FAULT_KIND");
+    snprintf(c->fault_kind, sizeof c->fault_kind, "%s",
+             kind && *kind ? kind : "error");
+}
+
+/* ---- create / free ------------------------------------------------------------ */
+
+static int init_transport(rc_comm *c, int world, const char *who) {
+#ifdef RC_HAVE_MPI
+    if (rc_mpi_init(c, world) != 0) return -1;
+    c->kind = "mpi";
+    if (!c->use_gpu) return 0;
+#ifdef RC_HAVE_NCCL
+    if (rc_nccl_init(c) != 0) {
+        rc_mpi_abort(c);
+        return -1;
+    }
+    c->kind = "nccl";
+    return 0;
+#else
+    return rc_set_error("%s = %d ranks on GPUs, but this build has no NCCL: "
+                        "install NCCL (libnccl-dev) and rebuild with CUDA",
+                        who, world);
+#endif
+#else
+    (void)c;
+    return rc_set_error("%s = %d: the launcher started %d ranks, but this "
+                        "build has no MPI, so each would train alone; install "
+                        "an MPI (libopenmpi-dev) and rebuild, or run one "
+                        "process", who, world, world);
+#endif
+}
+
+rc_comm *rc_comm_create(int use_gpu) {
+    if (the_comm) {
+        if (the_comm->use_gpu != use_gpu) {
+            rc_set_error("communicator already created for the %s; one "
+                         "process trains on one kind of device",
+                         the_comm->use_gpu ? "GPU" : "CPU");
+            return NULL;
+        }
+        return the_comm;
+    }
+    rc_comm *c = rc_xcalloc(1, sizeof *c);
+    c->kind = "single";
+    c->size = 1;
+    c->use_gpu = use_gpu;
+    read_fault_settings(c);
+    const char *who;
+    int world = launcher_world_size(&who);
+    if (world > 1 && init_transport(c, world, who) != 0) {
+        /* name the rank even though MPI could not: the launcher knows it */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "rank %d: %s", launcher_rank(),
+                 rc_last_error());
+        rc_set_error("%s", msg);
+        free(c);
+        return NULL;
+    }
+    the_comm = c;
+    return c;
+}
+
+static void free_buckets(rc_comm *c) {
+    free(c->buckets);
+    c->buckets = NULL;
+    c->n_buckets = 0;
+}
+
+void rc_comm_free(rc_comm *c) {
+    if (!c) return;
+#ifdef RC_HAVE_NCCL
+    if (c->nccl) rc_nccl_free(c);
+#endif
+#ifdef RC_HAVE_MPI
+    if (c->mpi) rc_mpi_finalize(c);
+#endif
+    free_buckets(c);
+    if (the_comm == c) the_comm = NULL;
+    free(c);
+}
+
+void rc_comm_fail(rc_comm *c, const char *msg) {
+    if (!c || c->size == 1) return;
+    fprintf(stderr, "recompose: rank %d of %d failed: %s\n"
+                    "recompose: aborting all %d ranks\n",
+            c->rank, c->size, msg, c->size);
+    fflush(stderr);
+#ifdef RC_HAVE_NCCL
+    if (c->nccl) rc_nccl_abort(c);
+#endif
+#ifdef RC_HAVE_MPI
+    rc_mpi_abort(c);
+#endif
+    exit(1); /* not reached with MPI */
+}
+
+const char *rc_comm_kind(const rc_comm *c) { return c->kind; }
+int rc_comm_rank(const rc_comm *c) { return c->rank; }
+int rc_comm_size(const rc_comm *c) { return c->size; }
+int rc_comm_local_rank(const rc_comm *c) { return c->local_rank; }
+int rc_comm_n_buckets(const rc_comm *c) { return c->n_buckets; }
+void rc_comm_set_cuda_stream(rc_comm *c, void *stream) { c->cuda_stream = stream; }
+
+/* ---- buckets -------------------------------------------------------------------- */
+
+static void start_bucket(rc_comm *c, int k) {
+    rc_bucket *b = &c->buckets[k];
+    b->started = 1;
+    float *buf = c->grads + b->offset;
+#ifdef RC_HAVE_NCCL
+    if (c->nccl) {
+        rc_nccl_reduce_start(c, k, buf, b->n);
+        return;
+    }
+#endif
+#ifdef RC_HAVE_MPI
+    rc_mpi_reduce_start(c, k, buf, b->n);
+#else
+    (void)buf;
+#endif
+}
+
+/* Start every bucket, in order, whose whole range is written. */
+static void start_ready_buckets(rc_comm *c) {
+    while (c->next_bucket < c->n_buckets &&
+           c->buckets[c->next_bucket].ready >= c->buckets[c->next_bucket].n)
+        start_bucket(c, c->next_bucket++);
+#ifdef RC_HAVE_MPI
+    if (c->mpi && !c->nccl) rc_mpi_reduce_progress(c);
+#endif
+}
+
+/* The backward pass finished n gradient floats at p. */
+static void mark_ready(rc_comm *c, const float *p, size_t n) {
+    if (!c->active || !p || p < c->grads || p >= c->grads + c->n_grads) return;
+    size_t off = (size_t)(p - c->grads);
+    for (int k = 0; k < c->n_buckets; k++) {
+        rc_bucket *b = &c->buckets[k];
+        if (off < b->offset || off >= b->offset + b->n) continue;
+        if (b->started) {
+            /* The reduction already read this range: overlapping would sum
+             * a half-written gradient. The model must write each gradient
+             * once per step; a change that breaks this must not go unseen. */
+            rc_log("gradient bucket %d written after its reduction started "
+                   "(offset %zu): the backward pass wrote a weight gradient "
+                   "twice in one step, which bucketed reduction cannot "
+                   "handle; this is a bug in the model's backward pass",
+                   k, off);
+            abort();
+        }
+        b->ready += n;
+        break;
+    }
+    start_ready_buckets(c);
+}
+
+/* Cut the parameter table into buckets from the end (the backward pass
+ * finishes the head first and the first convolution last). */
+static void cut_buckets(rc_comm *c, rc_model *m, size_t bucket_floats) {
+    int np = rc_model_n_params(m);
+    c->buckets = rc_xcalloc((size_t)np, sizeof *c->buckets);
+    c->n_buckets = 0;
+    rc_bucket *cur = NULL;
+    for (int i = np - 1; i >= 0; i--) {
+        const rc_param *p = rc_model_param(m, i);
+        if (!cur || cur->n >= bucket_floats) {
+            cur = &c->buckets[c->n_buckets++];
+            cur->offset = p->offset + p->numel;
+            cur->n = 0;
+        }
+        /* parameters are contiguous, so the bucket grows downwards */
+        cur->offset = p->offset;
+        cur->n += p->numel;
+    }
+}
+
+static size_t bucket_bytes_setting(size_t requested) {
+    if (requested) return requested;
+    const char *s = getenv("RC_COMM_BUCKET_BYTES");
+    if (s && *s) {
+        long long v = strtoll(s, NULL, 10);
+        if (v > 0) return (size_t)v;
+    }
+    return DEFAULT_BUCKET_BYTES;
+}
+
+int rc_comm_attach(rc_comm *c, rc_model *m, size_t bucket_bytes) {
+    free_buckets(c);
+    c->grads = rc_model_grads(m);
+    c->n_grads = rc_model_numel(m);
+    if (c->size == 1) return 0;
+    if (rc_model_backend(m) != &c->wrapped)
+        return rc_set_error("rc_comm_attach: the model was not created on "
+                            "rc_comm_backend(), so gradients would be reduced "
+                            "only after the whole backward pass: create it "
+                            "on the wrapped backend");
+    size_t floats = bucket_bytes_setting(bucket_bytes) / sizeof(float);
+    cut_buckets(c, m, floats ? floats : 1);
+    return 0;
+}
+
+void rc_comm_grads_begin(rc_comm *c) {
+    if (c->size == 1) return;
+    for (int k = 0; k < c->n_buckets; k++) {
+        c->buckets[k].ready = 0;
+        c->buckets[k].started = 0;
+    }
+    c->next_bucket = 0;
+    c->active = 1;
+}
+
+double rc_comm_grads_end(rc_comm *c, double local_loss) {
+    if (c->size == 1) return local_loss;
+    /* A rank whose loss was not finite skipped its backward pass: it still
+     * joins every reduction (in the same order), then all skip the update
+     * because the summed loss is NAN. */
+    while (c->next_bucket < c->n_buckets) start_bucket(c, c->next_bucket++);
+    c->active = 0;
+#ifdef RC_HAVE_NCCL
+    if (c->nccl && rc_nccl_reduce_wait(c) != 0) rc_comm_fail(c, rc_last_error());
+#endif
+#ifdef RC_HAVE_MPI
+    if (!c->nccl) rc_mpi_reduce_wait(c);
+#endif
+    /* sum, then divide: the mean of the ranks' gradients, each of which is
+     * already scaled by 1/B_rank, is the gradient of the global batch */
+    c->inner->scale(c->n_grads, c->grads, 1.0f / (float)c->size);
+    return rc_comm_sum(c, local_loss) / c->size;
+}
+
+/* ---- the wrapped backend ---------------------------------------------------------- */
+
+static void hooked_conv2d_backward(const rc_conv_shape *s, const float *x,
+                                   const float *w, const float *dy, float *dx,
+                                   float *dw, float *db, float *ws) {
+    the_comm->inner->conv2d_backward(s, x, w, dy, dx, dw, db, ws);
+    mark_ready(the_comm, dw, (size_t)s->c_out * s->c_in * s->k * s->k);
+    mark_ready(the_comm, db, (size_t)s->c_out);
+}
+
+static void hooked_linear_backward(int n, int in, int out, const float *x,
+                                   const float *w, const float *dy, float *dx,
+                                   float *dw, float *db) {
+    the_comm->inner->linear_backward(n, in, out, x, w, dy, dx, dw, db);
+    mark_ready(the_comm, dw, (size_t)out * in);
+    mark_ready(the_comm, db, (size_t)out);
+}
+
+static void hooked_lstm_backward(const rc_lstm_shape *s, const float *x,
+                                 const float *w_ih, const float *w_hh,
+                                 const float *cache, const float *dh_last,
+                                 float *dx, float *dw_ih, float *dw_hh,
+                                 float *db) {
+    the_comm->inner->lstm_backward(s, x, w_ih, w_hh, cache, dh_last, dx,
+                                   dw_ih, dw_hh, db);
+    size_t G = 4 * (size_t)s->H;
+    mark_ready(the_comm, dw_ih, G * s->F);
+    mark_ready(the_comm, dw_hh, G * s->H);
+    mark_ready(the_comm, db, G);
+}
+
+const rc_backend *rc_comm_backend(rc_comm *c, const rc_backend *inner) {
+    c->inner = inner;
+    if (c->size == 1) return inner;
+    c->wrapped = *inner;
+    c->wrapped.conv2d_backward = hooked_conv2d_backward;
+    c->wrapped.linear_backward = hooked_linear_backward;
+    c->wrapped.lstm_backward = hooked_lstm_backward;
+    return &c->wrapped;
+}
+
+/* ---- host collectives ---------------------------------------------------------------- */
+
+double rc_comm_sum(rc_comm *c, double v) {
+#ifdef RC_HAVE_MPI
+    if (c->mpi) return rc_mpi_sum(c, v);
+#endif
+    (void)c;
+    return v;
+}
+
+int rc_comm_check_same(rc_comm *c, uint64_t value, const char *what) {
+    if (c->size == 1) return 0;
+    uint64_t v[2] = {value, ~value}; /* max of ~v is ~min of v */
+#ifdef RC_HAVE_MPI
+    rc_mpi_max_u64(c, v, 2);
+#endif
+    uint64_t hi = v[0], lo = ~v[1];
+    if (hi == lo) return 0;
+    return rc_set_error("%s differs between the ranks (rank %d has %016llx; "
+                        "the ranks range from %016llx to %016llx): every rank "
+                        "must run the same binary with the same config and "
+                        "read the same checkpoint",
+                        what, c->rank, (unsigned long long)value,
+                        (unsigned long long)lo, (unsigned long long)hi);
+}
+
+void rc_comm_broadcast(rc_comm *c, void *buf, size_t bytes, int root) {
+#ifdef RC_HAVE_MPI
+    if (c->mpi) rc_mpi_broadcast(c, buf, bytes, root);
+#endif
+    (void)c, (void)buf, (void)bytes, (void)root;
+}
+
+void rc_comm_barrier(rc_comm *c) {
+#ifdef RC_HAVE_MPI
+    if (c->mpi) rc_mpi_barrier(c);
+#endif
+    (void)c;
+}
+
+uint64_t rc_comm_hash(const void *buf, size_t bytes) {
+    const unsigned char *p = buf;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < bytes; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* ---- fault injection ------------------------------------------------------------------- */
+
+int rc_comm_fault_point(const rc_comm *c, int64_t step) {
+    if (c->fault_rank != c->rank || step != c->fault_step) return 0;
+    if (!strcmp(c->fault_kind, "kill")) {
+        fprintf(stderr, "recompose: rank %d: RC_FAULT_KIND=kill at step %lld\n",
+                c->rank, (long long)step);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
+    return rc_set_error("rank %d: fault injected at step %lld (RC_FAULT_RANK=%d)",
+                        c->rank, (long long)step, c->fault_rank);
+}

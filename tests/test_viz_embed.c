@@ -1,0 +1,317 @@
+/* test_viz_embed.c: `recompose embed` and `recompose neighbors`.
+ *
+ *  - the .npy writer: headers of 1-, 2- and 5-D arrays read back by an
+ *    independent reader (and by NumPy itself when RC_PYTHON has it);
+ *  - embed on synthetic clips: shape [N][D], every row equal to
+ *    rc_model_embed of the independently rendered held-out clip, sidecar
+ *    rows naming the clip key and true motion; --rev rows embed f_T..f_0;
+ *  - embed on a packed shard: sliding windows with the right frame numbers
+ *    and times, frames decoded and cropped as documented;
+ *  - neighbors: the k nearest rows of a brute-force search over the
+ *    embeddings, in order, with their distances; contact sheets of the
+ *    documented size that decode with libpng. */
+#include "test_util.h"
+
+#ifndef RC_HAVE_VIZ
+int main(void) { TEST_SKIP("built without libpng (RC_HAVE_VIZ)"); }
+#else
+#include <jansson.h>
+#include <sys/stat.h>
+
+#include "test_viz_util.h"
+
+#include "recompose/synth.h"
+#include "recompose/viz.h"
+#ifdef RC_HAVE_VIDEO
+#include "recompose/video.h"
+#endif
+
+#define N_CLIPS 20
+
+static void check_npy_writer(const char *dir) {
+    char path[512];
+    float v[2 * 3 * 1 * 2 * 2];
+    for (int i = 0; i < 24; i++) v[i] = (float)i * 0.5f - 3.0f;
+    int64_t shapes[3][5] = {{5}, {3, 4}, {2, 3, 1, 2, 2}};
+    int ndims[3] = {1, 2, 5};
+    for (int s = 0; s < 3; s++) {
+        snprintf(path, sizeof path, "%s/w%d.npy", dir, s);
+        CHECK(rc_npy_write_f32(path, ndims[s], shapes[s], v) == 0);
+        int nd = 0;
+        long long sh[8];
+        float *back = viz_read_npy(path, &nd, sh);
+        CHECK_MSG(back != NULL, "%s does not read back", path);
+        if (!back) continue;
+        size_t count = 1;
+        CHECK(nd == ndims[s]);
+        for (int d = 0; d < nd && d < ndims[s]; d++) {
+            CHECK(sh[d] == shapes[s][d]);
+            count *= (size_t)sh[d];
+        }
+        CHECK(!memcmp(back, v, count * sizeof(float)));
+        free(back);
+    }
+    int64_t neg[1] = {-1};
+    CHECK(rc_npy_write_f32(path, 1, neg, v) == -1);
+    CHECK(rc_npy_write_f32("/nonexistent-dir/x.npy", 1, shapes[0], v) == -1);
+}
+
+/* NumPy loads the files with the shapes and a value we know. */
+static void check_numpy(const char *dir, const char *prefix, int D, float v) {
+    const char *py = getenv("RC_PYTHON");
+    if (!py || !*py) {
+        printf("RC_PYTHON not set: NumPy check skipped\n");
+        return;
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' -c \"import numpy\" 2>/dev/null", py);
+    if (system(cmd) != 0) {
+        printf("%s has no NumPy: check skipped\n", py);
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "'%s' -c \"import numpy as np, sys; "
+             "a = np.load('%s.npy'); b = np.load('%s/w1.npy'); "
+             "c = np.load('%s/w0.npy'); "
+             "ok = a.shape == (%d, %d) and a.dtype == np.float32 and "
+             "abs(float(a[3, 2]) - %.9g) <= 1e-6 * max(1, abs(%.9g)) and "
+             "b.shape == (3, 4) and float(b[2, 3]) == 2.5 and c.shape == (5,); "
+             "sys.exit(0 if ok else 1)\"",
+             py, prefix, dir, dir, N_CLIPS, D, (double)v, (double)v);
+    CHECK_MSG(system(cmd) == 0, "numpy.load disagrees: %s", cmd);
+}
+
+static void embed_direct(rc_model *m, int T, const float *frames, int rev,
+                         float *emb) {
+    rc_sequence s;
+    s.n_frames = T + 1;
+    for (int t = 0; t <= T; t++) s.frames[t] = rev ? T - t : t;
+    int clip_of = 0;
+    CHECK(rc_model_embed(m, 1, T, frames, 1, &s, &clip_of, emb) == 0);
+}
+
+static void check_synthetic(const char *dir, rc_model *m, const rc_config *c,
+                            float *emb_out) {
+    char cfg[512], ckpt[512], prefix[512], path[600];
+    snprintf(cfg, sizeof cfg, "%s/tiny.ini", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/tiny.safetensors", dir);
+    snprintf(prefix, sizeof prefix, "%s/emb", dir);
+    const char *args[] = {"embed", cfg, "--checkpoint", ckpt, "--out", prefix,
+                          "--clips", "20", "--rev", NULL};
+    CHECK(viz_run(rc_embed_main, args) == 0);
+    int T = c->clip_steps, S = c->image_size, D = c->embed_dim, nd = 0;
+    long long sh[8];
+    snprintf(path, sizeof path, "%s.npy", prefix);
+    float *emb = viz_read_npy(path, &nd, sh);
+    snprintf(path, sizeof path, "%s-rev.npy", prefix);
+    int nd_r = 0;
+    long long sh_r[8];
+    float *rev = viz_read_npy(path, &nd_r, sh_r);
+    CHECK(emb && rev);
+    if (!emb || !rev) return;
+    CHECK(nd == 2 && sh[0] == N_CLIPS && sh[1] == D);
+    CHECK(nd_r == 2 && sh_r[0] == N_CLIPS && sh_r[1] == D);
+    snprintf(path, sizeof path, "%s.json", prefix);
+    json_error_t jerr;
+    json_t *side = json_load_file(path, 0, &jerr);
+    CHECK_MSG(side != NULL, "%s: %s", path, jerr.text);
+    json_t *items = side ? json_object_get(side, "items") : NULL;
+    CHECK(json_array_size(items) == N_CLIPS);
+    CHECK(side && json_integer_value(json_object_get(side, "step")) == 7);
+    CHECK(side && json_is_object(json_object_get(side, "temporal_order")));
+
+    rc_synth_config sc;
+    rc_config_synth(c, &sc);
+    float *frames = malloc(sizeof(float) * (size_t)(T + 1) * S * S);
+    float ref[16], ref_rev[16];
+    double worst = 0;
+    for (int i = 0; i < N_CLIPS; i++) {
+        uint64_t key = rc_synth_clip_key(c->seed, RC_SPLIT_HELDOUT, (uint64_t)i);
+        rc_motion mo;
+        rc_synth_motion(&sc, key, &mo);
+        rc_synth_render(&sc, &mo, 0, T + 1, frames);
+        embed_direct(m, T, frames, 0, ref);
+        embed_direct(m, T, frames, 1, ref_rev);
+        worst = fmax(worst, rc_test_rel_err_f(emb + i * D, ref, (size_t)D));
+        worst = fmax(worst, rc_test_rel_err_f(rev + i * D, ref_rev, (size_t)D));
+        json_t *it = json_array_get(items, (size_t)i);
+        char want[32];
+        snprintf(want, sizeof want, "0x%016llx", (unsigned long long)key);
+        const char *got = json_string_value(json_object_get(it, "clip_key"));
+        CHECK_MSG(got && !strcmp(got, want), "row %d key %s, want %s", i,
+                  got ? got : "(none)", want);
+        CHECK(fabs(json_real_value(json_object_get(it, "vx")) - mo.vx) < 1e-6);
+        CHECK(fabs(json_real_value(json_object_get(it, "net_dtheta")) -
+                   T * mo.omega) < 1e-5);
+        CHECK(json_array_size(json_object_get(it, "frames")) == (size_t)T + 1);
+    }
+    printf("embed vs rc_model_embed per clip: max rel err %.2e\n", worst);
+    CHECK_MSG(worst < 1e-4, "embeddings differ from rc_model_embed (%.3g)",
+              worst);
+    memcpy(emb_out, emb, sizeof(float) * N_CLIPS * D);
+    check_numpy(dir, prefix, D, emb[3 * D + 2]);
+    json_decref(side);
+    free(frames);
+    free(emb);
+    free(rev);
+}
+
+static void check_neighbors(const char *dir, const rc_config *c,
+                            const float *emb) {
+    char cfg[512], ckpt[512], out[512], path[600];
+    snprintf(cfg, sizeof cfg, "%s/tiny.ini", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/tiny.safetensors", dir);
+    snprintf(out, sizeof out, "%s/nb", dir);
+    const char *args[] = {"neighbors", cfg, "--checkpoint", ckpt, "--out", out,
+                          "--clips", "20", "--k", "3", "--items", "0,7",
+                          "--zoom", "1", NULL};
+    CHECK(viz_run(rc_neighbors_main, args) == 0);
+    snprintf(path, sizeof path, "%s/neighbors.json", out);
+    json_error_t jerr;
+    json_t *side = json_load_file(path, 0, &jerr);
+    CHECK_MSG(side != NULL, "%s: %s", path, jerr.text);
+    if (!side) return;
+    json_t *queries = json_object_get(side, "queries");
+    CHECK(json_array_size(queries) == 2);
+    int D = c->embed_dim, qrows[2] = {0, 7};
+    for (int qi = 0; qi < 2 && qi < (int)json_array_size(queries); qi++) {
+        int q = qrows[qi];
+        /* brute force: sort all other rows by distance */
+        double d[N_CLIPS];
+        int order[N_CLIPS], n = 0;
+        for (int j = 0; j < N_CLIPS; j++) {
+            double s = 0;
+            for (int k = 0; k < D; k++) {
+                double x = (double)emb[q * D + k] - emb[j * D + k];
+                s += x * x;
+            }
+            d[j] = sqrt(s);
+            if (j != q) order[n++] = j;
+        }
+        for (int a = 1; a < n; a++)
+            for (int b = a; b > 0 && d[order[b - 1]] > d[order[b]]; b--) {
+                int t = order[b];
+                order[b] = order[b - 1];
+                order[b - 1] = t;
+            }
+        json_t *o = json_array_get(queries, (size_t)qi);
+        json_t *nb = json_object_get(o, "neighbors");
+        CHECK(json_integer_value(json_object_get(json_object_get(o, "query"),
+                                                 "row")) == q);
+        CHECK(json_array_size(nb) == 3);
+        for (int r = 0; r < 3 && r < (int)json_array_size(nb); r++) {
+            json_t *e = json_array_get(nb, (size_t)r);
+            int row = (int)json_integer_value(json_object_get(e, "row"));
+            double dist = json_real_value(json_object_get(e, "distance"));
+            CHECK_MSG(row == order[r], "query %d neighbour %d: row %d, brute "
+                      "force %d", q, r, row, order[r]);
+            CHECK(fabs(dist - d[order[r]]) <= 1e-5 * fmax(1, d[order[r]]));
+        }
+        snprintf(path, sizeof path, "%s/query-%05d.png", out, q);
+        int w, h;
+        unsigned char *px = viz_read_png(path, &w, &h);
+        CHECK_MSG(px != NULL, "%s does not decode", path);
+        int S = c->image_size, T = c->clip_steps;
+        CHECK(px && w == 8 + 4 + (T + 2) * (S + 4) && h == 4 * (S + 4) + 4);
+        free(px);
+    }
+    json_t *p = json_object_get(side, "precision_at_k_all_clips");
+    CHECK(json_is_real(p) && json_real_value(p) >= 0 && json_real_value(p) <= 1);
+    json_decref(side);
+}
+
+#ifdef RC_HAVE_VIDEO
+/* A raw gray shard: one sequence of 9 frames of 16x16 with frame numbers
+ * 100..108; windows of T+1 = 4 frames, frame_stride 2 -> starts 0, 1, 2. */
+static void check_shards(const char *dir, rc_model *m, const rc_config *c) {
+    enum { NREC = 9, S = 16 };
+    char shards[512], shard[600], cfg[600], ckpt[512], prefix[512], path[700];
+    snprintf(shards, sizeof shards, "%s/shards", dir);
+    mkdir(shards, 0777);
+    snprintf(shard, sizeof shard, "%s/shard-00000.rcs", shards);
+    uint8_t px[NREC][S * S];
+    for (int r = 0; r < NREC; r++)
+        for (int p = 0; p < S * S; p++)
+            px[r][p] = (uint8_t)((p * 7 + r * 31 + (p / S) * (p % S)) % 256);
+    rc_shard_writer *w = rc_shard_writer_open(shard, RC_SHARD_RAW);
+    CHECK(w && rc_shard_writer_begin(w, "walk", S, S, 1) == 0);
+    for (int r = 0; w && r < NREC; r++)
+        CHECK(rc_shard_writer_add(w, px[r], S * S, 100 + r) == 0);
+    CHECK(w && rc_shard_writer_close(w) == 0);
+    snprintf(cfg, sizeof cfg, "%s/shards.ini", dir);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "%s[data]\nsource = shards\npath = %s\nframe_stride = 2\n"
+               "resize = 16\n", viz_tiny_ini, shards);
+    fclose(f);
+    snprintf(ckpt, sizeof ckpt, "%s/tiny.safetensors", dir);
+    snprintf(prefix, sizeof prefix, "%s/win", dir);
+    const char *args[] = {"embed", cfg, "--checkpoint", ckpt, "--out", prefix,
+                          "--fps", "10", NULL};
+    CHECK(viz_run(rc_embed_main, args) == 0);
+    int nd = 0, T = c->clip_steps, D = c->embed_dim;
+    long long sh[8];
+    snprintf(path, sizeof path, "%s.npy", prefix);
+    float *emb = viz_read_npy(path, &nd, sh);
+    CHECK(emb && nd == 2 && sh[0] == 3 && sh[1] == D);
+    snprintf(path, sizeof path, "%s.json", prefix);
+    json_error_t jerr;
+    json_t *side = json_load_file(path, 0, &jerr);
+    CHECK_MSG(side != NULL, "%s: %s", path, jerr.text);
+    json_t *items = side ? json_object_get(side, "items") : NULL;
+    CHECK(json_array_size(items) == 3);
+    float frames[4 * S * S], ref[16];
+    for (int s = 0; s < 3 && emb && (int)json_array_size(items) == 3; s++) {
+        json_t *it = json_array_get(items, (size_t)s);
+        CHECK(!strcmp(json_string_value(json_object_get(it, "source")), "walk"));
+        json_t *fr = json_object_get(it, "frames"), *tm = json_object_get(it, "times_s");
+        for (int t = 0; t <= T; t++) {
+            int rec = s + 2 * t;
+            CHECK(json_integer_value(json_array_get(fr, (size_t)t)) == 100 + rec);
+            CHECK(fabs(json_real_value(json_array_get(tm, (size_t)t)) -
+                       (100 + rec) / 10.0) < 1e-9);
+            for (int p = 0; p < S * S; p++)
+                frames[t * S * S + p] = px[rec][p] / 255.0f;
+        }
+        embed_direct(m, T, frames, 0, ref);
+        double e = rc_test_rel_err_f(emb + s * D, ref, (size_t)D);
+        CHECK_MSG(e < 1e-4, "window %d: embedding differs (rel %.3g)", s, e);
+    }
+    const char *args2[] = {"embed", cfg, "--checkpoint", ckpt, "--out", prefix,
+                           "--stride", "2", NULL};
+    CHECK(viz_run(rc_embed_main, args2) == 0);
+    free(emb);
+    snprintf(path, sizeof path, "%s.npy", prefix);
+    emb = viz_read_npy(path, &nd, sh);
+    CHECK(emb && sh[0] == 2); /* starts 0 and 2 */
+    free(emb);
+    json_decref(side);
+}
+#endif
+
+int main(void) {
+    char dir[256];
+    CHECK(viz_make_tiny(dir, sizeof dir, NULL, 11, 3.0f) == 0);
+    check_npy_writer(dir);
+    rc_config c;
+    rc_model *m = viz_load_tiny(dir, &c);
+    CHECK(m != NULL);
+    if (!m) TEST_DONE();
+    float emb[N_CLIPS * 16];
+    check_synthetic(dir, m, &c, emb);
+    check_neighbors(dir, &c, emb);
+#ifdef RC_HAVE_VIDEO
+    check_shards(dir, m, &c);
+#endif
+    const char *bad[] = {"embed", "nonexistent.ini", "--random-init", "--out",
+                         "/tmp/x", NULL};
+    CHECK(viz_run(rc_embed_main, bad) == 1);
+    const char *bad2[] = {"neighbors", "x.ini", "--random-init", "--out", "/tmp/x",
+                          "--bogus", NULL};
+    CHECK(viz_run(rc_neighbors_main, bad2) == 2);
+    rc_model_free(m);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    TEST_DONE();
+}
+#endif
