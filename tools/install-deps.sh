@@ -9,7 +9,7 @@ PKGS=(build-essential cmake pkg-config git
       libturbojpeg0-dev libpng-dev zlib1g-dev
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
       python3 python3-numpy python3-torch python3-matplotlib python3-sklearn
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin valgrind)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,6 +25,7 @@ if [ "${RC_SANITIZE_PASS:-1}" = 0 ] || [ $# -gt 0 ]; then exit 0; fi
 #                       the same binary paths as other tests, but slow under
 #                       ASan (python, plots, dozens of runs)
 #  test_dist_*          Open MPI's own allocations are reported as leaks
+#  test_learning*      trains to quality: minutes under ASan
 # The CUDA emulator (csrc/emu, ucontext fibers) runs under ASan as is.
 echo "== sanitizers: ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DRC_SANITIZE=ON >/dev/null
@@ -33,7 +34,7 @@ cmake --build build-asan -j"$(nproc)" >build-asan/build.log 2>&1 \
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd build-asan && ctest --output-on-failure -j2 \
-   -E '^(test_fuzz_smoke|test_viz_plots|test_torch_load|test_robust_kill|test_dist_.*)$')
+   -E '^(test_fuzz_smoke|test_viz_plots|test_torch_load|test_robust_kill|test_dist_.*|test_learning.*)$')
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 # ---- valgrind memcheck over a short training run -------------------------------
