@@ -70,6 +70,8 @@ typedef struct {
 
 static const enum_choice source_choices[] = {
     {"synthetic", 0}, {"shards", 1}, {NULL, 0}};
+static const enum_choice device_choices[] = {
+    {"cpu", 0}, {"cuda", 1}, {"auto", 2}, {NULL, 0}};
 static const enum_choice on_bad_choices[] = {
     {"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const enum_choice hinge_choices[] = {{"squared", 1}, {"plain", 0}, {NULL, 0}};
@@ -148,6 +150,9 @@ static const config_key config_keys[] = {
      NULL, 0, NULL},
 
     /* [train] */
+    {"train", "device", KEY_ENUM, 0, 0, 0, "cpu",
+     "backend: cpu, cuda (the CUDA backend; an error without a GPU) or auto "
+     "(cuda when a GPU is visible)", FIELD(device), device_choices, 0, NULL},
     {"train", "batch", KEY_INT, 1, 65536, 0, "16", "tuples per step",
      FIELD(batch), NULL, 0, NULL},
     {"train", "steps", KEY_INT, 1, 1000000000, 0, "1500",

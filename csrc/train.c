@@ -29,6 +29,7 @@
 #include "recompose/checkpoint.h"
 #include "recompose/comm.h"
 #include "recompose/common.h"
+#include "recompose/cuda_backend.h"
 #include "recompose/model.h"
 #include "recompose/optim.h"
 #include "recompose/rng.h"
@@ -587,7 +588,8 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     if (rc_config_validate(c) != 0) return -1;
     /* Under mpirun or srun: one of several data-parallel ranks. Rank 0 alone
      * writes (checkpoints, metrics, progress); train.batch is per rank. */
-    rc_comm *comm = rc_comm_create(0);
+    int use_gpu = c->device == 1 || (c->device == 2 && rc_cuda_device_count() > 0);
+    rc_comm *comm = rc_comm_create(use_gpu);
     if (!comm) return -1;
     int is_root = rc_comm_rank(comm) == 0;
     rc_train_options rank_opt = *opt;
@@ -608,7 +610,13 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
                  .inject = getenv("RC_INJECT_NONFINITE")};
     /* the wrapped backend reports finished gradients, so they are reduced
      * in buckets while the backward pass goes on */
-    const rc_backend *be = rc_comm_backend(comm, rc_backend_cpu());
+    const rc_backend *compute = use_gpu ? rc_backend_cuda() : rc_backend_cpu();
+    if (!compute) {
+        rc_comm_fail(comm, rc_last_error());
+        return -1;
+    }
+    if (use_gpu) rc_log("training on the GPU (CUDA backend)");
+    const rc_backend *be = rc_comm_backend(comm, compute);
     data_rank = rc_comm_rank(comm);
     data_world = rc_comm_size(comm);
     rc_checkpoint_set_world_size(data_world);
@@ -675,6 +683,8 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     }
     float *frames = use_shards ? NULL
                                : rc_xmalloc((size_t)B * clip_elems * sizeof(float));
+    size_t batch_bytes = (size_t)B * clip_elems * sizeof(float);
+    float *dev_frames = use_gpu ? be->alloc(batch_bytes) : NULL;
     rc_tuple *tuples = rc_xmalloc((size_t)B * sizeof *tuples);
     rc_batch_plan plan;
     memset(&plan, 0, sizeof plan);
@@ -707,6 +717,11 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
         }
         if ((status = plan_for_step(c, step, tuples, &plan)) != 0) break;
         rc_comm_grads_begin(t.comm);
+        if (dev_frames) {
+            /* the GPU backend computes on device memory */
+            be->to_device(dev_frames, batch, batch_bytes);
+            batch = dev_frames;
+        }
         double loss = rc_model_step(t.model, &plan, batch, &c->loss, 1, NULL);
         /* the mean gradient and loss over the ranks, before anything reads
          * them: every rank then takes the same decisions below */
@@ -787,6 +802,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
 #endif
     (void)dataset;
     (void)loader;
+    if (dev_frames) be->free(dev_frames);
     free(frames);
     free(tuples);
     rc_plan_free(&plan);

@@ -70,11 +70,14 @@ f=$(printf 'ckpt-%08d.safetensors' $target)
 cmp -s <(data_of "$dir/$f") <(data_of "$tmp/straight/$f") \
   || fail "resumed run differs from the uninterrupted one at step $target"
 
-# A second signal exits at once. Big steps, so that both signals arrive
-# within one step.
+# A second signal exits at once. Big steps (the full tiny model, 128 tuples:
+# most of a second each even on a fast machine), so that both signals
+# arrive within one step.
 dir="$tmp/twice"
-$BIN train configs/tiny.ini --out "$dir" "${small[@]}" --set train.steps=$STEPS \
-  --set train.batch=64 --set train.checkpoint_every=1 2>"$dir.log" &
+big=(--set train.batch=128 --set train.warmup=2 --set train.threads=2
+     --set train.log_every=1 --quiet)
+$BIN train configs/tiny.ini --out "$dir" "${big[@]}" --set train.steps=$STEPS \
+  --set train.checkpoint_every=1 2>"$dir.log" &
 pid=$!
 for _ in $(seq 1 500); do
   ls "$dir"/ckpt-*.safetensors >/dev/null 2>&1 && break
@@ -84,8 +87,8 @@ kill -TERM "$pid"; sleep 0.1; kill -TERM "$pid"  # one pending signal would abso
 wait "$pid"; st=$?
 [ "$st" -eq 143 ] || fail "second SIGTERM: exit $st, expected 143"
 expect_contains "$(cat "$dir.log")" "second signal" "second-signal message"
-$BIN train configs/tiny.ini --out "$dir" "${small[@]}" --set train.steps=$STEPS \
-  --set train.batch=64 --resume "$dir" --stop-after 1 2>"$tmp/r2.log"
+$BIN train configs/tiny.ini --out "$dir" "${big[@]}" --set train.steps=$STEPS \
+  --resume "$dir" --stop-after 1 2>"$tmp/r2.log"
 st=$?
 # --stop-after 1 is already reached: the resume only has to load
 [ "$st" -eq 0 ] || { cat "$tmp/r2.log"; fail "resume after a double signal: exit $st"; }
