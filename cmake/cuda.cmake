@@ -10,7 +10,11 @@ find_program(RC_NVCC nvcc HINTS ENV CUDA_PATH ENV CUDA_HOME
 
 target_sources(recompose_core PRIVATE
                ${CMAKE_SOURCE_DIR}/csrc/emu/emu.c
-               ${CMAKE_SOURCE_DIR}/csrc/emu/emu_backend.c)
+               ${CMAKE_SOURCE_DIR}/csrc/emu/emu_backend.c
+               ${CMAKE_SOURCE_DIR}/csrc/emu/emu_stage.c)
+# the emulated input stage's copy thread
+find_package(Threads REQUIRED)
+target_link_libraries(recompose_core PUBLIC Threads::Threads)
 
 set(rc_cuda_enabled FALSE)
 set(rc_cuda_why "")

@@ -71,7 +71,9 @@ typedef struct {
 static const enum_choice source_choices[] = {
     {"synthetic", 0}, {"shards", 1}, {NULL, 0}};
 static const enum_choice device_choices[] = {
-    {"cpu", 0}, {"cuda", 1}, {"auto", 2}, {NULL, 0}};
+    {"cpu", 0}, {"cuda", 1}, {"auto", 2}, {"emu", 3}, {NULL, 0}};
+static const enum_choice precision_choices[] = {
+    {"tf32", 0}, {"fp32", 1}, {"bf16", 2}, {NULL, 0}};
 static const enum_choice on_bad_choices[] = {
     {"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const enum_choice hinge_choices[] = {{"squared", 1}, {"plain", 0}, {NULL, 0}};
@@ -151,8 +153,15 @@ static const config_key config_keys[] = {
 
     /* [train] */
     {"train", "device", KEY_ENUM, 0, 0, 0, "cpu",
-     "backend: cpu, cuda (the CUDA backend; an error without a GPU) or auto "
-     "(cuda when a GPU is visible)", FIELD(device), device_choices, 0, NULL},
+     "backend: cpu, cuda (the CUDA backend; an error without a GPU), auto "
+     "(cuda when a GPU is visible) or emu (the CUDA backend's kernels and "
+     "input stage emulated on the CPU: slow, for tests)", FIELD(device), device_choices, 0, NULL},
+    {"train", "precision", KEY_ENUM, 0, 0, 0, "tf32",
+     "GPU arithmetic: tf32 (cuDNN and cuBLAS may round inputs to TF32), "
+     "fp32 (strict float32, what the GPU tests compare at 1e-5) or bf16 "
+     "(bfloat16 convolution activations, float32 master weights); the CPU "
+     "backends are float32 whatever this says", FIELD(precision),
+     precision_choices, 0, NULL},
     {"train", "batch", KEY_INT, 1, 65536, 0, "16", "tuples per step",
      FIELD(batch), NULL, 0, NULL},
     {"train", "steps", KEY_INT, 1, 1000000000, 0, "1500",

@@ -30,12 +30,15 @@
 #include "recompose/comm.h"
 #include "recompose/common.h"
 #include "recompose/cuda_backend.h"
+#include "recompose/feed.h"
 #include "recompose/model.h"
 #include "recompose/optim.h"
 #include "recompose/rng.h"
 #include "recompose/safetensors.h"
 #include "recompose/sampler.h"
 #include "recompose/synth.h"
+#include "emu/emu_backend.h"
+#include "train_input.h"
 #ifdef RC_HAVE_VIDEO
 #include "recompose/video.h"
 #endif
@@ -105,7 +108,8 @@ int rc_make_train_batch(const rc_config *c, int64_t step, float *frames,
 /* ---- real footage ------------------------------------------------------------- */
 
 #ifdef RC_HAVE_VIDEO
-static rc_loader *open_shard_loader(const rc_config *c, rc_dataset **ds) {
+static rc_loader *open_shard_loader(const rc_config *c, rc_dataset **ds,
+                                    const rc_stage_ops *stage) {
     *ds = rc_dataset_open(c->data_path, c->on_bad ? RC_ON_BAD_SKIP
                                                    : RC_ON_BAD_FAIL);
     if (!*ds) return NULL;
@@ -125,6 +129,13 @@ static rc_loader *open_shard_loader(const rc_config *c, rc_dataset **ds) {
      * clip, the data of one process with the global batch) */
     o.seed = data_rank ? rc_hash_combine(c->seed, (uint64_t)data_rank) : c->seed;
     o.ring = c->ring;
+    if (stage) {
+        /* decode straight into page-locked buffers, so the copy to the
+         * device is one DMA; the feed holds two steps at once */
+        o.alloc = stage->host_alloc;
+        o.free = stage->host_free;
+        if (o.ring < 2) o.ring = 2;
+    }
     o.on_bad = c->on_bad ? RC_ON_BAD_SKIP : RC_ON_BAD_FAIL;
     o.validation = 0;
     o.val_fraction = c->val_fraction;
@@ -134,6 +145,13 @@ static rc_loader *open_shard_loader(const rc_config *c, rc_dataset **ds) {
         *ds = NULL;
     }
     return l;
+}
+
+static const float *loader_get(void *ctx, int64_t step) {
+    return rc_loader_get_batch(ctx, step);
+}
+static void loader_release(void *ctx, int64_t step) {
+    rc_loader_release(ctx, step);
 }
 #endif
 
@@ -589,6 +607,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     /* Under mpirun or srun: one of several data-parallel ranks. Rank 0 alone
      * writes (checkpoints, metrics, progress); train.batch is per rank. */
     int use_gpu = c->device == 1 || (c->device == 2 && rc_cuda_device_count() > 0);
+    int use_emu = c->device == 3;
     rc_comm *comm = rc_comm_create(use_gpu);
     if (!comm) return -1;
     int is_root = rc_comm_rank(comm) == 0;
@@ -610,12 +629,34 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
                  .inject = getenv("RC_INJECT_NONFINITE")};
     /* the wrapped backend reports finished gradients, so they are reduced
      * in buckets while the backward pass goes on */
-    const rc_backend *compute = use_gpu ? rc_backend_cuda() : rc_backend_cpu();
+    const rc_backend *compute = use_gpu   ? rc_backend_cuda()
+                                : use_emu ? rc_backend_emu()
+                                          : rc_backend_cpu();
+    /* a device backend takes its input through a feed: copies overlap */
+    const rc_stage_ops *stage = use_gpu   ? rc_stage_cuda()
+                                : use_emu ? rc_stage_emu()
+                                          : NULL;
     if (!compute) {
         rc_comm_fail(comm, rc_last_error());
         return -1;
     }
-    if (use_gpu) rc_log("training on the GPU (CUDA backend)");
+    if (use_gpu) {
+        rc_cuda_options co;
+        rc_cuda_options_default(&co);
+        co.device = rc_comm_local_rank(comm); /* one GPU per rank of a node */
+        co.strict_fp32 = c->precision == 1;
+        co.bf16 = c->precision == 2;
+        if (rc_cuda_configure(&co) != 0) {
+            rc_comm_fail(comm, rc_last_error());
+            return -1;
+        }
+        rc_log("training on the GPU (CUDA backend, %s on %s)",
+               c->precision == 1 ? "strict float32" : c->precision == 2 ? "bfloat16" : "TF32",
+               rc_cuda_device_name());
+    }
+    if (use_emu)
+        rc_log("training on the emulated CUDA backend (its kernels and input "
+               "stage on the CPU; slow, for tests)");
     const rc_backend *be = rc_comm_backend(comm, compute);
     data_rank = rc_comm_rank(comm);
     data_world = rc_comm_size(comm);
@@ -663,15 +704,18 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     int B = c->batch, T = c->clip_steps;
     size_t clip_elems = (size_t)(T + 1) * c->channels * c->image_size * c->image_size;
     int use_shards = !strcmp(c->source, "shards");
+    size_t batch_bytes = (size_t)B * clip_elems * sizeof(float);
     void *dataset = NULL, *loader = NULL;
+    rc_batch_source source;
     if (use_shards) {
 #ifdef RC_HAVE_VIDEO
-        loader = open_shard_loader(c, (rc_dataset **)&dataset);
+        loader = open_shard_loader(c, (rc_dataset **)&dataset, stage);
         if (!loader) {
             status = -1;
             fclose(t.metrics);
             goto done;
         }
+        source = (rc_batch_source){loader_get, loader_release, loader};
 #else
         status = rc_set_error("data.source = shards needs video input, but "
                               "this build has none (install FFmpeg, "
@@ -680,11 +724,19 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
         fclose(t.metrics);
         goto done;
 #endif
+    } else if (rc_synthetic_source_open(&source, c, batch_bytes,
+                                        render_synthetic_batch, stage != NULL,
+                                        stage ? stage->host_alloc : NULL,
+                                        stage ? stage->host_free : NULL) != 0) {
+        status = -1;
+        fclose(t.metrics);
+        goto done;
     }
-    float *frames = use_shards ? NULL
-                               : rc_xmalloc((size_t)B * clip_elems * sizeof(float));
-    size_t batch_bytes = (size_t)B * clip_elems * sizeof(float);
-    float *dev_frames = use_gpu ? be->alloc(batch_bytes) : NULL;
+    rc_train_input input;
+    if (rc_train_input_open(&input, &source, stage, batch_bytes) != 0) {
+        status = -1;
+        goto close_source;
+    }
     rc_tuple *tuples = rc_xmalloc((size_t)B * sizeof *tuples);
     rc_batch_plan plan;
     memset(&plan, 0, sizeof plan);
@@ -703,35 +755,24 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
 
     while (step < end) {
         if ((status = rc_comm_fault_point(t.comm, step)) != 0) break;
-        const float *batch = frames;
-        if (use_shards) {
-#ifdef RC_HAVE_VIDEO
-            batch = rc_loader_get_batch(loader, step);
-            if (!batch) {
-                status = -1;
-                break;
-            }
-#endif
-        } else {
-            render_synthetic_batch(c, step, frames);
+        /* on a device backend: device frames, and the copy of the next
+         * step's batch already started */
+        const float *host_batch = NULL;
+        const float *batch = rc_train_input_begin(&input, step, end, &host_batch);
+        if (!batch) {
+            status = -1;
+            break;
         }
         if ((status = plan_for_step(c, step, tuples, &plan)) != 0) break;
         rc_comm_grads_begin(t.comm);
-        if (dev_frames) {
-            /* the GPU backend computes on device memory */
-            be->to_device(dev_frames, batch, batch_bytes);
-            batch = dev_frames;
-        }
         double loss = rc_model_step(t.model, &plan, batch, &c->loss, 1, NULL);
         /* the mean gradient and loss over the ranks, before anything reads
          * them: every rank then takes the same decisions below */
         loss = rc_comm_grads_end(t.comm, loss);
         inject_faults(&t, step);
         int bad = nonfinite_kind(&t, loss);
-        if (bad) note_bad_inputs(&t, step, batch, clip_elems);
-#ifdef RC_HAVE_VIDEO
-        if (use_shards) rc_loader_release(loader, step);
-#endif
+        if (bad) note_bad_inputs(&t, step, host_batch, clip_elems);
+        rc_train_input_end(&input, step);
         if (bad) {
             /* Never apply a non-finite update: skip the step and count it. */
             res->skipped_steps++;
@@ -793,6 +834,10 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     if (status == 0 && res->stop != RC_STOP_SIGNAL) res->stop = RC_STOP_DONE;
     res->steps_done = step;
     res->seconds = rc_now() - train_start;
+    free(tuples);
+    rc_plan_free(&plan);
+    rc_train_input_close(&input);
+close_source:
 #ifdef RC_HAVE_VIDEO
     if (use_shards) {
         rc_loader_report_bad(loader, stderr);
@@ -802,10 +847,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
 #endif
     (void)dataset;
     (void)loader;
-    if (dev_frames) be->free(dev_frames);
-    free(frames);
-    free(tuples);
-    rc_plan_free(&plan);
+    if (!use_shards) rc_synthetic_source_close(&source);
     fclose(t.metrics);
 
 done:

@@ -582,7 +582,7 @@ extern "C" const char *rc_cuda_device_name(void) {
 /* ---- input slots --------------------------------------------------------------------- */
 
 struct rc_cuda_input {
-    int n;
+    int n, next; /* slots, and the one the next submit copies to */
     size_t cap;
     float **dev;
     cudaEvent_t *copied, *consumed;
@@ -630,15 +630,14 @@ extern "C" void rc_cuda_input_free(rc_cuda_input *in) {
     free(in);
 }
 
-static int next_input_slot;
-
 extern "C" int rc_cuda_input_submit(rc_cuda_input *in, const void *pinned,
                                     size_t bytes) {
     if (bytes > in->cap)
         return rc_set_error("CUDA input: batch of %zu bytes exceeds the %zu "
                             "bytes the slots were created for",
                             bytes, in->cap);
-    int slot = next_input_slot++ % in->n;
+    int slot = in->next;
+    in->next = (in->next + 1) % in->n;
     /* the copy may not overwrite a slot a queued step still reads */
     RC_CU(cudaStreamWaitEvent(G.copy_stream, in->consumed[slot], 0));
     RC_CU(cudaMemcpyAsync(in->dev[slot], pinned, bytes, cudaMemcpyHostToDevice,

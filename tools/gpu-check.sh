@@ -49,6 +49,15 @@ for t in "$BUILD"/test_cuda_* "$BUILD"/test_emu_*; do
     record "$name" "$r"
 done
 
+# the trainer on the GPU against the CPU backend (script tests)
+for t in tests/test_cuda_*.sh; do
+    [ -e "$t" ] || continue
+    name=$(basename "$t" .sh)
+    out=$(RC_BIN="$BUILD/recompose" RC_PYTHON="$PY" bash "$t" 2>&1); rc=$?
+    case $rc in 0) r=pass ;; 77) r=skipped ;; *) r="FAIL (rc $rc)"; echo "$out" | tail -20 ;; esac
+    record "$name" "$r"
+done
+
 SAN=$(command -v compute-sanitizer || echo "$CUDA/bin/compute-sanitizer")
 for t in "$BUILD"/test_cuda_*; do
     [ -x "$t" ] || continue
@@ -61,6 +70,21 @@ done
 
 bench=$("$BUILD/bench_cuda" 20 2>&1); echo "$bench"
 torch=$("$PY" bench/bench_torch.py 20 2>&1 | tail -1); echo "$torch"
+# the whole trainer (synthetic rendering on a thread, pinned feed, AdamW,
+# metrics): tuples/s of its last 40 steps, beside bench_cuda's bare loop
+rm -rf "$BUILD/train-paper"
+if "$BUILD/recompose" train configs/paper.ini --out "$BUILD/train-paper" --quiet \
+      --set train.device=cuda --set train.steps=100 --set train.warmup=10 \
+      --set train.log_every=40 --set train.checkpoint_every=100 > "$BUILD/train-paper.log" 2>&1; then
+    tps=$("$PY" -c 'import json,sys; print("%.1f" % json.loads(open(sys.argv[1]).readlines()[-1])["tuples_per_s"])' \
+          "$BUILD/train-paper/metrics.jsonl")
+    bench="$bench
+trainer_paper $tps tuples/s"
+    record "trainer paper preset (100 steps)" "ok"
+else
+    tail -5 "$BUILD/train-paper.log"
+    record "trainer paper preset (100 steps)" "FAIL"
+fi
 
 echo
 echo "==== gpu-check summary ===="

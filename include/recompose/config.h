@@ -61,7 +61,8 @@ typedef struct {
     uint64_t seed;                   /* train.seed */
     int threads;                     /* train.threads (0 = all cores) */
     int dedup;                       /* train.dedup (bool) */
-    int device;                      /* train.device: 0 cpu, 1 cuda, 2 auto */
+    int device;                      /* train.device: 0 cpu, 1 cuda, 2 auto, 3 emu */
+    int precision;                   /* train.precision: 0 tf32, 1 fp32, 2 bf16 */
     int log_every;                   /* train.log_every steps */
     int checkpoint_every;            /* train.checkpoint_every steps */
     int keep_last;                   /* train.keep_last checkpoints (0 = all) */
