@@ -283,6 +283,26 @@ static int math_allowed(cudnnMathType_t m) {
 
 static size_t max_workspace(void) { return (size_t)1 << 30; }
 
+/* The fastest of cudnnFind*'s results (they come sorted by time) that ran,
+ * fits the workspace cap, uses an allowed math type and, for the backward
+ * passes (need_det), is deterministic; grows *ws to its workspace. The three
+ * Perf structs of cuDNN share these fields. Returns 0 when none qualifies. */
+template <typename Perf, typename Algo>
+static int pick_algo(const Perf *p, int n, int need_det, Algo *algo,
+                     cudnnMathType_t *math, size_t *ws) {
+    for (int i = 0; i < n; i++) {
+        if (p[i].status != CUDNN_STATUS_SUCCESS || p[i].memory > max_workspace() ||
+            !math_allowed(p[i].mathType) ||
+            (need_det && p[i].determinism != CUDNN_DETERMINISTIC))
+            continue;
+        *algo = p[i].algo;
+        *math = p[i].mathType;
+        if (p[i].memory > *ws) *ws = p[i].memory;
+        return 1;
+    }
+    return 0;
+}
+
 static conv_entry *conv_lookup(const rc_conv_shape *s) {
     int mode = conv_mode();
     for (conv_entry *e = G.convs; e; e = e->next)
@@ -310,51 +330,24 @@ static conv_entry *conv_lookup(const rc_conv_shape *s) {
                                            CUDNN_DATA_FLOAT));
     RC_DNN(cudnnSetConvolutionMathType(
         e->conv, mode == 1 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
-    int n_found = 0;
     enum { MAXALGO = 16 };
-    int chosen = 0;
+    int n_found = 0;
     cudnnConvolutionFwdAlgoPerf_t fp[MAXALGO];
     RC_DNN(cudnnFindConvolutionForwardAlgorithm(G.dnn, e->x, e->w, e->conv, e->y,
                                                 MAXALGO, &n_found, fp));
-    for (int i = 0; i < n_found && !chosen; i++)
-        if (fp[i].status == CUDNN_STATUS_SUCCESS && fp[i].memory <= max_workspace() &&
-            math_allowed(fp[i].mathType)) {
-            e->fwd = fp[i].algo;
-            e->fwd_math = fp[i].mathType;
-            if (fp[i].memory > e->ws_bytes) e->ws_bytes = fp[i].memory;
-            chosen = 1;
-        }
-    if (!chosen)
+    if (!pick_algo(fp, n_found, 0, &e->fwd, &e->fwd_math, &e->ws_bytes))
         rc_cuda_die("cudnnFindConvolutionForwardAlgorithm", __FILE__, __LINE__,
                     "no usable algorithm for this shape and math mode");
-    chosen = 0;
     cudnnConvolutionBwdDataAlgoPerf_t dp[MAXALGO];
     RC_DNN(cudnnFindConvolutionBackwardDataAlgorithm(G.dnn, e->w, e->y, e->conv,
                                                      e->x, MAXALGO, &n_found, dp));
-    for (int i = 0; i < n_found && !chosen; i++)
-        if (dp[i].status == CUDNN_STATUS_SUCCESS && dp[i].memory <= max_workspace() &&
-            dp[i].determinism == CUDNN_DETERMINISTIC && math_allowed(dp[i].mathType)) {
-            e->bwd_data = dp[i].algo;
-            e->data_math = dp[i].mathType;
-            if (dp[i].memory > e->ws_bytes) e->ws_bytes = dp[i].memory;
-            chosen = 1;
-        }
-    if (!chosen)
+    if (!pick_algo(dp, n_found, 1, &e->bwd_data, &e->data_math, &e->ws_bytes))
         rc_cuda_die("cudnnFindConvolutionBackwardDataAlgorithm", __FILE__, __LINE__,
                     "no deterministic algorithm for this shape and math mode");
-    chosen = 0;
     cudnnConvolutionBwdFilterAlgoPerf_t wp[MAXALGO];
     RC_DNN(cudnnFindConvolutionBackwardFilterAlgorithm(G.dnn, e->x, e->y, e->conv,
                                                        e->w, MAXALGO, &n_found, wp));
-    for (int i = 0; i < n_found && !chosen; i++)
-        if (wp[i].status == CUDNN_STATUS_SUCCESS && wp[i].memory <= max_workspace() &&
-            wp[i].determinism == CUDNN_DETERMINISTIC && math_allowed(wp[i].mathType)) {
-            e->bwd_filter = wp[i].algo;
-            e->filter_math = wp[i].mathType;
-            if (wp[i].memory > e->ws_bytes) e->ws_bytes = wp[i].memory;
-            chosen = 1;
-        }
-    if (!chosen)
+    if (!pick_algo(wp, n_found, 1, &e->bwd_filter, &e->filter_math, &e->ws_bytes))
         rc_cuda_die("cudnnFindConvolutionBackwardFilterAlgorithm", __FILE__, __LINE__,
                     "no deterministic algorithm for this shape and math mode");
     e->next = G.convs;
@@ -488,22 +481,7 @@ static const rc_backend cuda_backend = {
     cuda_conv2d_workspace,
     cuda_conv2d_forward,
     cuda_conv2d_backward,
-    rc_op_relu_forward,
-    rc_op_relu_backward,
-    rc_op_gap_forward,
-    rc_op_gap_backward,
-    rc_op_linear_forward,
-    rc_op_linear_backward,
-    rc_op_lstm_cache_size,
-    rc_op_lstm_forward,
-    rc_op_lstm_backward,
-    rc_op_hinge_loss,
-    rc_op_sum_squares,
-    rc_op_scale,
-    rc_op_adamw_update,
-    rc_op_gather_pairs,
-    rc_op_gather_steps,
-    rc_op_scatter_steps,
+    RC_OPS_SHARED_ENTRIES,
 };
 
 /* ---- setup ----------------------------------------------------------------------- */

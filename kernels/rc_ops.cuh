@@ -399,4 +399,14 @@ static double rc_op_hinge_loss(int n_emb, int dim, const float *emb,
     return loss;
 }
 
+/* The rc_backend entries (in ops.h order, after the convolutions) that the
+ * CUDA backend and its emulation share: one list, so that an op added here
+ * reaches both tables. */
+#define RC_OPS_SHARED_ENTRIES                                               \
+    rc_op_relu_forward, rc_op_relu_backward, rc_op_gap_forward,             \
+        rc_op_gap_backward, rc_op_linear_forward, rc_op_linear_backward,     \
+        rc_op_lstm_cache_size, rc_op_lstm_forward, rc_op_lstm_backward,      \
+        rc_op_hinge_loss, rc_op_sum_squares, rc_op_scale, rc_op_adamw_update, \
+        rc_op_gather_pairs, rc_op_gather_steps, rc_op_scatter_steps
+
 #endif

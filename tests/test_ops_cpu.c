@@ -32,16 +32,6 @@ static float *random_array_f(size_t n, double lo, double hi) {
     return p;
 }
 
-static double rel_f_vs_d(const float *a, const double *b, size_t n) {
-    double num = 0, den = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > num || isnan(d)) num = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return num / den;
-}
-
 /* ---- conv: direct loops ---------------------------------------------------- */
 
 /* The definition of cross-correlation, one output at a time; the backward
@@ -201,9 +191,9 @@ static void test_conv_chunked(void) {
            *dw_ref = malloc(nw * 8), *db_ref = malloc(c_out * 8);
     direct_conv(&d, x, wt, b, y_ref);
     direct_conv_backward(&d, x, wt, dy, dx_ref, dw_ref, db_ref);
-    double e_y = rel_f_vs_d(y, y_ref, ny), e_dx = rel_f_vs_d(dx, dx_ref, nx),
-           e_dw = rel_f_vs_d(dw, dw_ref, nw),
-           e_db = rel_f_vs_d(db, db_ref, (size_t)c_out);
+    double e_y = rc_test_rel_err_fd(y, y_ref, ny), e_dx = rc_test_rel_err_fd(dx, dx_ref, nx),
+           e_dw = rc_test_rel_err_fd(dw, dw_ref, nw),
+           e_db = rc_test_rel_err_fd(db, db_ref, (size_t)c_out);
     printf("chunked conv f32 vs direct: y %.2e dx %.2e dw %.2e db %.2e "
            "(fwd+bwd %.3f s, workspace %zu floats)\n",
            e_y, e_dx, e_dw, e_db, t1 - t0, ws_n);

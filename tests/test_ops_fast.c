@@ -94,16 +94,6 @@ static void conv_direct_backward(const rc_conv_shape *s, const float *x,
                 }
 }
 
-static double rel_err_fd(const float *a, const double *b, size_t n) {
-    double num = 0, den = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > num || isnan(d)) num = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return num / den;
-}
-
 static void test_conv(void) {
     rc_conv_shape s;
     /* 1.1M multiply-adds: above the threading threshold; odd n so the thread
@@ -132,12 +122,12 @@ static void test_conv(void) {
         rc_conv2d_backward_f32(&s, x, w, dy, dx[r], dw[r], db[r], ws);
     }
     omp_set_num_threads(2);
-    CHECK_MSG(rel_err_fd(y[0], y_ref, ny) < 1e-5, "conv y vs direct: %g",
-              rel_err_fd(y[0], y_ref, ny));
-    CHECK_MSG(rel_err_fd(dx[0], dx_ref, nx) < 1e-5, "conv dx vs direct: %g",
-              rel_err_fd(dx[0], dx_ref, nx));
-    CHECK_MSG(rel_err_fd(dw[0], dw_ref, nw) < 1e-5, "conv dw vs direct: %g",
-              rel_err_fd(dw[0], dw_ref, nw));
+    CHECK_MSG(rc_test_rel_err_fd(y[0], y_ref, ny) < 1e-5, "conv y vs direct: %g",
+              rc_test_rel_err_fd(y[0], y_ref, ny));
+    CHECK_MSG(rc_test_rel_err_fd(dx[0], dx_ref, nx) < 1e-5, "conv dx vs direct: %g",
+              rc_test_rel_err_fd(dx[0], dx_ref, nx));
+    CHECK_MSG(rc_test_rel_err_fd(dw[0], dw_ref, nw) < 1e-5, "conv dw vs direct: %g",
+              rc_test_rel_err_fd(dw[0], dw_ref, nw));
     CHECK(memcmp(y[0], y[1], ny * 4) == 0 && memcmp(dx[0], dx[1], nx * 4) == 0 &&
           memcmp(dw[0], dw[1], nw * 4) == 0 && memcmp(db[0], db[1], s.c_out * 4) == 0);
     CHECK(rc_test_rel_err_f(dw[0], dw[2], nw) < 1e-5);

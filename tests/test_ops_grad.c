@@ -68,17 +68,6 @@ static double dot(const double *a, const double *b, size_t n) {
     return s;
 }
 
-/* max |a - b| / max |b| with a in float32, b in float64 */
-static double rel_f_vs_d(const float *a, const double *b, size_t n) {
-    double num = 0, den = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > num || isnan(d)) num = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return num / den;
-}
-
 /* Central finite differences of f over every element of p, compared with
  * the analytic gradient g. Returns max |g - fd| / max |fd|. */
 typedef double (*objective_fn)(void *ctx);
@@ -185,13 +174,13 @@ static void test_conv(int n, int c_in, int h, int w, int c_out, int k,
     rc_conv2d_forward_f32(&c.s, fx, fw, fb, fy, fws);
     rc_conv2d_backward_f32(&c.s, fx, fw, fr, fdx, fdw, fdb, fws);
     snprintf(what, sizeof what, "%s y", tag);
-    CHECK_F32(what, rel_f_vs_d(fy, c.y, c.ny));
+    CHECK_F32(what, rc_test_rel_err_fd(fy, c.y, c.ny));
     snprintf(what, sizeof what, "%s dx", tag);
-    CHECK_F32(what, rel_f_vs_d(fdx, dx, nx));
+    CHECK_F32(what, rc_test_rel_err_fd(fdx, dx, nx));
     snprintf(what, sizeof what, "%s dw", tag);
-    CHECK_F32(what, rel_f_vs_d(fdw, dw, nw));
+    CHECK_F32(what, rc_test_rel_err_fd(fdw, dw, nw));
     snprintf(what, sizeof what, "%s db", tag);
-    CHECK_F32(what, rel_f_vs_d(fdb, db, (size_t)c_out));
+    CHECK_F32(what, rc_test_rel_err_fd(fdb, db, (size_t)c_out));
 
     free(fx); free(fw); free(fb); free(fr); free(fy); free(fws);
     free(fdx); free(fdw); free(fdb);
@@ -243,8 +232,8 @@ static void test_relu(void) {
     float *fy = falloc(c.n), *fdx = falloc(c.n);
     rc_relu_forward_f32(c.n, fx, fy);
     rc_relu_backward_f32(c.n, fy, fr, fdx);
-    CHECK_F32("relu y", rel_f_vs_d(fy, c.y, c.n));
-    CHECK_F32("relu dx", rel_f_vs_d(fdx, dx, c.n));
+    CHECK_F32("relu y", rc_test_rel_err_fd(fy, c.y, c.n));
+    CHECK_F32("relu dx", rc_test_rel_err_fd(fdx, dx, c.n));
     free(fx); free(fr); free(fy); free(fdx);
     free(inplace); free(dx); free(c.x); free(c.y); free(c.r);
 }
@@ -277,8 +266,8 @@ static void test_gap(void) {
     float *fy = falloc(ny), *fdx = falloc(nx);
     rc_gap_forward_f32(g.n, g.c, g.hw, fx, fy);
     rc_gap_backward_f32(g.n, g.c, g.hw, fr, fdx);
-    CHECK_F32("gap y", rel_f_vs_d(fy, g.y, ny));
-    CHECK_F32("gap dx", rel_f_vs_d(fdx, dx, nx));
+    CHECK_F32("gap y", rc_test_rel_err_fd(fy, g.y, ny));
+    CHECK_F32("gap dx", rc_test_rel_err_fd(fdx, dx, nx));
     free(fx); free(fr); free(fy); free(fdx);
     free(dx); free(g.x); free(g.y); free(g.r);
 }
@@ -325,14 +314,14 @@ static void test_linear(void) {
     poison_f(fdb, (size_t)l.out);
     rc_linear_forward_f32(l.n, l.in, l.out, fx, fw, fb, fy);
     rc_linear_backward_f32(l.n, l.in, l.out, fx, fw, fr, fdx, fdw, fdb);
-    CHECK_F32("linear y", rel_f_vs_d(fy, l.y, ny));
-    CHECK_F32("linear dx", rel_f_vs_d(fdx, dx, nx));
-    CHECK_F32("linear dw", rel_f_vs_d(fdw, dw, nw));
-    CHECK_F32("linear db", rel_f_vs_d(fdb, db, (size_t)l.out));
+    CHECK_F32("linear y", rc_test_rel_err_fd(fy, l.y, ny));
+    CHECK_F32("linear dx", rc_test_rel_err_fd(fdx, dx, nx));
+    CHECK_F32("linear dw", rc_test_rel_err_fd(fdw, dw, nw));
+    CHECK_F32("linear db", rc_test_rel_err_fd(fdb, db, (size_t)l.out));
     /* dx nullable */
     poison_f(fdw, nw);
     rc_linear_backward_f32(l.n, l.in, l.out, fx, fw, fr, NULL, fdw, fdb);
-    CHECK_F32("linear dw (dx NULL)", rel_f_vs_d(fdw, dw, nw));
+    CHECK_F32("linear dw (dx NULL)", rc_test_rel_err_fd(fdw, dw, nw));
     free(fx); free(fw); free(fb); free(fr); free(fy); free(fdx); free(fdw);
     free(fdb);
     free(dx); free(dw); free(db); free(l.x); free(l.w); free(l.b); free(l.y);
@@ -426,11 +415,11 @@ static void test_lstm(void) {
     rc_lstm_backward_f32(&c.s, fx, fih, fhh, fcache, fr, fdx, fdih, fdhh, fdb);
     /* f64 gradients for the modified padding equal the ones above: padding
      * is ignored */
-    CHECK_F32("lstm h_last", rel_f_vs_d(fh, c.h_last, nh));
-    CHECK_F32("lstm dx", rel_f_vs_d(fdx, dx, nx));
-    CHECK_F32("lstm dw_ih", rel_f_vs_d(fdih, dih, nih));
-    CHECK_F32("lstm dw_hh", rel_f_vs_d(fdhh, dhh, nhh));
-    CHECK_F32("lstm db", rel_f_vs_d(fdb, db, (size_t)G));
+    CHECK_F32("lstm h_last", rc_test_rel_err_fd(fh, c.h_last, nh));
+    CHECK_F32("lstm dx", rc_test_rel_err_fd(fdx, dx, nx));
+    CHECK_F32("lstm dw_ih", rc_test_rel_err_fd(fdih, dih, nih));
+    CHECK_F32("lstm dw_hh", rc_test_rel_err_fd(fdhh, dhh, nhh));
+    CHECK_F32("lstm db", rc_test_rel_err_fd(fdb, db, (size_t)G));
 
     free(fx); free(fih); free(fhh); free(fb); free(fr); free(fh); free(fcache);
     free(fdx); free(fdih); free(fdhh); free(fdb);
@@ -537,7 +526,7 @@ static void test_hinge(int squared) {
     CHECK_MSG(fabs(floss - loss) < F32_TOL * fabs(loss),
               "hinge %s f32 loss %.9g vs %.9g", kind, floss, loss);
     CHECK_F32(squared ? "hinge squared d_emb" : "hinge plain d_emb",
-              rel_f_vs_d(fg, g, ne));
+              rc_test_rel_err_fd(fg, g, ne));
     /* d_emb nullable */
     double floss2 = rc_hinge_loss_f32(N, DIM, femb, n_pairs, pairs, &h.p, NULL);
     CHECK(floss2 == floss);

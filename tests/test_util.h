@@ -53,6 +53,19 @@ static inline double rc_test_rel_err_f(const float *a, const float *b,
     return num / den;
 }
 
+/* The same with a in float32 and b in float64 (a float32 op against its
+ * float64 twin or a float64 oracle). */
+static inline double rc_test_rel_err_fd(const float *a, const double *b,
+                                        size_t n) {
+    double num = 0, den = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > num || isnan(d)) num = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return num / den;
+}
+
 #define TEST_SKIP(...)                                                       \
     do {                                                                     \
         fprintf(stderr, "SKIPPED: ");                                        \

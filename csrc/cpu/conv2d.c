@@ -128,6 +128,17 @@ static void thread_range(int n, int t, int nt, int *lo, int *hi) {
     *hi = (int)((long long)n * (t + 1) / nt);
 }
 
+/* Output columns [*ox0, *ox1) whose input column, at kernel column kx,
+ * falls inside the image (the others read padding). */
+static void inside_columns(const rc_conv_shape *s, int kx, int *ox0, int *ox1) {
+    const int st = s->stride, pad = s->pad;
+    int lo = 0, hi = s->w_out;
+    while (lo < s->w_out && lo * st - pad + kx < 0) lo++;
+    while (hi > lo && (hi - 1) * st - pad + kx >= s->w_in) hi--;
+    *ox0 = lo;
+    *ox1 = hi;
+}
+
 /* Unfold images [img0, img0+nb) of x into col [c_in*k*k][nb*hw]. */
 static void im2col(const rc_conv_shape *s, const real *x, int img0, int nb,
                    real *col) {
@@ -144,10 +155,8 @@ static void im2col(const rc_conv_shape *s, const real *x, int img0, int nb,
                 for (int kx = 0; kx < k; kx++) {
                     size_t row = ((size_t)ci * k + ky) * k + kx;
                     real *dst = col + row * ld + (size_t)img * hw;
-                    /* output columns whose input column is inside the image */
-                    int ox0 = 0, ox1 = w_out;
-                    while (ox0 < w_out && ox0 * st - pad + kx < 0) ox0++;
-                    while (ox1 > ox0 && (ox1 - 1) * st - pad + kx >= w_in) ox1--;
+                    int ox0, ox1;
+                    inside_columns(s, kx, &ox0, &ox1);
                     for (int oy = 0; oy < h_out; oy++) {
                         int iy = oy * st - pad + ky;
                         real *d = dst + (size_t)oy * w_out;
@@ -191,9 +200,8 @@ static void col2im(const rc_conv_shape *s, const real *col, int img0, int nb,
                 for (int kx = 0; kx < k; kx++) {
                     size_t row = ((size_t)ci * k + ky) * k + kx;
                     const real *src = col + row * ld + (size_t)img * hw;
-                    int ox0 = 0, ox1 = w_out;
-                    while (ox0 < w_out && ox0 * st - pad + kx < 0) ox0++;
-                    while (ox1 > ox0 && (ox1 - 1) * st - pad + kx >= w_in) ox1--;
+                    int ox0, ox1;
+                    inside_columns(s, kx, &ox0, &ox1);
                     for (int oy = 0; oy < h_out; oy++) {
                         int iy = oy * st - pad + ky;
                         if (iy < 0 || iy >= h_in) continue;

@@ -99,6 +99,16 @@ static void order_by_length(const rc_lstm_shape *s, int *idx) {
             if ((L == s->T ? s->len[q] >= L : s->len[q] == L)) idx[n++] = q;
 }
 
+/* order_by_length into `stack` when S fits, else into a malloc'd array (the
+ * caller frees it when it is not `stack`). */
+static int *sequences_by_length(const rc_lstm_shape *s,
+                                int stack[RC_LSTM_IDX_STACK]) {
+    int *idx = s->S <= RC_LSTM_IDX_STACK ? stack
+                                         : rc_xmalloc((size_t)s->S * sizeof(int));
+    order_by_length(s, idx);
+    return idx;
+}
+
 static int n_active(const rc_lstm_shape *s, int t) {
     int n = 0;
     for (int q = 0; q < s->S; q++)
@@ -179,9 +189,7 @@ void RC_FN(rc_lstm_forward)(const rc_lstm_shape *s, const real *x,
     lstm_cache_view c = lstm_view(s, cache);
     const size_t steps = (size_t)S * T;
     int idx_stack[RC_LSTM_IDX_STACK];
-    int *idx = S <= RC_LSTM_IDX_STACK ? idx_stack
-                                      : rc_xmalloc((size_t)S * sizeof(int));
-    order_by_length(s, idx);
+    int *idx = sequences_by_length(s, idx_stack);
     const int nt = lstm_threads(s);
     int blas = rc_blas_serial_begin(1);
     #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -302,9 +310,7 @@ void RC_FN(rc_lstm_backward)(const rc_lstm_shape *s, const real *x,
     /* forward's part of the cache is only read; the scratch part is ours */
     lstm_cache_view c = lstm_view(s, (real *)cache);
     int idx_stack[RC_LSTM_IDX_STACK];
-    int *idx = S <= RC_LSTM_IDX_STACK ? idx_stack
-                                      : rc_xmalloc((size_t)S * sizeof(int));
-    order_by_length(s, idx);
+    int *idx = sequences_by_length(s, idx_stack);
     const int nt = lstm_threads(s);
     int blas = rc_blas_serial_begin(1);
     #pragma omp parallel num_threads(nt) if (nt > 1)

@@ -119,22 +119,7 @@ static const rc_backend emu_backend = {
     rc_conv2d_workspace,
     emu_conv2d_forward,
     emu_conv2d_backward,
-    rc_op_relu_forward,
-    rc_op_relu_backward,
-    rc_op_gap_forward,
-    rc_op_gap_backward,
-    rc_op_linear_forward,
-    rc_op_linear_backward,
-    rc_op_lstm_cache_size,
-    rc_op_lstm_forward,
-    rc_op_lstm_backward,
-    rc_op_hinge_loss,
-    rc_op_sum_squares,
-    rc_op_scale,
-    rc_op_adamw_update,
-    rc_op_gather_pairs,
-    rc_op_gather_steps,
-    rc_op_scatter_steps,
+    RC_OPS_SHARED_ENTRIES,
 };
 
 const rc_backend *rc_backend_emu(void) { return &emu_backend; }

@@ -156,18 +156,10 @@ int rc_embed_main(int argc, char **argv) {
                             "--clips --stride --fps --rev", &a);
     if (rc) return rc == 1 ? 0 : rc;
     rc_config c;
-    if (viz_load_config(&a, &c) != 0) return viz_fail(&a);
-    if (a.sel.split < 0)
-        a.sel.split = strcmp(c.source, "synthetic") ? RC_VIZ_SPLIT_ALL
-                                                    : RC_VIZ_SPLIT_HELDOUT;
+    rc_model *m;
     int64_t step;
-    rc_model *m = viz_load_model(&a, &c, &step);
-    if (!m) return viz_fail(&a);
     rc_viz_clipset cs;
-    if (rc_viz_clips_load(&c, &a.sel, &cs) != 0) {
-        rc_model_free(m);
-        return viz_fail(&a);
-    }
+    if (viz_open(&a, &c, 0, 0, &m, &step, &cs) != 0) return viz_fail(&a);
     int D = c.embed_dim;
     float *emb = rc_xmalloc(sizeof(float) * (size_t)cs.n * D);
     float *rev = a.rev ? rc_xmalloc(sizeof(float) * (size_t)cs.n * D) : NULL;

@@ -186,19 +186,10 @@ int rc_neighbors_main(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : rc;
     if (a.n_queries == 0) a.n_queries = 8; /* --queries default */
     rc_config c;
-    if (viz_load_config(&a, &c) != 0) return viz_fail(&a);
-    if (a.sel.split < 0)
-        a.sel.split = strcmp(c.source, "synthetic") ? RC_VIZ_SPLIT_ALL
-                                                    : RC_VIZ_SPLIT_HELDOUT;
-    if (viz_make_dir(a.out) != 0) return viz_fail(&a);
+    rc_model *m;
     int64_t step;
-    rc_model *m = viz_load_model(&a, &c, &step);
-    if (!m) return viz_fail(&a);
     rc_viz_clipset cs;
-    if (rc_viz_clips_load(&c, &a.sel, &cs) != 0) {
-        rc_model_free(m);
-        return viz_fail(&a);
-    }
+    if (viz_open(&a, &c, 0, 1, &m, &step, &cs) != 0) return viz_fail(&a);
     int D = c.embed_dim, k = a.k, *queries = NULL;
     float *emb = rc_xmalloc(sizeof(float) * (size_t)cs.n * D);
     int status = rc_viz_embed_clips(m, &cs, RC_SEQ_FULL, emb);

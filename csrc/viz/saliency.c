@@ -177,20 +177,11 @@ int rc_saliency_main(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : rc;
     if (a.n_queries == 0) a.n_queries = 4; /* --show default */
     rc_config c;
-    if (viz_load_config(&a, &c) != 0) return viz_fail(&a);
-    int synthetic = !strcmp(c.source, "synthetic");
-    if (a.sel.split < 0)
-        a.sel.split = synthetic ? RC_VIZ_SPLIT_HELDOUT : RC_VIZ_SPLIT_ALL;
-    if (synthetic && a.sel.max_clips == 0) a.sel.max_clips = 64;
-    if (viz_make_dir(a.out) != 0) return viz_fail(&a);
+    rc_model *m;
     int64_t step;
-    rc_model *m = viz_load_model(&a, &c, &step);
-    if (!m) return viz_fail(&a);
     rc_viz_clipset cs;
-    if (rc_viz_clips_load(&c, &a.sel, &cs) != 0) {
-        rc_model_free(m);
-        return viz_fail(&a);
-    }
+    /* a gradient per pixel: 64 synthetic clips unless --clips says */
+    if (viz_open(&a, &c, 64, 1, &m, &step, &cs) != 0) return viz_fail(&a);
     int T = cs.T, C = cs.C, S = cs.S, *shown = NULL;
     size_t plane = (size_t)S * S, clip_elems = (size_t)(T + 1) * C * plane;
     float *grad = rc_xmalloc(clip_elems * (size_t)cs.n * sizeof(float));

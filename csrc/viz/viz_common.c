@@ -153,6 +153,23 @@ rc_model *viz_load_model(const viz_args *a, const rc_config *c,
     return m;
 }
 
+int viz_open(viz_args *a, rc_config *c, int synthetic_clips, int out_dir,
+             rc_model **m, int64_t *step, rc_viz_clipset *cs) {
+    if (viz_load_config(a, c) != 0) return -1;
+    int synthetic = !strcmp(c->source, "synthetic");
+    if (a->sel.split < 0)
+        a->sel.split = synthetic ? RC_VIZ_SPLIT_HELDOUT : RC_VIZ_SPLIT_ALL;
+    if (synthetic && a->sel.max_clips == 0) a->sel.max_clips = synthetic_clips;
+    if (out_dir && viz_make_dir(a->out) != 0) return -1;
+    if (!(*m = viz_load_model(a, c, step))) return -1;
+    if (rc_viz_clips_load(c, &a->sel, cs) != 0) {
+        rc_model_free(*m);
+        *m = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int viz_fail(const viz_args *a) {
     fprintf(stderr, "recompose %s: error: %s\n", a->command, rc_last_error());
     return 1;

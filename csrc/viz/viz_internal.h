@@ -37,6 +37,14 @@ int viz_parse_args(int argc, char **argv, const char *usage,
 /* Config file + --set overrides, validated. */
 int viz_load_config(const viz_args *a, rc_config *c);
 
+/* The common start of the viz commands: the config, the default split
+ * (held-out clips of synthetic data, all clips of real footage), with
+ * synthetic_clips as the default --clips for synthetic data (0: the
+ * selection's own), the output folder when out_dir, the model and the
+ * clips. Returns 0, or -1 with the error set (nothing left allocated). */
+int viz_open(viz_args *a, rc_config *c, int synthetic_clips, int out_dir,
+             rc_model **m, int64_t *step, rc_viz_clipset *cs);
+
 /* A CPU model with the checkpoint's weights (or rc_model_init_weights from
  * the config's seed under --random-init). *step receives the checkpoint's
  * step (0 for random init). NULL on error. */
