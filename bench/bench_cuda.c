@@ -60,6 +60,8 @@ int main(int argc, char **argv) {
     }
     rc_cuda_options o;
     rc_cuda_options_default(&o);
+    o.benchmark = 1; /* timed algorithm choice, as the PyTorch peer's
+                        cudnn.benchmark = True */
     rc_cuda_configure(&o);
     be = rc_backend_cuda();
     if (!be) {

@@ -162,6 +162,11 @@ static const config_key config_keys[] = {
      "(bfloat16 convolution activations, float32 master weights); the CPU "
      "backends are float32 whatever this says", FIELD(precision),
      precision_choices, 0, NULL},
+    {"train", "cudnn_benchmark", KEY_BOOL, 0, 1, 0, "false",
+     "GPU: choose convolution algorithms by timing them (cudnnFind, as "
+     "PyTorch's cudnn.benchmark; faster, but runs may then differ in the "
+     "last bits) instead of by cuDNN's heuristics (the same in every run)",
+     FIELD(cudnn_benchmark), NULL, 0, NULL},
     {"train", "batch", KEY_INT, 1, 65536, 0, "16", "tuples per step",
      FIELD(batch), NULL, 0, NULL},
     {"train", "steps", KEY_INT, 1, 1000000000, 0, "1500",

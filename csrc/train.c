@@ -643,13 +643,17 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     if (use_gpu) {
         rc_cuda_options co;
         rc_cuda_options_default(&co);
-        co.device = rc_comm_local_rank(comm); /* one GPU per rank of a node */
+        co.device = rc_comm_device(comm); /* one GPU per rank of a node */
         co.strict_fp32 = c->precision == 1;
         co.bf16 = c->precision == 2;
+        co.benchmark = c->cudnn_benchmark;
         if (rc_cuda_configure(&co) != 0) {
             rc_comm_fail(comm, rc_last_error());
             return -1;
         }
+        /* the gradient all-reduce waits for the backward pass by an event
+         * on this stream, not by a host synchronisation per bucket */
+        rc_comm_set_cuda_stream(comm, rc_cuda_stream());
         rc_log("training on the GPU (CUDA backend, %s on %s)",
                c->precision == 1 ? "strict float32" : c->precision == 2 ? "bfloat16" : "TF32",
                rc_cuda_device_name());

@@ -1,6 +1,7 @@
 /* test_cuda_ops.c: every op of the CUDA backend and a whole training step
- * against the CPU backend, in strict float32 (rel err < 1e-5) and with
- * bfloat16 convolutions (< 1e-2); plus the pinned-input path and a captured
+ * against the CPU backend, in strict float32 (rel err < 1e-5; algorithms by
+ * heuristics, and timed with reuse across batch sizes) and with bfloat16
+ * convolutions (< 1e-2); plus the pinned-input path and a captured
  * CUDA graph replaying a step. Skipped (77) where there is no GPU. */
 #include <string.h>
 
@@ -39,9 +40,9 @@ static void close_dev(const char *what, const float *dev, const float *ref, size
     free(h);
 }
 
-static void test_conv(void) {
+static void test_conv(int batch) {
     rc_conv_shape s;
-    rc_conv_shape_init(&s, 3, 6, 17, 17, 8, 3, 2, 1);
+    rc_conv_shape_init(&s, batch, 6, 17, 17, 8, 3, 2, 1);
     size_t nx = (size_t)s.n * s.c_in * s.h_in * s.w_in, ny = (size_t)s.n * s.c_out * s.h_out * s.w_out,
            nw = (size_t)s.c_out * s.c_in * s.k * s.k;
     float *x = rand_host(nx), *w = rand_host(nw), *b = rand_host(s.c_out), *dy = rand_host(ny);
@@ -190,17 +191,27 @@ static void test_training_step(void) {
 int main(void) {
     if (rc_cuda_device_count() <= 0) TEST_SKIP("no CUDA device");
     rc_set_threads(2);
-    for (int bf16 = 0; bf16 <= 1; bf16++) {
+    /* strict fp32 by heuristics; bf16; strict fp32 by timed choice, where
+     * a layer's algorithms are found once and reused at other batch sizes */
+    for (int mode = 0; mode <= 2; mode++) {
+        int bf16 = mode == 1;
         rc_cuda_options o;
         rc_cuda_options_default(&o);
         o.strict_fp32 = !bf16;
         o.bf16 = bf16;
+        o.benchmark = mode == 2;
         CHECK(rc_cuda_configure(&o) == 0);
         gpu = rc_backend_cuda();
         if (!gpu) TEST_SKIP("%s", rc_last_error());
         tol = bf16 ? 1e-2 : 1e-5;
-        printf("%s, %s\n", rc_cuda_device_name(), bf16 ? "bf16 convolutions" : "strict fp32");
-        test_conv();
+        printf("%s, %s%s\n", rc_cuda_device_name(),
+               bf16 ? "bf16 convolutions" : "strict fp32",
+               o.benchmark ? ", timed algorithm choice" : "");
+        test_conv(3);
+        if (mode == 2) {
+            test_conv(5);
+            test_conv(2);
+        }
         test_lstm_loss_optim();
         test_training_step();
     }

@@ -74,7 +74,8 @@ torch=$("$PY" bench/bench_torch.py 20 2>&1 | tail -1); echo "$torch"
 # metrics): tuples/s of its last 40 steps, beside bench_cuda's bare loop
 rm -rf "$BUILD/train-paper"
 if "$BUILD/recompose" train configs/paper.ini --out "$BUILD/train-paper" --quiet \
-      --set train.device=cuda --set train.steps=100 --set train.warmup=10 \
+      --set train.device=cuda --set train.cudnn_benchmark=true \
+      --set train.steps=100 --set train.warmup=10 \
       --set train.log_every=40 --set train.checkpoint_every=100 > "$BUILD/train-paper.log" 2>&1; then
     tps=$("$PY" -c 'import json,sys; print("%.1f" % json.loads(open(sys.argv[1]).readlines()[-1])["tuples_per_s"])' \
           "$BUILD/train-paper/metrics.jsonl")

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "recompose/common.h"
+#include "recompose/cuda_backend.h"
 
 /* About 4 buckets for the paper model (18 MB of gradients): small enough
  * that only the last (the first convolutions) waits after the backward pass,
@@ -162,6 +163,11 @@ const char *rc_comm_kind(const rc_comm *c) { return c->kind; }
 int rc_comm_rank(const rc_comm *c) { return c->rank; }
 int rc_comm_size(const rc_comm *c) { return c->size; }
 int rc_comm_local_rank(const rc_comm *c) { return c->local_rank; }
+int rc_comm_device(const rc_comm *c) {
+    /* a launcher that shows each rank only its own GPU (Slurm
+     * --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank): ordinal 0 */
+    return rc_cuda_device_count() == 1 ? 0 : c->local_rank;
+}
 int rc_comm_n_buckets(const rc_comm *c) { return c->n_buckets; }
 void rc_comm_set_cuda_stream(rc_comm *c, void *stream) { c->cuda_stream = stream; }
 

@@ -54,11 +54,11 @@ static int bind_device(rc_comm *c, nccl_state *s) {
     int n = 0;
     CUDA_OK(cudaGetDeviceCount(&n), "cudaGetDeviceCount");
     if (n < 1) return rc_set_error("no CUDA device on this node");
-    if (c->local_rank >= n)
+    if (n > 1 && c->local_rank >= n)
         return rc_set_error("node-local rank %d but this node has %d GPU(s): "
                             "start at most %d ranks per node",
                             c->local_rank, n, n);
-    s->device = c->local_rank;
+    s->device = rc_comm_device(c);
     CUDA_OK(cudaSetDevice(s->device), "cudaSetDevice");
     /* the backend must compute on the same GPU */
     rc_cuda_options o;

@@ -14,6 +14,7 @@ void rc_cuda_options_default(rc_cuda_options *o) { memset(o, 0, sizeof *o); }
 int rc_cuda_configure(const rc_cuda_options *o) { (void)o; return rc_set_error("%s", why); }
 int rc_cuda_device_count(void) { return 0; }
 const rc_backend *rc_backend_cuda(void) { rc_set_error("%s", why); return NULL; }
+void *rc_cuda_stream(void) { return NULL; }
 const char *rc_cuda_device_name(void) { return "none"; }
 void *rc_cuda_pinned_alloc(size_t bytes) { (void)bytes; rc_set_error("%s", why); return NULL; }
 void rc_cuda_pinned_free(void *p) { (void)p; }

@@ -64,6 +64,9 @@ const char *rc_comm_kind(const rc_comm *c);  /* "single", "mpi", "nccl" */
 int rc_comm_rank(const rc_comm *c);
 int rc_comm_size(const rc_comm *c);
 int rc_comm_local_rank(const rc_comm *c);    /* rank within the node */
+/* The CUDA device ordinal of this rank: its local rank, or 0 where the
+ * process sees a single GPU (the launcher gave each rank its own). */
+int rc_comm_device(const rc_comm *c);
 
 /* ---- gradients -------------------------------------------------------------
  * rc_comm_backend: `inner` with its weight-gradient ops wrapped so that they

@@ -63,6 +63,7 @@ typedef struct {
     int dedup;                       /* train.dedup (bool) */
     int device;                      /* train.device: 0 cpu, 1 cuda, 2 auto, 3 emu */
     int precision;                   /* train.precision: 0 tf32, 1 fp32, 2 bf16 */
+    int cudnn_benchmark;             /* train.cudnn_benchmark (bool) */
     int log_every;                   /* train.log_every steps */
     int checkpoint_every;            /* train.checkpoint_every steps */
     int keep_last;                   /* train.keep_last checkpoints (0 = all) */

@@ -25,6 +25,9 @@ typedef struct {
     int bf16;         /* 1: convolutions read and write bfloat16 activations
                          and weights, accumulate in float32; master weights,
                          gradients and optimizer state stay float32 */
+    int benchmark;    /* 1: convolution algorithms by timing (cudnnFind*, once
+                         per layer, reused for other batch sizes); 0 (default):
+                         by cuDNN's heuristics, the same in every run */
 } rc_cuda_options;
 
 void rc_cuda_options_default(rc_cuda_options *o);
@@ -40,6 +43,10 @@ int rc_cuda_device_count(void);
 /* The backend, or NULL with an error (rc_last_error) when there is no device
  * or the build has no CUDA. Memory from its alloc() is device memory. */
 const rc_backend *rc_backend_cuda(void);
+
+/* The backend's compute stream (a cudaStream_t), for work that must order
+ * itself against the ops (the NCCL all-reduce); NULL without CUDA. */
+void *rc_cuda_stream(void);
 
 /* Name and measured peak rates of the device (for the benchmarks). */
 const char *rc_cuda_device_name(void);
