@@ -6,9 +6,21 @@
 #   4. the benchmarks (bench_cuda) and the same model in PyTorch
 #   5. a summary table
 # cuDNN is taken from /usr/local/cuda, else from the pip wheels PyTorch
-# installs (site-packages/nvidia/cudnn). Usage: tools/gpu-check.sh [build-dir]
+# installs (site-packages/nvidia/cudnn). Where the C libraries of the build
+# are not installed (the lent GPU machines have no apt), they come from
+# .debs/ (tools/device-deps.sh fetch, here; carry .debs there).
+# With $OUT set (the device tool), the whole log is also written to
+# $OUT/gpu-check.log. RC_GPU_SANITIZE=0 skips compute-sanitizer.
+# Usage: tools/gpu-check.sh [build-dir]
 set -u
 cd "$(dirname "$0")/.."
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
+    exec > >(tee "$OUT/gpu-check.log") 2>&1
+fi
+if ! pkg-config --exists openblas lapacke inih jansson zlib 2>/dev/null; then
+    echo "build libraries not installed: unpacking .debs/ (tools/device-deps.sh)"
+    . tools/device-deps.sh use || exit 1
+fi
 BUILD=${1:-build-gpu}
 CUDA=${CUDA_PATH:-/usr/local/cuda}
 PY=${RC_PYTHON:-python3}
@@ -60,7 +72,7 @@ done
 
 SAN=$(command -v compute-sanitizer || echo "$CUDA/bin/compute-sanitizer")
 for t in "$BUILD"/test_cuda_*; do
-    [ -x "$t" ] || continue
+    [ -x "$t" ] && [ "${RC_GPU_SANITIZE:-1}" != 0 ] || continue
     for tool in memcheck racecheck; do
         out=$("$SAN" --tool "$tool" --error-exitcode 9 "$t" 2>&1); rc=$?
         case $rc in 0) r=clean ;; 77) r=skipped ;; *) r="ERRORS (rc $rc)"; echo "$out" | grep -m 20 -E "=====|Error" ;; esac

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# device-deps.sh: the build's C libraries for a GPU machine that has CUDA,
+# cuDNN and PyTorch but no apt access (the lent H100/H200 machines: nothing
+# can be fetched there).
+#
+#   tools/device-deps.sh fetch   here, on a Debian/Ubuntu machine with apt:
+#                                download the .debs into .debs/ (~17 MB;
+#                                git-ignored; carry it to the GPU machine)
+#   . tools/device-deps.sh use   there: unpack .debs/ into $RC_SYSROOT
+#                                (default /tmp/rc-sysroot) and point
+#                                pkg-config, the linker and the loader at
+#                                it. Sourced, so the exports stay.
+#
+# Only what the core build needs (BLAS, LAPACKE, inih, jansson, zlib headers,
+# pkg-config itself). Video input is left out: its FFmpeg libraries pull in
+# hundreds of MB, and cmake/video.cmake turns it off when they are missing.
+# Debian bookworm's glibc (2.36) is older than the GPU image's, so its
+# binaries run there.
+RC_DEVICE_DEBS="pkgconf pkgconf-bin libpkgconf3 libopenblas0-pthread
+  libopenblas-pthread-dev libblas3 liblapack3 liblapacke liblapacke-dev
+  libgfortran5 libquadmath0 libinih1 libinih-dev libjansson4 libjansson-dev
+  zlib1g-dev"
+
+rc_device_deps_fetch() {
+    local dir
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.debs"
+    mkdir -p "$dir" && cd "$dir" || return 1
+    # shellcheck disable=SC2086
+    apt-get download $RC_DEVICE_DEBS 2>&1 | grep -v "^W: Download is performed unsandboxed" || true
+    echo "device-deps: $(ls "$dir"/*.deb | wc -l) packages, $(du -sh "$dir" | cut -f1) in $dir"
+}
+
+rc_device_deps_use() {
+    local root dir sys tri
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    dir="$root/.debs"
+    sys=${RC_SYSROOT:-/tmp/rc-sysroot}
+    tri=x86_64-linux-gnu
+    if ! ls "$dir"/*.deb >/dev/null 2>&1; then
+        echo "device-deps: no .debs/ here: run 'tools/device-deps.sh fetch' where apt works, and carry .debs" >&2
+        return 1
+    fi
+    mkdir -p "$sys"
+    for f in "$dir"/*.deb; do dpkg -x "$f" "$sys" || return 1; done
+    # Debian chooses the BLAS and LAPACK behind libblas.so.3/liblapack.so.3
+    # and openblas.pc with update-alternatives, which dpkg -x does not run:
+    # put OpenBLAS's directories first instead.
+    local ob="$sys/usr/lib/$tri/openblas-pthread"
+    ln -sf lapack-openblas.pc "$ob/pkgconfig/lapack.pc"
+    ln -sf blas-openblas.pc "$ob/pkgconfig/blas.pc"
+    export PATH="$sys/usr/bin:$PATH"
+    export LD_LIBRARY_PATH="$ob:$sys/usr/lib/$tri:$sys/lib/$tri${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export LIBRARY_PATH="$ob:$sys/usr/lib/$tri${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    export CPATH="$sys/usr/include:$sys/usr/include/$tri${CPATH:+:$CPATH}"
+    # the .pc files say prefix=/usr: pkg-config puts the sysroot in front
+    export PKG_CONFIG_SYSROOT_DIR="$sys"
+    export PKG_CONFIG_LIBDIR="$sys/usr/lib/$tri/openblas-pthread/pkgconfig:$sys/usr/lib/$tri/pkgconfig:$sys/usr/share/pkgconfig"
+    command -v pkg-config >/dev/null || { echo "device-deps: pkg-config missing after unpacking" >&2; return 1; }
+    echo "device-deps: libraries from $sys ($(pkg-config --modversion openblas 2>/dev/null || echo '?') OpenBLAS)"
+}
+
+case "${1:-}" in
+    fetch) rc_device_deps_fetch ;;
+    use) rc_device_deps_use ;;
+    *) echo "usage: tools/device-deps.sh fetch | . tools/device-deps.sh use" >&2
+       # sourced or run: do not kill the caller's shell
+       return 2 2>/dev/null || exit 2 ;;
+esac
