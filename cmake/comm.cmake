@@ -47,9 +47,14 @@ endif()
 
 # Plain C against the CUDA runtime API: no kernels of its own (the 1/W
 # scaling is the backend's scale op).
-target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm_nccl.c)
+# It lives in the CUDA plugin (see cuda.cmake), which links NCCL; the core
+# reaches it through csrc/cuda/cuda_loader.c.
+target_sources(rc_cuda PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm_nccl.c)
 set_source_files_properties(${CMAKE_SOURCE_DIR}/csrc/comm/comm_nccl.c PROPERTIES
-                            INCLUDE_DIRECTORIES "${RC_NCCL_INCLUDE};${CUDAToolkit_INCLUDE_DIRS}")
-target_link_libraries(recompose_core PUBLIC ${RC_NCCL_LIB} CUDA::cudart)
+                            INCLUDE_DIRECTORIES "${RC_NCCL_INCLUDE};${CUDAToolkit_INCLUDE_DIRS}"
+                            COMPILE_OPTIONS "-Wall;-Wextra;-Wshadow;-Wno-unused-parameter")
+target_link_libraries(rc_cuda PRIVATE ${RC_NCCL_LIB})
+target_compile_definitions(rc_cuda PRIVATE RC_HAVE_NCCL=1 RC_HAVE_MPI=1
+                           _POSIX_C_SOURCE=200809L)
 target_compile_definitions(recompose_core PUBLIC RC_HAVE_NCCL=1)
 message(STATUS "Distributed training: MPI ${MPI_C_VERSION}, NCCL ${RC_NCCL_LIB}")

@@ -4,6 +4,7 @@
 #include "recompose/common.h"
 #include "recompose/cuda_backend.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *why = "CUDA backend not compiled in (configured with "
@@ -12,6 +13,10 @@ static const char *why = "CUDA backend not compiled in (configured with "
 
 void rc_cuda_options_default(rc_cuda_options *o) { memset(o, 0, sizeof *o); }
 int rc_cuda_configure(const rc_cuda_options *o) { (void)o; return rc_set_error("%s", why); }
+int rc_cuda_plugin_error(char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", why);
+    return -1;
+}
 int rc_cuda_device_count(void) { return 0; }
 const rc_backend *rc_backend_cuda(void) { rc_set_error("%s", why); return NULL; }
 void *rc_cuda_stream(void) { return NULL; }

@@ -36,6 +36,11 @@ void rc_cuda_options_default(rc_cuda_options *o);
  * convolution algorithms are re-chosen). Returns 0, or -1 (error set). */
 int rc_cuda_configure(const rc_cuda_options *o);
 
+/* In a CUDA build the backend is a plugin (librecompose_cuda.so) loaded on
+ * first use: 0 when it loads (buf ""), else -1 with the reason in buf. In a
+ * build without CUDA, -1 and "not compiled in". */
+int rc_cuda_plugin_error(char *buf, size_t cap);
+
 /* Number of usable devices; 0 when there is none, no driver, or the build
  * has no CUDA (the GPU tests skip on 0). */
 int rc_cuda_device_count(void);
