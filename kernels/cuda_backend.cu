@@ -331,44 +331,30 @@ static void choose_algorithms(conv_entry *e, int benchmark) {
     cudnnConvolutionFwdAlgoPerf_t fp[MAXALGO];
     cudnnConvolutionBwdDataAlgoPerf_t dp[MAXALGO];
     cudnnConvolutionBwdFilterAlgoPerf_t wp[MAXALGO];
-    const char *fwd_call, *data_call, *filter_call;
-    if (benchmark) {
-        RC_CU(cudaStreamSynchronize(G.stream));
-        fwd_call = "cudnnFindConvolutionForwardAlgorithm";
-        data_call = "cudnnFindConvolutionBackwardDataAlgorithm";
-        filter_call = "cudnnFindConvolutionBackwardFilterAlgorithm";
-    } else {
-        fwd_call = "cudnnGetConvolutionForwardAlgorithm_v7";
-        data_call = "cudnnGetConvolutionBackwardDataAlgorithm_v7";
-        filter_call = "cudnnGetConvolutionBackwardFilterAlgorithm_v7";
-    }
-    if (benchmark)
-        RC_DNN(cudnnFindConvolutionForwardAlgorithm(G.dnn, e->x, e->w, e->conv, e->y,
-                                                    MAXALGO, &n, fp));
-    else
-        RC_DNN(cudnnGetConvolutionForwardAlgorithm_v7(G.dnn, e->x, e->w, e->conv, e->y,
-                                                      MAXALGO, &n, fp));
-    if (!pick_algo(fp, n, 0, &e->fwd, &e->fwd_math, &e->ws_bytes))
-        rc_cuda_die(fwd_call, __FILE__, __LINE__,
-                    "no usable algorithm for this shape and math mode");
-    if (benchmark)
-        RC_DNN(cudnnFindConvolutionBackwardDataAlgorithm(G.dnn, e->w, e->y, e->conv,
-                                                         e->x, MAXALGO, &n, dp));
-    else
-        RC_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(G.dnn, e->w, e->y, e->conv,
-                                                           e->x, MAXALGO, &n, dp));
-    if (!pick_algo(dp, n, 1, &e->bwd_data, &e->data_math, &e->ws_bytes))
-        rc_cuda_die(data_call, __FILE__, __LINE__,
-                    "no deterministic algorithm for this shape and math mode");
-    if (benchmark)
-        RC_DNN(cudnnFindConvolutionBackwardFilterAlgorithm(G.dnn, e->x, e->y, e->conv,
-                                                           e->w, MAXALGO, &n, wp));
-    else
-        RC_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(G.dnn, e->x, e->y, e->conv,
-                                                             e->w, MAXALGO, &n, wp));
-    if (!pick_algo(wp, n, 1, &e->bwd_filter, &e->filter_math, &e->ws_bytes))
-        rc_cuda_die(filter_call, __FILE__, __LINE__,
-                    "no deterministic algorithm for this shape and math mode");
+    if (benchmark) RC_CU(cudaStreamSynchronize(G.stream));
+/* One pass: Find (timed) or Get_v7 (heuristics) over the same descriptors,
+ * then the best allowed result; a failure names the call that was made. */
+#define RC_CHOOSE(FIND, GET, perf, det, algo, math, why, ...)                        \
+    do {                                                                              \
+        if (benchmark)                                                                \
+            RC_DNN(FIND(G.dnn, __VA_ARGS__, MAXALGO, &n, perf));                      \
+        else                                                                          \
+            RC_DNN(GET(G.dnn, __VA_ARGS__, MAXALGO, &n, perf));                       \
+        if (!pick_algo(perf, n, det, algo, math, &e->ws_bytes))                       \
+            rc_cuda_die(benchmark ? #FIND : #GET, __FILE__, __LINE__, why);           \
+    } while (0)
+    RC_CHOOSE(cudnnFindConvolutionForwardAlgorithm, cudnnGetConvolutionForwardAlgorithm_v7,
+              fp, 0, &e->fwd, &e->fwd_math,
+              "no usable algorithm for this shape and math mode", e->x, e->w, e->conv, e->y);
+    RC_CHOOSE(cudnnFindConvolutionBackwardDataAlgorithm,
+              cudnnGetConvolutionBackwardDataAlgorithm_v7, dp, 1, &e->bwd_data, &e->data_math,
+              "no deterministic algorithm for this shape and math mode", e->w, e->y, e->conv,
+              e->x);
+    RC_CHOOSE(cudnnFindConvolutionBackwardFilterAlgorithm,
+              cudnnGetConvolutionBackwardFilterAlgorithm_v7, wp, 1, &e->bwd_filter,
+              &e->filter_math, "no deterministic algorithm for this shape and math mode", e->x,
+              e->y, e->conv, e->w);
+#undef RC_CHOOSE
 }
 
 /* Take the algorithms chosen for the same layer at another batch size (the

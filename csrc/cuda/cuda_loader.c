@@ -34,9 +34,8 @@
 /* Core functions the plugin calls: referenced here so that the static
  * core library's objects holding them are linked (and so exported). */
 __attribute__((used)) static const void *const plugin_imports[] = {
-    (const void *)rc_set_error, (const void *)rc_last_error,
-    (const void *)rc_log,       (const void *)rc_xmalloc,
-    (const void *)rc_xcalloc,   (const void *)rc_now,
+    (const void *)rc_set_error,      (const void *)rc_last_error,
+    (const void *)rc_xmalloc,        (const void *)rc_xcalloc,
     (const void *)rc_comm_broadcast, (const void *)rc_comm_fail,
     (const void *)rc_comm_device,
 };
