@@ -627,6 +627,19 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
 
     trainer t = {.cfg = c, .opt = opt, .comm = comm,
                  .inject = getenv("RC_INJECT_NONFINITE")};
+    if (use_gpu) {
+        /* before the backend starts: its device and arithmetic */
+        rc_cuda_options co;
+        rc_cuda_options_default(&co);
+        co.device = rc_comm_device(comm); /* one GPU per rank of a node */
+        co.strict_fp32 = c->precision == 1;
+        co.bf16 = c->precision == 2;
+        co.benchmark = c->cudnn_benchmark;
+        if (rc_cuda_configure(&co) != 0) {
+            rc_comm_fail(comm, rc_last_error());
+            return -1;
+        }
+    }
     /* the wrapped backend reports finished gradients, so they are reduced
      * in buckets while the backward pass goes on */
     const rc_backend *compute = use_gpu   ? rc_backend_cuda()
@@ -641,16 +654,6 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
         return -1;
     }
     if (use_gpu) {
-        rc_cuda_options co;
-        rc_cuda_options_default(&co);
-        co.device = rc_comm_device(comm); /* one GPU per rank of a node */
-        co.strict_fp32 = c->precision == 1;
-        co.bf16 = c->precision == 2;
-        co.benchmark = c->cudnn_benchmark;
-        if (rc_cuda_configure(&co) != 0) {
-            rc_comm_fail(comm, rc_last_error());
-            return -1;
-        }
         /* the gradient all-reduce waits for the backward pass by an event
          * on this stream, not by a host synchronisation per bucket */
         rc_comm_set_cuda_stream(comm, rc_cuda_stream());
