@@ -36,7 +36,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "recompose/common.h"
 
@@ -58,18 +57,6 @@ static const size_t dtype_sizes[] = {4, 8, 8};
 #define CRC_PATTERN "\"" CRC_KEY "\":\""
 #define CRC_PLACEHOLDER "00000000"
 #define CRC_DIGITS 8
-
-static uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
-    const unsigned char *p = data;
-    uLong c = crc;
-    while (n > 0) { /* zlib takes uInt lengths */
-        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        c = crc32(c, p, chunk);
-        p += chunk;
-        n -= chunk;
-    }
-    return (uint32_t)c;
-}
 
 /* Where the 8 digits of the checksum start in a header, or NULL. */
 static char *find_crc_digits(char *header, size_t len) {
@@ -197,11 +184,11 @@ static const char *write_hint(int err) {
 static void stamp_checksum(char *header, size_t header_len,
                            const rc_st_tensor **sorted, int n) {
     char *digits = find_crc_digits(header, header_len);
-    uint32_t crc = crc32_update(0, header, header_len);
+    uint32_t crc = rc_crc32(0, header, header_len);
     for (int i = 0; i < n; i++) {
         int64_t bytes = tensor_bytes(sorted[i]->dtype, sorted[i]->ndim,
                                      sorted[i]->shape);
-        if (bytes > 0) crc = crc32_update(crc, sorted[i]->data, (size_t)bytes);
+        if (bytes > 0) crc = rc_crc32(crc, sorted[i]->data, (size_t)bytes);
     }
     char hex[CRC_DIGITS + 1];
     snprintf(hex, sizeof hex, "%08x", (unsigned)crc);
@@ -549,8 +536,8 @@ static int verify_checksum(rc_st_file *f) {
                               stored);
     } else {
         memcpy(digits, CRC_PLACEHOLDER, CRC_DIGITS);
-        uint32_t crc = crc32_update(0, header, header_len);
-        crc = crc32_update(crc, f->bytes + 8 + header_len,
+        uint32_t crc = rc_crc32(0, header, header_len);
+        crc = rc_crc32(crc, f->bytes + 8 + header_len,
                            f->size - 8 - header_len);
         char hex[CRC_DIGITS + 1];
         snprintf(hex, sizeof hex, "%08x", (unsigned)crc);

@@ -14,6 +14,7 @@
 #include "recompose/common.h"
 #include "recompose/ops.h"
 #include "recompose/rng.h"
+#include "conv_direct.h"
 #include "test_util.h"
 
 static rc_rng rng;
@@ -34,78 +35,11 @@ static float *random_array_f(size_t n, double lo, double hi) {
 
 /* ---- conv: direct loops ---------------------------------------------------- */
 
-/* The definition of cross-correlation, one output at a time; the backward
- * scatters every product's derivative to its two factors. All in double. */
-typedef struct {
-    int n, c_in, h, w, c_out, k, stride, pad, ho, wo;
-} direct_shape;
-
-static int direct_in(const direct_shape *d, int o, int kk, int size,
-                     int *pos) {
-    *pos = o * d->stride - d->pad + kk;
-    return *pos >= 0 && *pos < size;
-}
-
-static void direct_conv(const direct_shape *d, const double *x,
-                        const double *w, const double *b, double *y) {
-    for (int i = 0; i < d->n; i++)
-        for (int co = 0; co < d->c_out; co++)
-            for (int oy = 0; oy < d->ho; oy++)
-                for (int ox = 0; ox < d->wo; ox++) {
-                    double acc = b[co];
-                    for (int ci = 0; ci < d->c_in; ci++)
-                        for (int ky = 0; ky < d->k; ky++)
-                            for (int kx = 0; kx < d->k; kx++) {
-                                int iy, ix;
-                                if (!direct_in(d, oy, ky, d->h, &iy) ||
-                                    !direct_in(d, ox, kx, d->w, &ix))
-                                    continue;
-                                acc += x[(((size_t)i * d->c_in + ci) * d->h +
-                                          iy) * d->w + ix] *
-                                       w[(((size_t)co * d->c_in + ci) * d->k +
-                                          ky) * d->k + kx];
-                            }
-                    y[(((size_t)i * d->c_out + co) * d->ho + oy) * d->wo +
-                      ox] = acc;
-                }
-}
-
-static void direct_conv_backward(const direct_shape *d, const double *x,
-                                 const double *w, const double *dy, double *dx,
-                                 double *dw, double *db) {
-    memset(dx, 0, (size_t)d->n * d->c_in * d->h * d->w * sizeof(double));
-    memset(dw, 0, (size_t)d->c_out * d->c_in * d->k * d->k * sizeof(double));
-    memset(db, 0, (size_t)d->c_out * sizeof(double));
-    for (int i = 0; i < d->n; i++)
-        for (int co = 0; co < d->c_out; co++)
-            for (int oy = 0; oy < d->ho; oy++)
-                for (int ox = 0; ox < d->wo; ox++) {
-                    double g = dy[(((size_t)i * d->c_out + co) * d->ho + oy) *
-                                      d->wo + ox];
-                    db[co] += g;
-                    for (int ci = 0; ci < d->c_in; ci++)
-                        for (int ky = 0; ky < d->k; ky++)
-                            for (int kx = 0; kx < d->k; kx++) {
-                                int iy, ix;
-                                if (!direct_in(d, oy, ky, d->h, &iy) ||
-                                    !direct_in(d, ox, kx, d->w, &ix))
-                                    continue;
-                                size_t xi = (((size_t)i * d->c_in + ci) * d->h +
-                                             iy) * d->w + ix;
-                                size_t wi = (((size_t)co * d->c_in + ci) *
-                                             d->k + ky) * d->k + kx;
-                                dx[xi] += g * w[wi];
-                                dw[wi] += g * x[xi];
-                            }
-                }
-}
-
 /* Small shapes in float64: must agree with the direct loops to rounding. */
 static void test_conv_direct_f64(int n, int c_in, int h, int w, int c_out,
                                  int k, int stride, int pad) {
     rc_conv_shape s;
     rc_conv_shape_init(&s, n, c_in, h, w, c_out, k, stride, pad);
-    direct_shape d = {n, c_in, h, w, c_out, k, stride, pad, s.h_out, s.w_out};
     size_t nx = (size_t)n * c_in * h * w, nw = (size_t)c_out * c_in * k * k,
            ny = (size_t)n * c_out * s.h_out * s.w_out;
     double *x = random_array(nx, -1, 1), *wt = random_array(nw, -1, 1),
@@ -118,8 +52,8 @@ static void test_conv_direct_f64(int n, int c_in, int h, int w, int c_out,
            *db_ref = malloc(c_out * 8);
     rc_conv2d_forward_f64(&s, x, wt, b, y, ws);
     rc_conv2d_backward_f64(&s, x, wt, dy, dx, dw, db, ws);
-    direct_conv(&d, x, wt, b, y_ref);
-    direct_conv_backward(&d, x, wt, dy, dx_ref, dw_ref, db_ref);
+    conv_direct(&s, x, wt, b, y_ref);
+    conv_direct_backward(&s, x, wt, dy, dx_ref, dw_ref, db_ref);
     double e_y = rc_test_rel_err_d(y, y_ref, ny),
            e_dx = rc_test_rel_err_d(dx, dx_ref, nx),
            e_dw = rc_test_rel_err_d(dw, dw_ref, nw),
@@ -154,7 +88,6 @@ static void test_conv_chunked(void) {
     CHECK_MSG(ws_1000 * sizeof(float) <= ((size_t)32 << 20),
               "workspace %zu floats above 32 MB", ws_1000);
 
-    direct_shape d = {n, c_in, h, w, c_out, k, 1, 2, s.h_out, s.w_out};
     size_t nx = (size_t)n * c_in * h * w, nw = (size_t)c_out * c_in * k * k,
            ny = (size_t)n * c_out * hw;
     double *x = random_array(nx, -1, 1), *wt = random_array(nw, -0.1, 0.1),
@@ -189,8 +122,8 @@ static void test_conv_chunked(void) {
 
     double *y_ref = malloc(ny * 8), *dx_ref = malloc(nx * 8),
            *dw_ref = malloc(nw * 8), *db_ref = malloc(c_out * 8);
-    direct_conv(&d, x, wt, b, y_ref);
-    direct_conv_backward(&d, x, wt, dy, dx_ref, dw_ref, db_ref);
+    conv_direct(&s, x, wt, b, y_ref);
+    conv_direct_backward(&s, x, wt, dy, dx_ref, dw_ref, db_ref);
     double e_y = rc_test_rel_err_fd(y, y_ref, ny), e_dx = rc_test_rel_err_fd(dx, dx_ref, nx),
            e_dw = rc_test_rel_err_fd(dw, dw_ref, nw),
            e_db = rc_test_rel_err_fd(db, db_ref, (size_t)c_out);

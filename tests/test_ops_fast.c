@@ -19,6 +19,7 @@
 
 #include "recompose/ops.h"
 #include "recompose/rng.h"
+#include "conv_direct.h"
 #include "test_util.h"
 
 static rc_rng rng;
@@ -36,62 +37,12 @@ static float *fnew(size_t n) {
     return p;
 }
 
-/* direct convolution in double: y = conv(x) + b */
-static void conv_direct(const rc_conv_shape *s, const float *x, const float *w,
-                        const float *b, double *y) {
-    for (int n = 0; n < s->n; n++)
-        for (int co = 0; co < s->c_out; co++)
-            for (int oy = 0; oy < s->h_out; oy++)
-                for (int ox = 0; ox < s->w_out; ox++) {
-                    double acc = b[co];
-                    for (int ci = 0; ci < s->c_in; ci++)
-                        for (int ky = 0; ky < s->k; ky++)
-                            for (int kx = 0; kx < s->k; kx++) {
-                                int iy = oy * s->stride - s->pad + ky;
-                                int ix = ox * s->stride - s->pad + kx;
-                                if (iy < 0 || iy >= s->h_in || ix < 0 ||
-                                    ix >= s->w_in)
-                                    continue;
-                                acc += (double)x[(((size_t)n * s->c_in + ci) *
-                                                      s->h_in + iy) * s->w_in + ix] *
-                                       w[(((size_t)co * s->c_in + ci) * s->k + ky) *
-                                             s->k + kx];
-                            }
-                    y[(((size_t)n * s->c_out + co) * s->h_out + oy) * s->w_out +
-                      ox] = acc;
-                }
-}
-
-/* dW and dx of the direct convolution, in double */
-static void conv_direct_backward(const rc_conv_shape *s, const float *x,
-                                 const float *w, const float *dy, double *dx,
-                                 double *dw) {
-    size_t nx = (size_t)s->n * s->c_in * s->h_in * s->w_in;
-    size_t nw = (size_t)s->c_out * s->c_in * s->k * s->k;
-    memset(dx, 0, nx * sizeof(double));
-    memset(dw, 0, nw * sizeof(double));
-    for (int n = 0; n < s->n; n++)
-        for (int co = 0; co < s->c_out; co++)
-            for (int oy = 0; oy < s->h_out; oy++)
-                for (int ox = 0; ox < s->w_out; ox++) {
-                    double g = dy[(((size_t)n * s->c_out + co) * s->h_out + oy) *
-                                      s->w_out + ox];
-                    for (int ci = 0; ci < s->c_in; ci++)
-                        for (int ky = 0; ky < s->k; ky++)
-                            for (int kx = 0; kx < s->k; kx++) {
-                                int iy = oy * s->stride - s->pad + ky;
-                                int ix = ox * s->stride - s->pad + kx;
-                                if (iy < 0 || iy >= s->h_in || ix < 0 ||
-                                    ix >= s->w_in)
-                                    continue;
-                                size_t xi = (((size_t)n * s->c_in + ci) * s->h_in + iy) *
-                                                s->w_in + ix;
-                                size_t wi = (((size_t)co * s->c_in + ci) * s->k + ky) *
-                                                s->k + kx;
-                                dw[wi] += g * x[xi];
-                                dx[xi] += g * w[wi];
-                            }
-                }
+/* float32 data widened to double, for the direct-loop oracle */
+static double *widen(const float *a, size_t n) {
+    double *d = malloc((n ? n : 1) * sizeof(double));
+    if (!d) abort();
+    for (size_t i = 0; i < n; i++) d[i] = a[i];
+    return d;
 }
 
 static void test_conv(void) {
@@ -107,8 +58,11 @@ static void test_conv(void) {
     float *ws = fnew(rc_conv2d_workspace(&s));
     double *y_ref = malloc(ny * sizeof(double)), *dx_ref = malloc(nx * sizeof(double)),
            *dw_ref = malloc(nw * sizeof(double));
-    conv_direct(&s, x, w, b, y_ref);
-    conv_direct_backward(&s, x, w, dy, dx_ref, dw_ref);
+    double *xd = widen(x, nx), *wd = widen(w, nw), *bd = widen(b, (size_t)s.c_out),
+           *dyd = widen(dy, ny);
+    conv_direct(&s, xd, wd, bd, y_ref);
+    conv_direct_backward(&s, xd, wd, dyd, dx_ref, dw_ref, NULL);
+    free(xd); free(wd); free(bd); free(dyd);
 
     float *y[3], *dx[3], *dw[3], *db[3];
     int threads[3] = {2, 2, 1};

@@ -14,18 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
-#include <zlib.h>
-
-uint32_t rc_data_crc32(const uint8_t *p, size_t n) {
-    uLong c = crc32(0L, Z_NULL, 0);
-    while (n > 0) { /* zlib takes uInt lengths */
-        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        c = crc32(c, p, chunk);
-        p += chunk;
-        n -= chunk;
-    }
-    return (uint32_t)c;
-}
 
 void rc_rgb_to_gray(const uint8_t *rgb, size_t pixels, uint8_t *gray) {
     for (size_t i = 0; i < pixels; i++) {

@@ -131,7 +131,7 @@ int rc_shard_writer_add(rc_shard_writer *w, const uint8_t *data, size_t n,
     r->frame_number = frame_number;
     r->offset = w->pos;
     r->size = (uint32_t)n;
-    r->crc32 = rc_data_crc32(data, n);
+    r->crc32 = rc_crc32(0, data, n);
     w->seqs[w->n_seq - 1].n_records++;
     w->pos += n;
     return 0;
@@ -208,8 +208,8 @@ int rc_shard_writer_close(rc_shard_writer *w) {
     rc_put_u32(hdr + 20, w->n_rec);
     rc_put_u64(hdr + 24, w->pos);
     rc_put_u64(hdr + 32, isize);
-    rc_put_u32(hdr + 40, rc_data_crc32(ix, isize));
-    rc_put_u32(hdr + 60, rc_data_crc32(hdr, 60));
+    rc_put_u32(hdr + 40, rc_crc32(0, ix, isize));
+    rc_put_u32(hdr + 60, rc_crc32(0, hdr, 60));
     int ok = fwrite(ix, 1, isize, w->f) == isize && fflush(w->f) == 0 &&
              fseek(w->f, 0, SEEK_SET) == 0 &&
              fwrite(hdr, 1, HDR_SIZE, w->f) == HDR_SIZE && fflush(w->f) == 0 &&
@@ -267,7 +267,7 @@ static int parse_shard(rc_shard *s) {
                             "re-run recompose pack", p, s->size, HDR_SIZE);
     if (memcmp(d, shard_magic, 8) != 0)
         return rc_set_error("%s: not a recompose shard (bad magic)", p);
-    if (rc_get_u32(d + 60) != rc_data_crc32(d, 60))
+    if (rc_get_u32(d + 60) != rc_crc32(0, d, 60))
         return rc_set_error("%s: header checksum mismatch: the file is "
                             "corrupt; re-run recompose pack", p);
     uint32_t version = rc_get_u32(d + 8);
@@ -292,7 +292,7 @@ static int parse_shard(rc_shard *s) {
         return rc_set_error("%s: index too small for %u sequences and %u "
                             "records", p, s->n_seq, s->n_rec);
     const uint8_t *ix = d + ioff;
-    if (rc_get_u32(d + 40) != rc_data_crc32(ix, isize))
+    if (rc_get_u32(d + 40) != rc_crc32(0, ix, isize))
         return rc_set_error("%s: index checksum mismatch: the file is corrupt; "
                             "re-run recompose pack", p);
     uint64_t strings_len = isize - tables;
@@ -434,7 +434,7 @@ int rc_shard_payload(const rc_shard *s, uint32_t i, const uint8_t **data,
         return rc_set_error("%s: record %u out of range", s->path, i);
     const rc_shard_record *r = &s->recs[i];
     const uint8_t *p = s->data + r->offset;
-    if (rc_data_crc32(p, r->size) != r->crc32)
+    if (rc_crc32(0, p, r->size) != r->crc32)
         return rc_set_error("%s: sequence %s, frame %lld (record %u): "
                             "checksum mismatch; the shard is corrupt, re-run "
                             "recompose pack",

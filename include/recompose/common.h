@@ -36,6 +36,10 @@ void rc_log(const char *fmt, ...) RC_PRINTF(1, 2);
 void *rc_xmalloc(size_t bytes);
 void *rc_xcalloc(size_t count, size_t size);
 
+/* CRC-32 (zlib's polynomial) of n bytes, continuing from crc (0 to start):
+ * checkpoints and shards both checksum with it. */
+uint32_t rc_crc32(uint32_t crc, const void *data, size_t n);
+
 /* Wall clock in seconds (monotonic). */
 double rc_now(void);
 

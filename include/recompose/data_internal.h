@@ -8,8 +8,6 @@
 
 #include "recompose/video.h"
 
-/* CRC-32 (zlib's polynomial) of a buffer. */
-uint32_t rc_data_crc32(const uint8_t *p, size_t n);
 
 /* BT.601 luminance of interleaved RGB, exactly libjpeg's Y (so a gray JPEG
  * decode and an RGB decode converted here agree up to codec error). */

@@ -46,9 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t ioff = rc_get_u64(c + 24);
     if (ioff >= 64 && ioff <= size) {
         rc_put_u64(c + 32, size - ioff);
-        rc_put_u32(c + 40, rc_data_crc32(c + ioff, size - ioff));
+        rc_put_u32(c + 40, rc_crc32(0, c + ioff, size - ioff));
     }
-    rc_put_u32(c + 60, rc_data_crc32(c, 60));
+    rc_put_u32(c + 60, rc_crc32(0, c, 60));
     check_shard(c, size);
     free(c);
     return 0;
