@@ -76,6 +76,8 @@ static const enum_choice precision_choices[] = {
     {"tf32", 0}, {"fp32", 1}, {"bf16", 2}, {NULL, 0}};
 static const enum_choice on_bad_choices[] = {
     {"fail", 0}, {"skip", 1}, {NULL, 0}};
+static const enum_choice texture_choices[] = {
+    {"mixed", RC_TEXTURE_MIXED}, {"shapes", RC_TEXTURE_SHAPES}, {NULL, 0}};
 static const enum_choice hinge_choices[] = {{"squared", 1}, {"plain", 0}, {NULL, 0}};
 
 static const char *rule_odd(long long v) {
@@ -147,6 +149,10 @@ static const config_key config_keys[] = {
     {"data", "max_speed", KEY_FLOAT, 0, 64, 0, "2",
      "synthetic: largest |vx|, |vy| in pixels per frame", FIELD(max_speed),
      NULL, 0, NULL},
+    {"data", "texture", KEY_ENUM, 0, 0, 0, "mixed",
+     "synthetic: texture family of the clips (mixed: fine waves and small "
+     "shapes; shapes: smooth shading and large shapes)", FIELD(texture),
+     texture_choices, 0, NULL},
     {"data", "max_rotation", KEY_FLOAT, 0, 3.14159, 0, "0.1",
      "synthetic: largest |omega| in radians per frame", FIELD(max_rotation),
      NULL, 0, NULL},
@@ -247,6 +253,13 @@ static const config_key config_keys[] = {
      NULL},
     {"eval", "retrieval_k", KEY_INT, 1, 1000, 0, "5",
      "k of precision@k in retrieval", FIELD(retrieval_k), NULL, 0, NULL},
+    {"eval", "knn_k", KEY_INT, 1, 1000, 0, "10",
+     "neighbours averaged by the k-nearest-neighbour regression probe",
+     FIELD(knn_k), NULL, 0, NULL},
+    {"eval", "cross_texture", KEY_ENUM, 0, 0, 0, "shapes",
+     "texture family the held-out motions are rendered on again for the "
+     "cross-scene probes and retrieval (each clip gets a new texture)",
+     FIELD(cross_texture), texture_choices, 0, NULL},
     {"eval", "pixel_baseline_size", KEY_INT, 1, 1024, 0, "16",
      "side of the downsampled frames of the pixel-difference baseline",
      FIELD(pixel_baseline_size), NULL, 0, NULL},
@@ -1052,4 +1065,5 @@ void rc_config_synth(const rc_config *c, rc_synth_config *s) {
     s->channels = c->channels;
     s->max_speed = c->max_speed;
     s->max_rotation = c->max_rotation;
+    s->texture = c->texture;
 }

@@ -2,7 +2,8 @@
  *
  *   clip keys --synth--> frames --sample_tuple--> six sequences per clip
  *     --embedder (trained | random_init | pixel_diff)--> vectors
- *     --> group-property errors, ridge probe R^2, retrieval precision@k
+     --> group-property errors, ridge and kNN probe R^2 (on held-out clips and
+ *       on their motions re-rendered on another texture family), retrieval
  *
  * Every clip, tuple and weight follows from the config seed, so an
  * evaluation is a pure function of (config, weights) for a given thread
@@ -17,6 +18,7 @@
 #include <jansson.h>
 #include <lapacke.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,6 +212,80 @@ int rc_precision_at_k(int n, int dim, const double *X, const int *labels,
     return 0;
 }
 
+/* ---- k-nearest-neighbour regression ------------------------------------------ */
+
+/* Indices of the k points of G [ng][dim] nearest to q (ties by lower index),
+ * leaving out index `skip` (-1: none), into nearest[k]. buf holds ng. */
+static void k_nearest(int ng, int dim, const double *G, const double *q,
+                      int skip, int k, neighbour *buf, int *nearest) {
+    int m = 0;
+    for (int i = 0; i < ng; i++) {
+        if (i == skip) continue;
+        buf[m].d = euclid(q, G + (size_t)i * dim, dim);
+        buf[m].i = i;
+        m++;
+    }
+    qsort(buf, (size_t)m, sizeof *buf, neighbour_cmp);
+    for (int t = 0; t < k; t++) nearest[t] = buf[t].i;
+}
+
+int rc_knn_regress(int n_fit, int dim, const double *X_fit, int n_targets,
+                   const double *Y_fit, int n, const double *X, int k,
+                   double *Y_out) {
+    if (k < 1 || k > n_fit)
+        return rc_set_error("kNN probe needs 1 <= k <= fit points (got k=%d, "
+                            "%d points); lower eval.knn_k or raise "
+                            "eval.probe_train_clips", k, n_fit);
+    #pragma omp parallel
+    {
+        neighbour *buf = rc_xmalloc((size_t)n_fit * sizeof *buf);
+        int *nearest = rc_xmalloc((size_t)k * sizeof(int));
+        #pragma omp for schedule(static)
+        for (int q = 0; q < n; q++) {
+            k_nearest(n_fit, dim, X_fit, X + (size_t)q * dim, -1, k, buf,
+                      nearest);
+            double *y = Y_out + (size_t)q * n_targets;
+            for (int t = 0; t < n_targets; t++) {
+                double s = 0; /* in neighbour order: thread-count independent */
+                for (int j = 0; j < k; j++)
+                    s += Y_fit[(size_t)nearest[j] * n_targets + t];
+                y[t] = s / k;
+            }
+        }
+        free(buf);
+        free(nearest);
+    }
+    return 0;
+}
+
+int rc_cross_retrieval(int n, int dim, const double *Xq, const double *Xg,
+                       const int *labels, int k, double *precision,
+                       double *twin_recall) {
+    if (n < 1 || k < 1 || k > n)
+        return rc_set_error("cross-texture retrieval needs 1 <= k <= gallery "
+                            "size (got k=%d, %d clips); lower "
+                            "eval.retrieval_k or raise eval.clips", k, n);
+    long hits = 0, twins = 0; /* integer sums: any thread count */
+    #pragma omp parallel reduction(+ : hits, twins)
+    {
+        neighbour *buf = rc_xmalloc((size_t)n * sizeof *buf);
+        int *nearest = rc_xmalloc((size_t)k * sizeof(int));
+        #pragma omp for schedule(static)
+        for (int q = 0; q < n; q++) {
+            k_nearest(n, dim, Xg, Xq + (size_t)q * dim, -1, k, buf, nearest);
+            for (int j = 0; j < k; j++) {
+                hits += labels[nearest[j]] == labels[q];
+                twins += nearest[j] == q;
+            }
+        }
+        free(buf);
+        free(nearest);
+    }
+    *precision = (double)hits / ((double)n * k);
+    *twin_recall = (double)twins / n;
+    return 0;
+}
+
 int rc_motion_class(double dx, double dy, double dtheta) {
     double bin_width = 2 * EVAL_PI / 8;
     int bin = (int)floor((atan2(dy, dx) + EVAL_PI) / bin_width);
@@ -307,6 +383,25 @@ static void clip_set_init(clip_set *cs, const rc_config *cfg,
     }
 }
 
+/* The motions of src rendered on new textures of `family`: the same keys,
+ * tuples, targets and labels (full sequences only). */
+static void clip_set_retextured(clip_set *cs, const clip_set *src, int family) {
+    int n = src->n;
+    cs->n = n;
+    cs->seqs_per_clip = 1;
+    cs->key = rc_xmalloc((size_t)n * sizeof *cs->key);
+    cs->motion = rc_xmalloc((size_t)n * sizeof *cs->motion);
+    cs->tuple = rc_xmalloc((size_t)n * sizeof *cs->tuple);
+    cs->target = rc_xmalloc((size_t)n * N_TARGETS * sizeof(double));
+    cs->label = rc_xmalloc((size_t)n * sizeof(int));
+    memcpy(cs->key, src->key, (size_t)n * sizeof *cs->key);
+    memcpy(cs->tuple, src->tuple, (size_t)n * sizeof *cs->tuple);
+    memcpy(cs->target, src->target, (size_t)n * N_TARGETS * sizeof(double));
+    memcpy(cs->label, src->label, (size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++)
+        rc_synth_retexture(&src->motion[i], 1, family, &cs->motion[i]);
+}
+
 static void clip_set_free(clip_set *cs) {
     free(cs->key);
     free(cs->motion);
@@ -321,14 +416,12 @@ typedef struct {
     rc_eval_row *row;
     rc_model *model;   /* NULL: pixel difference of the end frames */
     int dim;
-    double *emb[2];    /* per clip set: [n][seqs_per_clip][dim] */
+    double *emb[3];    /* per clip set (held-out, probe, cross):
+                          [n][seqs_per_clip][dim] */
 } embedder;
 
-/* Box average of (last - first) frame into p x p cells per channel. Cells
- * have integer bounds floor(b*S/p)..floor((b+1)*S/p), so S need not be a
- * multiple of p. Sequences that end where they start give exactly 0. */
-static void pixel_diff_one(const float *first, const float *last, int C, int S,
-                           int p, double *out) {
+void rc_pixel_diff(const float *first, const float *last, int C, int S,
+                   int p, double *out) {
     for (int c = 0; c < C; c++)
         for (int by = 0; by < p; by++)
             for (int bx = 0; bx < p; bx++) {
@@ -355,7 +448,7 @@ static void pixel_diff_embed(const rc_synth_config *sc, int p, int T,
     for (int s = 0; s < n; s++) {
         const float *clip = frames + (size_t)clip_of[s] * (T + 1) * fe;
         const rc_sequence *q = &seqs[s];
-        pixel_diff_one(clip + (size_t)q->frames[0] * fe,
+        rc_pixel_diff(clip + (size_t)q->frames[0] * fe,
                        clip + (size_t)q->frames[q->n_frames - 1] * fe, C, S, p,
                        out + (size_t)s * dim);
     }
@@ -428,6 +521,8 @@ static int embed_clip_set(batch_work *w, const clip_set *cs, int set,
 /* A diverged model gives NaN/inf embeddings, which would surface as a
  * LAPACK failure far from the cause: say so here instead. */
 static int check_finite(const embedder *e, const clip_set *cs, int set) {
+    static const char *const set_name[3] = {"held-out", "probe-training",
+                                            "cross-texture"};
     size_t per_clip = (size_t)cs->seqs_per_clip * e->dim;
     for (int i = 0; i < cs->n; i++)
         for (size_t j = 0; j < per_clip; j++)
@@ -435,18 +530,48 @@ static int check_finite(const embedder *e, const clip_set *cs, int set) {
                 return rc_set_error(
                     "%s: non-finite embedding for %s clip %d; the weights "
                     "have probably diverged (try a lower train.lr)",
-                    e->row->name, set == 0 ? "held-out" : "probe-training", i);
+                    e->row->name, set_name[set], i);
     return 0;
 }
 
 /* ---- scoring ----------------------------------------------------------------- */
+
+/* R^2 per target of pred [n][N_TARGETS] for y [n][N_TARGETS]. */
+static void r2_per_target(int n, const double *y, const double *pred,
+                          double out[N_TARGETS]) {
+    for (int t = 0; t < N_TARGETS; t++)
+        out[t] = rc_r2(n, y + t, pred + t, N_TARGETS);
+}
+
+/* Ridge and kNN probes fit on the probe set, tested on the rows X [n][dim]
+ * whose true motions are y. */
+static int probe_r2(const rc_config *cfg, const clip_set *probe,
+                    const double *probe_emb, int dim, int n, const double *X,
+                    const double *y, double ridge_r2[N_TARGETS],
+                    double knn_r2[N_TARGETS]) {
+    double *pred = rc_xmalloc((size_t)n * N_TARGETS * sizeof(double));
+    rc_ridge ridge;
+    int status = rc_ridge_fit(&ridge, probe->n, dim, probe_emb, N_TARGETS,
+                              probe->target, cfg->ridge_lambda);
+    if (status == 0) {
+        rc_ridge_predict(&ridge, n, X, pred);
+        rc_ridge_free(&ridge);
+        r2_per_target(n, y, pred, ridge_r2);
+        status = rc_knn_regress(probe->n, dim, probe_emb, N_TARGETS,
+                                probe->target, n, X, cfg->knn_k, pred);
+    }
+    if (status == 0) r2_per_target(n, y, pred, knn_r2);
+    free(pred);
+    return status;
+}
 
 /* All metrics of one embedder. For pixel_diff the margin of the negative
  * fractions is in units of mean intensity change per cell, not embedding
  * units: those fractions are scale-dependent and say little on their own;
  * the ratios, R^2 and precision@k are comparable across rows. */
 static int score(const rc_config *cfg, const clip_set *held,
-                 const clip_set *probe, const embedder *e, int k) {
+                 const clip_set *probe, const clip_set *cross,
+                 const embedder *e, int k) {
     rc_eval_row *row = e->row;
     int n = held->n, dim = e->dim;
     if (rc_group_errors(n, dim, e->emb[0], cfg->loss.margin, row->pos_ratio,
@@ -457,25 +582,21 @@ static int score(const rc_config *cfg, const clip_set *held,
     for (int i = 0; i < n; i++)
         memcpy(full + (size_t)i * dim, seq_emb(e->emb[0], dim, i, RC_SEQ_FULL),
                (size_t)dim * sizeof(double));
-    int status = 0;
-    rc_ridge ridge;
-    double *pred = rc_xmalloc((size_t)n * N_TARGETS * sizeof(double));
-    if (rc_ridge_fit(&ridge, probe->n, dim, e->emb[1], N_TARGETS,
-                     probe->target, cfg->ridge_lambda) != 0) {
-        status = error_in(row->name);
-        goto done;
-    }
-    rc_ridge_predict(&ridge, n, full, pred);
-    rc_ridge_free(&ridge);
-    for (int t = 0; t < N_TARGETS; t++)
-        row->probe_r2[t] = rc_r2(n, held->target + t, pred + t, N_TARGETS);
-    row->probe_r2_translation = 0.5 * (row->probe_r2[0] + row->probe_r2[1]);
-    if (rc_precision_at_k(n, dim, full, held->label, k, &row->precision_at_k) != 0)
-        status = error_in(row->name);
-done:
+    int status = probe_r2(cfg, probe, e->emb[1], dim, n, full, held->target,
+                          row->ridge_r2, row->knn_r2);
+    if (status == 0)
+        status = probe_r2(cfg, probe, e->emb[1], dim, cross->n, e->emb[2],
+                          cross->target, row->cross_ridge_r2,
+                          row->cross_knn_r2);
+    if (status == 0)
+        status = rc_precision_at_k(n, dim, full, held->label, k,
+                                   &row->precision_at_k);
+    if (status == 0)
+        status = rc_cross_retrieval(n, dim, full, e->emb[2], held->label, k,
+                                    &row->cross_precision_at_k,
+                                    &row->cross_twin_recall);
     free(full);
-    free(pred);
-    return status;
+    return status == 0 ? 0 : error_in(row->name);
 }
 
 /* ---- rc_evaluate ------------------------------------------------------------- */
@@ -493,6 +614,10 @@ static int check_eval_config(const rc_config *cfg, rc_model *trained) {
     if (cfg->retrieval_k < 1)
         return rc_set_error("eval: eval.retrieval_k is %d; it must be >= 1",
                             cfg->retrieval_k);
+    if (cfg->knn_k < 1 || cfg->knn_k > cfg->probe_train_clips)
+        return rc_set_error("eval: eval.knn_k %d must be in 1..eval."
+                            "probe_train_clips (%d)", cfg->knn_k,
+                            cfg->probe_train_clips);
     if (cfg->pixel_baseline_size < 1 || cfg->pixel_baseline_size > cfg->image_size)
         return rc_set_error("eval: eval.pixel_baseline_size %d must be in "
                             "1..data.image_size (%d)", cfg->pixel_baseline_size,
@@ -519,6 +644,7 @@ static void add_embedder(embedder *e, rc_eval_row *row, const char *name,
     e->dim = dim;
     e->emb[0] = rc_xmalloc((size_t)held->n * held->seqs_per_clip * dim * sizeof(double));
     e->emb[1] = rc_xmalloc((size_t)probe->n * probe->seqs_per_clip * dim * sizeof(double));
+    e->emb[2] = rc_xmalloc((size_t)held->n * dim * sizeof(double));
 }
 
 int rc_evaluate(const rc_config *cfg, rc_model *trained, rc_eval_report *out) {
@@ -534,6 +660,8 @@ int rc_evaluate(const rc_config *cfg, rc_model *trained, rc_eval_report *out) {
     out->clips = cfg->eval_clips;
     out->probe_train_clips = cfg->probe_train_clips;
     out->k = k;
+    out->knn_k = cfg->knn_k;
+    out->cross_texture = cfg->cross_texture;
     out->margin = cfg->loss.margin;
     out->ridge_lambda = cfg->ridge_lambda;
 
@@ -545,11 +673,12 @@ int rc_evaluate(const rc_config *cfg, rc_model *trained, rc_eval_report *out) {
 
     batch_work w = {.cfg = cfg};
     rc_config_synth(cfg, &w.sc);
-    clip_set held, probe;
+    clip_set held, probe, cross;
     clip_set_init(&held, cfg, &w.sc, RC_SPLIT_HELDOUT, 0, cfg->eval_clips,
                   RC_SEQ_KINDS);
     clip_set_init(&probe, cfg, &w.sc, RC_SPLIT_TRAIN, RC_EVAL_PROBE_INDEX_BASE,
                   cfg->probe_train_clips, 1);
+    clip_set_retextured(&cross, &held, cfg->cross_texture);
 
     embedder e[RC_EVAL_MAX_ROWS];
     int n_emb = 0, model_dim = shape.embed_dim; /* widest model output */
@@ -577,17 +706,18 @@ int rc_evaluate(const rc_config *cfg, rc_model *trained, rc_eval_report *out) {
 
     int status = embed_clip_set(&w, &held, 0, e, n_emb);
     if (status == 0) status = embed_clip_set(&w, &probe, 1, e, n_emb);
+    if (status == 0) status = embed_clip_set(&w, &cross, 2, e, n_emb);
     for (int i = 0; i < n_emb && status == 0; i++) {
         status = check_finite(&e[i], &held, 0);
         if (status == 0) status = check_finite(&e[i], &probe, 1);
+        if (status == 0) status = check_finite(&e[i], &cross, 2);
     }
     for (int i = 0; i < n_emb && status == 0; i++)
-        status = score(cfg, &held, &probe, &e[i], k);
+        status = score(cfg, &held, &probe, &cross, &e[i], k);
     out->n_rows = status == 0 ? n_emb : 0;
 
     for (int i = 0; i < n_emb; i++) {
-        free(e[i].emb[0]);
-        free(e[i].emb[1]);
+        for (int set = 0; set < 3; set++) free(e[i].emb[set]);
     }
     free(w.frames);
     free(w.seqs);
@@ -595,6 +725,7 @@ int rc_evaluate(const rc_config *cfg, rc_model *trained, rc_eval_report *out) {
     free(w.scratch);
     clip_set_free(&held);
     clip_set_free(&probe);
+    clip_set_free(&cross);
     rc_model_free(random_init);
     out->seconds = rc_now() - t0;
     return status;
@@ -602,53 +733,63 @@ int rc_evaluate(const rc_config *cfg, rc_model *trained, rc_eval_report *out) {
 
 /* ---- output ------------------------------------------------------------------ */
 
+/* One line of the table: its label (printf format taking an int: k, knn_k or
+ * nothing), which direction is better, and the value's offset in a row. */
 typedef struct {
     const char *label;
+    int label_arg;      /* 0 none, 1 retrieval k, 2 knn k */
     const char *better;
+    size_t offset;      /* of a double in rc_eval_row */
 } metric_line;
 
-/* The value of table line `line` (same order as metric_lines()) in a row. */
-static double metric_value(const rc_eval_row *row, int line) {
-    if (line < 2) return row->pos_ratio[line];
-    if (line < 5) return row->neg_beyond[line - 2];
-    if (line < 8) return row->probe_r2[line - 5];
-    if (line == 8) return row->probe_r2_translation;
-    if (line == 9) return row->precision_at_k;
-    return row->mean_dist_between;
+#define ROW(f) offsetof(rc_eval_row, f)
+static const metric_line metric_lines[] = {
+    {"full_skip d / d(clips)", 0, "lower", ROW(pos_ratio[0])},
+    {"loop_ident d / d(clips)", 0, "lower", ROW(pos_ratio[1])},
+    {"full_rev frac d > margin", 0, "higher", ROW(neg_beyond[0])},
+    {"full_ident frac d > margin", 0, "higher", ROW(neg_beyond[1])},
+    {"full_short frac d > margin", 0, "higher", ROW(neg_beyond[2])},
+    {"ridge R^2 dx", 0, "higher", ROW(ridge_r2[0])},
+    {"ridge R^2 dy", 0, "higher", ROW(ridge_r2[1])},
+    {"ridge R^2 dtheta", 0, "higher", ROW(ridge_r2[2])},
+    {"kNN(%d) R^2 dx", 2, "higher", ROW(knn_r2[0])},
+    {"kNN(%d) R^2 dy", 2, "higher", ROW(knn_r2[1])},
+    {"kNN(%d) R^2 dtheta", 2, "higher", ROW(knn_r2[2])},
+    {"xtex ridge R^2 dx", 0, "higher", ROW(cross_ridge_r2[0])},
+    {"xtex ridge R^2 dy", 0, "higher", ROW(cross_ridge_r2[1])},
+    {"xtex ridge R^2 dtheta", 0, "higher", ROW(cross_ridge_r2[2])},
+    {"xtex kNN(%d) R^2 dx", 2, "higher", ROW(cross_knn_r2[0])},
+    {"xtex kNN(%d) R^2 dy", 2, "higher", ROW(cross_knn_r2[1])},
+    {"xtex kNN(%d) R^2 dtheta", 2, "higher", ROW(cross_knn_r2[2])},
+    {"precision@%d", 1, "higher", ROW(precision_at_k)},
+    {"xtex precision@%d", 1, "higher", ROW(cross_precision_at_k)},
+    {"xtex twin in top %d", 1, "higher", ROW(cross_twin_recall)},
+    {"mean d(clips)", 0, "", ROW(mean_dist_between)},
+};
+#define N_METRIC_LINES ((int)(sizeof metric_lines / sizeof metric_lines[0]))
+
+static double metric_value(const rc_eval_row *row, const metric_line *l) {
+    return *(const double *)((const char *)row + l->offset);
 }
 
-#define N_METRIC_LINES 11
-
 void rc_eval_print_table(FILE *out, const rc_eval_report *r) {
-    char labels[N_METRIC_LINES][48];
-    static const char *const better[N_METRIC_LINES] = {
-        "lower", "lower", "higher", "higher", "higher", "higher",
-        "higher", "higher", "higher", "higher", ""};
-    int pos = 0, neg = 0;
-    for (int kind = 0; kind < RC_PAIR_KINDS; kind++) {
-        if (rc_pair_kind_positive[kind] && pos < 2)
-            snprintf(labels[pos++], 48, "%s d / d(clips)", rc_pair_kind_names[kind]);
-        else if (!rc_pair_kind_positive[kind] && neg < 3)
-            snprintf(labels[2 + neg++], 48, "%s frac d > margin",
-                     rc_pair_kind_names[kind]);
-    }
-    snprintf(labels[5], 48, "probe R^2 dx");
-    snprintf(labels[6], 48, "probe R^2 dy");
-    snprintf(labels[7], 48, "probe R^2 dtheta");
-    snprintf(labels[8], 48, "probe R^2 translation");
-    snprintf(labels[9], 48, "precision@%d", r->k);
-    snprintf(labels[10], 48, "mean d(clips)");
-
-    fprintf(out, "held-out clips %d, probe fit on %d training clips "
-            "(ridge lambda %g), margin %g, %.1f s\n", r->clips,
-            r->probe_train_clips, r->ridge_lambda, r->margin, r->seconds);
+    fprintf(out, "held-out clips %d, probes fit on %d training clips "
+            "(ridge lambda %g, kNN k %d), margin %g, %.1f s\n"
+            "xtex: the held-out motions on '%s' textures, probes still fit "
+            "on the training clips\n", r->clips, r->probe_train_clips,
+            r->ridge_lambda, r->knn_k, r->margin, r->seconds,
+            rc_texture_family_names[r->cross_texture]);
     fprintf(out, "%-28s %-7s", "metric", "better");
     for (int c = 0; c < r->n_rows; c++) fprintf(out, " %12s", r->rows[c].name);
     fputc('\n', out);
-    for (int line = 0; line < N_METRIC_LINES; line++) {
-        fprintf(out, "%-28s %-7s", labels[line], better[line]);
+    for (int i = 0; i < N_METRIC_LINES; i++) {
+        const metric_line *l = &metric_lines[i];
+        char label[48];
+        snprintf(label, sizeof label, l->label,
+                 l->label_arg == 1 ? r->k : r->knn_k);
+        fprintf(out, "%-28s %-7s", label, l->better);
         for (int c = 0; c < r->n_rows; c++) {
-            double v = metric_value(&r->rows[c], line);
+            double v = metric_value(&r->rows[c], l);
             if (isfinite(v)) fprintf(out, " %12.4f", v);
             else fprintf(out, " %12s", "n/a");
         }
@@ -661,8 +802,16 @@ static json_t *json_number(double v) {
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+static json_t *components_json(const double v[N_TARGETS]) {
+    json_t *o = json_object();
+    json_object_set_new(o, "dx", json_number(v[0]));
+    json_object_set_new(o, "dy", json_number(v[1]));
+    json_object_set_new(o, "dtheta", json_number(v[2]));
+    return o;
+}
+
 static json_t *row_to_json(const rc_eval_row *row) {
-    json_t *pos = json_object(), *neg = json_object(), *probe = json_object();
+    json_t *pos = json_object(), *neg = json_object();
     int ip = 0, in = 0;
     for (int kind = 0; kind < RC_PAIR_KINDS; kind++) {
         if (rc_pair_kind_positive[kind] && ip < 2)
@@ -672,10 +821,15 @@ static json_t *row_to_json(const rc_eval_row *row) {
             json_object_set_new(neg, rc_pair_kind_names[kind],
                                 json_number(row->neg_beyond[in++]));
     }
-    json_object_set_new(probe, "dx", json_number(row->probe_r2[0]));
-    json_object_set_new(probe, "dy", json_number(row->probe_r2[1]));
-    json_object_set_new(probe, "dtheta", json_number(row->probe_r2[2]));
-    json_object_set_new(probe, "translation", json_number(row->probe_r2_translation));
+    json_t *probe = json_object(), *cross = json_object();
+    json_object_set_new(probe, "ridge", components_json(row->ridge_r2));
+    json_object_set_new(probe, "knn", components_json(row->knn_r2));
+    json_object_set_new(cross, "ridge", components_json(row->cross_ridge_r2));
+    json_object_set_new(cross, "knn", components_json(row->cross_knn_r2));
+    json_object_set_new(cross, "precision_at_k",
+                        json_number(row->cross_precision_at_k));
+    json_object_set_new(cross, "twin_recall_at_k",
+                        json_number(row->cross_twin_recall));
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(row->name));
     json_object_set_new(o, "positive_ratio", pos);
@@ -684,6 +838,7 @@ static json_t *row_to_json(const rc_eval_row *row) {
                         json_number(row->mean_dist_between));
     json_object_set_new(o, "probe_r2", probe);
     json_object_set_new(o, "precision_at_k", json_number(row->precision_at_k));
+    json_object_set_new(o, "cross_texture", cross);
     return o;
 }
 
@@ -692,6 +847,9 @@ int rc_eval_write_json(const char *path, const rc_eval_report *r) {
     json_object_set_new(root, "clips", json_integer(r->clips));
     json_object_set_new(root, "probe_train_clips", json_integer(r->probe_train_clips));
     json_object_set_new(root, "k", json_integer(r->k));
+    json_object_set_new(root, "knn_k", json_integer(r->knn_k));
+    json_object_set_new(root, "cross_texture",
+                        json_string(rc_texture_family_names[r->cross_texture]));
     json_object_set_new(root, "margin", json_number(r->margin));
     json_object_set_new(root, "ridge_lambda", json_number(r->ridge_lambda));
     json_object_set_new(root, "seconds", json_number(r->seconds));

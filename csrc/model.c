@@ -464,10 +464,47 @@ int rc_model_embed(rc_model *m, int n_clips, int T, const float *frames, int n,
     return 0;
 }
 
+/* d target / d phi for rc_model_saliency, in place over emb [n][D]. */
+static void norm_gradient(float *emb, int n, size_t D) {
+    /* d ||phi|| / d phi = phi / ||phi|| (0 at phi = 0: no direction) */
+    for (int s = 0; s < n; s++) {
+        float *e = emb + (size_t)s * D;
+        double norm = 0;
+        for (size_t k = 0; k < D; k++) norm += (double)e[k] * e[k];
+        norm = sqrt(norm);
+        for (size_t k = 0; k < D; k++) e[k] = norm > 0 ? (float)(e[k] / norm) : 0.0f;
+    }
+}
+
+static void pair_distance_gradient(float *emb, int n, size_t D) {
+    /* d ||a - b|| / da = (a - b) / d = -d/db */
+    for (int s = 0; s + 1 < n; s += 2) {
+        float *a = emb + (size_t)s * D, *b = a + D;
+        double d2 = 0, na = 0, nb = 0;
+        for (size_t k = 0; k < D; k++) {
+            double u = (double)a[k] - b[k];
+            d2 += u * u;
+            na += (double)a[k] * a[k];
+            nb += (double)b[k] * b[k];
+        }
+        double d = sqrt(d2), scale = sqrt(fmax(na, nb));
+        for (size_t k = 0; k < D; k++) {
+            float g = d > 1e-5 * scale && d > 0 ? (float)((a[k] - b[k]) / d) : 0.0f;
+            a[k] = g;
+            b[k] = -g;
+        }
+    }
+}
+
 int rc_model_saliency(rc_model *m, int n_clips, int T, const float *frames,
                       int n, const rc_sequence *seqs, const int *clip_of,
-                      float *emb_out, float *d_frames) {
+                      int target, float *emb_out, float *d_frames) {
     const rc_backend *be = m->be;
+    if (target != RC_SALIENCY_FULL_REV && target != RC_SALIENCY_NORM)
+        return rc_set_error("saliency: unknown target %d", target);
+    if (target == RC_SALIENCY_FULL_REV && n % 2 != 0)
+        return rc_set_error("saliency of d(full, rev) needs the sequences in "
+                            "pairs; got %d sequences", n);
     rc_batch_plan plan;
     if (build_sequence_plan(n_clips, T, n, seqs, clip_of, &plan) != 0)
         return -1;
@@ -477,14 +514,8 @@ int rc_model_saliency(rc_model *m, int n_clips, int T, const float *frames,
     float *emb = rc_xmalloc(n_emb * sizeof(float));
     be->to_host(emb, m->emb, n_emb * sizeof(float));
     if (emb_out) memcpy(emb_out, emb, n_emb * sizeof(float));
-    /* d ||phi|| / d phi = phi / ||phi|| (0 at phi = 0: no direction) */
-    for (int s = 0; s < n; s++) {
-        float *e = emb + (size_t)s * D;
-        double norm = 0;
-        for (size_t k = 0; k < D; k++) norm += (double)e[k] * e[k];
-        norm = sqrt(norm);
-        for (size_t k = 0; k < D; k++) e[k] = norm > 0 ? (float)(e[k] / norm) : 0.0f;
-    }
+    if (target == RC_SALIENCY_NORM) norm_gradient(emb, n, D);
+    else pair_distance_gradient(emb, n, D);
     be->to_device(m->d_emb, emb, n_emb * sizeof(float));
     size_t in_elems = (size_t)plan.n_pairs * 2 * fe;
     float *d_in = be->alloc(in_elems * sizeof(float));

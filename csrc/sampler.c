@@ -216,6 +216,22 @@ int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
     return 0;
 }
 
+void rc_plan_loss_by_kind(const rc_batch_plan *plan, const float *emb,
+                          int dim, const rc_loss_config *loss,
+                          double out[RC_PAIR_KINDS]) {
+    rc_loss_pair *pairs = rc_xmalloc((size_t)plan->n_loss_pairs * sizeof *pairs);
+    rc_hinge_params hp = {loss->margin, loss->squared, 1.0 / plan->B};
+    for (int kind = 0; kind < RC_PAIR_KINDS; kind++) {
+        int n = 0;
+        for (int i = 0; i < plan->n_loss_pairs; i++)
+            if (plan->loss_pair_kind[i] == kind) pairs[n++] = plan->loss_pairs[i];
+        out[kind] = n ? rc_hinge_loss_f32(plan->n_seq, dim, emb, n, pairs, &hp,
+                                          NULL)
+                      : 0.0;
+    }
+    free(pairs);
+}
+
 void rc_plan_free(rc_batch_plan *plan) {
     if (!plan) return;
     free(plan->pair_clip);

@@ -4,13 +4,14 @@
  * texture axes, evaluated analytically at every pixel (no raster, so no
  * resampling error: a frame is exactly the moved texture, up to float
  * rounding). It is the sum of
- *   - RC_SYNTH_WAVES plane waves a_k cos(2 pi/P k.p + phi_k) with random
- *     integer frequency vectors k (integer so the sum is P-periodic),
- *     log-uniform |k| up to about 0.18 cycles per pixel and amplitude 1/|k|
- *     (a 1/f-like spectrum: structure at every scale), then
- *   - RC_SYNTH_SHAPES rectangles and ellipses composited on top, with edges
- *     one pixel wide (sharp, but not aliased), for edges and corners where
- *     the aperture problem does not hide the motion.
+ *   - plane waves a_k cos(2 pi/P k.p + phi_k) with random integer frequency
+ *     vectors k (integer so the sum is P-periodic), log-uniform |k| up to a
+ *     family's highest frequency and amplitude |k|^-slope (a 1/f-like
+ *     spectrum: structure at every scale), then
+ *   - rectangles and ellipses composited on top, with edges one pixel wide
+ *     (sharp, but not aliased), for edges and corners where the aperture
+ *     problem does not hide the motion.
+ * How many of each, and the spectrum, are the texture family's (synth.h).
  * With 3 channels every wave and shape has its own colour near gray, so the
  * channels are correlated like natural images.
  *
@@ -39,16 +40,35 @@
 #include "recompose/common.h"
 #include "recompose/rng.h"
 
-#define RC_SYNTH_WAVES 40
-#define RC_SYNTH_SHAPES 10
-#define RC_SYNTH_MAX_FREQ 0.18 /* cycles per pixel of the finest wave */
+#define RC_SYNTH_WAVES 40    /* most waves of any family */
+#define RC_SYNTH_SHAPES 40   /* most shapes of any family */
 #define RC_SYNTH_CONTRAST 2.5  /* standard deviations mapped to [0, 1] */
-#define RC_SYNTH_SLOPE 0.6     /* amplitude ~ |k|^-slope */
+
+/* What tells the families apart (enum rc_texture_family, synth.h). MIXED's
+ * numbers are the ones every trained model so far has seen: changing them
+ * changes every synthetic clip. */
+typedef struct {
+    int waves, shapes;
+    double max_freq;     /* cycles per pixel of the finest wave */
+    double slope;        /* amplitude ~ |k|^-slope */
+    double shape_max;    /* largest half extent, as a fraction of the period */
+} texture_family;
+
+static const texture_family families[RC_TEXTURE_FAMILIES] = {
+    [RC_TEXTURE_MIXED] = {40, 10, 0.18, 0.6, 0.10},
+    [RC_TEXTURE_SHAPES] = {8, 40, 0.05, 1.0, 0.16},
+};
+
+const char *const rc_texture_family_names[RC_TEXTURE_FAMILIES] = {
+    [RC_TEXTURE_MIXED] = "mixed",
+    [RC_TEXTURE_SHAPES] = "shapes",
+};
 
 /* Domain tags, so that keys drawn for different purposes never coincide. */
 #define TAG_CLIP 0x636c69702d6b6579ULL    /* "clip-key" */
 #define TAG_MOTION 0x6d6f74696f6e2d31ULL  /* "motion-1" */
 #define TAG_TEXTURE 0x746578747572652dULL /* "texture-" */
+#define TAG_RETEXTURE 0x7265746578747572ULL /* "retextur" */
 
 static const double TWO_PI = 6.283185307179586;
 
@@ -70,6 +90,7 @@ typedef struct {
 typedef struct {
     int channels;
     double period;
+    const texture_family *family;
     synth_wave wave[RC_SYNTH_WAVES];
     synth_shape shape[RC_SYNTH_SHAPES];
     double *scale;     /* [channels] 1 / (contrast * std of the wave sum) */
@@ -95,6 +116,15 @@ void rc_synth_motion(const rc_synth_config *c, uint64_t clip_key,
     m->vy = (float)rc_rng_range(&rng, -c->max_speed, c->max_speed);
     m->omega = (float)rc_rng_range(&rng, -c->max_rotation, c->max_rotation);
     m->texture_key = rc_hash_combine(clip_key, TAG_TEXTURE);
+    m->texture_family = c->texture;
+}
+
+void rc_synth_retexture(const rc_motion *m, uint64_t salt, int family,
+                        rc_motion *out) {
+    *out = *m;
+    out->texture_key = rc_hash_combine(rc_hash_combine(m->texture_key,
+                                                       TAG_RETEXTURE), salt);
+    out->texture_family = family;
 }
 
 /* ---- texture ------------------------------------------------------------ */
@@ -118,15 +148,15 @@ static double tint(rc_rng *rng, int channels, double base, double spread) {
 
 static void draw_waves(synth_texture *tx, rc_rng *rng, double **mem) {
     int C = tx->channels;
-    double kmax = fmax(2.0, RC_SYNTH_MAX_FREQ * tx->period);
+    double kmax = fmax(2.0, tx->family->max_freq * tx->period);
     double *var = *mem;
     *mem += C;
     memset(var, 0, sizeof(double) * (size_t)C);
-    for (int w = 0; w < RC_SYNTH_WAVES; w++) {
+    for (int w = 0; w < tx->family->waves; w++) {
         synth_wave *wv = &tx->wave[w];
         draw_frequency(rng, kmax, &wv->kx, &wv->ky);
         wv->phase = rc_rng_range(rng, 0.0, TWO_PI);
-        double a = pow(hypot(wv->kx, wv->ky), -RC_SYNTH_SLOPE);
+        double a = pow(hypot(wv->kx, wv->ky), -tx->family->slope);
         wv->amp = *mem;
         *mem += C;
         for (int ch = 0; ch < C; ch++) {
@@ -141,16 +171,17 @@ static void draw_waves(synth_texture *tx, rc_rng *rng, double **mem) {
 static void draw_shapes(synth_texture *tx, rc_rng *rng, double **mem) {
     int C = tx->channels;
     double P = tx->period;
-    for (int s = 0; s < RC_SYNTH_SHAPES; s++) {
+    for (int s = 0; s < tx->family->shapes; s++) {
         synth_shape *sh = &tx->shape[s];
         sh->cx = rc_rng_range(rng, 0.0, P);
         sh->cy = rc_rng_range(rng, 0.0, P);
         double a = rc_rng_range(rng, 0.0, TWO_PI);
         sh->ux = cos(a);
         sh->uy = sin(a);
-        /* Half extents from 1.5 px to P/10: the shape plus its edge stays
-         * well inside one period cell, so wrapping never cuts it. */
-        double hmax = fmax(2.0, P / 10.0);
+        /* Half extents from 1.5 px to shape_max * P (at most P/6): the
+         * shape plus its edge stays inside one period cell, so wrapping
+         * never cuts it. */
+        double hmax = fmax(2.0, P * tx->family->shape_max);
         sh->hx = rc_rng_range(rng, 1.5, hmax);
         sh->hy = rc_rng_range(rng, 1.5, hmax);
         sh->reach = hypot(sh->hx, sh->hy) + 1.0;
@@ -164,13 +195,15 @@ static void draw_shapes(synth_texture *tx, rc_rng *rng, double **mem) {
     }
 }
 
-static void texture_init(synth_texture *tx, uint64_t key, int channels,
-                         int size) {
+static void texture_init(synth_texture *tx, uint64_t key, int family,
+                         int channels, int size) {
     rc_rng rng;
     rc_rng_seed(&rng, key);
     tx->channels = channels;
     tx->period = size;
-    size_t n = (size_t)channels * (2 + RC_SYNTH_WAVES + RC_SYNTH_SHAPES);
+    if (family < 0 || family >= RC_TEXTURE_FAMILIES) family = RC_TEXTURE_MIXED;
+    tx->family = &families[family];
+    size_t n = (size_t)channels * (2 + tx->family->waves + tx->family->shapes);
     tx->storage = rc_xmalloc(sizeof(double) * n);
     double *mem = tx->storage;
     tx->scale = mem;
@@ -208,7 +241,7 @@ typedef struct {
 static void tabulate_waves(const synth_texture *tx, frame_work *fw) {
     int N = fw->size;
     double f = TWO_PI / tx->period;
-    for (int w = 0; w < RC_SYNTH_WAVES; w++) {
+    for (int w = 0; w < tx->family->waves; w++) {
         const synth_wave *wv = &tx->wave[w];
         double kx = fw->cos_t * wv->kx - fw->sin_t * wv->ky;
         double ky = fw->sin_t * wv->kx + fw->cos_t * wv->ky;
@@ -229,7 +262,7 @@ static void tabulate_waves(const synth_texture *tx, frame_work *fw) {
 static void row_waves(const synth_texture *tx, frame_work *fw, int y) {
     int N = fw->size, C = tx->channels;
     memset(fw->acc, 0, sizeof(double) * (size_t)C * (size_t)N);
-    for (int w = 0; w < RC_SYNTH_WAVES; w++) {
+    for (int w = 0; w < tx->family->waves; w++) {
         const double *ca = fw->cos_a + (size_t)w * N;
         const double *sa = fw->sin_a + (size_t)w * N;
         double cb = fw->cos_b[(size_t)w * N + y];
@@ -248,7 +281,7 @@ static void row_waves(const synth_texture *tx, frame_work *fw, int y) {
 static void pixel_shapes(const synth_texture *tx, double px, double py,
                          double *v, int stride) {
     double P = tx->period;
-    for (int s = 0; s < RC_SYNTH_SHAPES; s++) {
+    for (int s = 0; s < tx->family->shapes; s++) {
         const synth_shape *sh = &tx->shape[s];
         double dx = wrap(px - sh->cx, P), dy = wrap(py - sh->cy, P);
         if (fabs(dx) > sh->reach || fabs(dy) > sh->reach) continue;
@@ -296,7 +329,7 @@ void rc_synth_render(const rc_synth_config *c, const rc_motion *m, int first,
     int N = c->size, C = c->channels;
     if (N <= 0 || C <= 0 || n <= 0) return;
     synth_texture tx;
-    texture_init(&tx, m->texture_key, C, N);
+    texture_init(&tx, m->texture_key, m->texture_family, C, N);
 
     frame_work fw;
     fw.size = N;

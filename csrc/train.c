@@ -584,7 +584,8 @@ static int resume_from(trainer *t, const char *where, int64_t *step) {
     return status;
 }
 
-static void log_metrics(trainer *t, int64_t step, double loss, double lr,
+static void log_metrics(trainer *t, int64_t step, double loss,
+                        const double loss_by_kind[RC_PAIR_KINDS], double lr,
                         double grad_norm, double pairs_per_tuple,
                         double tuples_per_s, double elapsed, int64_t skipped) {
     json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "step",
@@ -592,6 +593,10 @@ static void log_metrics(trainer *t, int64_t step, double loss, double lr,
                           grad_norm, "distinct_pairs_per_tuple", pairs_per_tuple,
                           "tuples_per_s", tuples_per_s, "elapsed_s", elapsed,
                           "skipped_steps", (json_int_t)skipped);
+    json_t *kinds = json_object();
+    for (int k = 0; k < RC_PAIR_KINDS; k++)
+        json_object_set_new(kinds, rc_pair_kind_names[k], json_real(loss_by_kind[k]));
+    json_object_set_new(j, "loss_by_kind", kinds);
     char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fprintf(t->metrics, "%s\n", line);
     fflush(t->metrics);
@@ -756,7 +761,11 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     progress pr = {.tty = !opt->quiet && isatty(STDERR_FILENO), .start = rc_now(),
                    .first_step = step};
     double window_loss = 0, window_pairs = 0, grad_norm = 0;
+    double window_kind[RC_PAIR_KINDS] = {0}, step_kind[RC_PAIR_KINDS];
     int window_n = 0;
+    /* the step's embeddings on the host, for the loss split by pair kind */
+    float *emb_host = rc_xmalloc((size_t)B * RC_SEQ_KINDS * c->embed_dim *
+                                 sizeof(float));
     double window_start = rc_now(), train_start = rc_now();
     res->first_loss = NAN;
 
@@ -772,7 +781,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
         }
         if ((status = plan_for_step(c, step, tuples, &plan)) != 0) break;
         rc_comm_grads_begin(t.comm);
-        double loss = rc_model_step(t.model, &plan, batch, &c->loss, 1, NULL);
+        double loss = rc_model_step(t.model, &plan, batch, &c->loss, 1, emb_host);
         /* the mean gradient and loss over the ranks, before anything reads
          * them: every rank then takes the same decisions below */
         loss = rc_comm_grads_end(t.comm, loss);
@@ -799,6 +808,9 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
             t.ckpt_loss_sum += loss;
             t.ckpt_loss_n++;
             window_loss += loss;
+            rc_plan_loss_by_kind(&plan, emb_host, c->embed_dim, &c->loss,
+                                 step_kind);
+            for (int k = 0; k < RC_PAIR_KINDS; k++) window_kind[k] += step_kind[k];
             window_pairs += (double)plan.n_pairs / B;
             window_n++;
         }
@@ -817,12 +829,18 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
             float lr = rc_lr_at(&t.adam, step - 1);
             if (isnan(res->first_loss)) res->first_loss = mean_loss;
             res->final_loss = mean_loss;
-            log_metrics(&t, step, mean_loss, lr, grad_norm, ppt, tps,
+            /* this rank's tuples, averaged over the ranks like the loss */
+            double kind_loss[RC_PAIR_KINDS];
+            for (int k = 0; k < RC_PAIR_KINDS; k++)
+                kind_loss[k] = rc_comm_sum(t.comm, window_kind[k] / window_n) /
+                               rc_comm_size(t.comm);
+            log_metrics(&t, step, mean_loss, kind_loss, lr, grad_norm, ppt, tps,
                         now - train_start, res->skipped_steps);
             if (!opt->quiet)
                 progress_report(&pr, step, c->steps, mean_loss, tps, lr, ppt,
                                 step == end);
             window_loss = window_pairs = 0;
+            memset(window_kind, 0, sizeof window_kind);
             window_n = 0;
             window_start = now;
         }
@@ -842,6 +860,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     res->steps_done = step;
     res->seconds = rc_now() - train_start;
     free(tuples);
+    free(emb_host);
     rc_plan_free(&plan);
     rc_train_input_close(&input);
 close_source:

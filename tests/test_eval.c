@@ -1,6 +1,8 @@
 /* test_eval.c: the evaluation metrics (csrc/eval.c) against independent
  * oracles: ridge against known linear data and the 1-D closed form, R^2 at
- * its fixed points, precision@k and group errors on hand-made sets whose
+ * its fixed points, kNN regression on a line, a shared versus a private
+ * motion code across textures, precision@k and group errors on hand-made
+ * sets whose
  * answers are worked out below, the motion classes, and the JSON / table
  * output. The end-to-end rc_evaluate run is in test_eval_e2e.c. */
 #include <jansson.h>
@@ -234,6 +236,115 @@ static void test_motion_class(void) {
     for (int c = 0; c < RC_EVAL_CLASSES; c++) CHECK_MSG(seen[c] > 0, "class %d", c);
 }
 
+/* kNN regression against answers worked out by hand on a line. */
+static void test_knn_regress(void) {
+    static const double xf[5] = {0, 1, 2, 10, 11}, yf[5] = {1, 2, 3, 40, 50};
+    static const double xq[3] = {0.9, 10.4, 6.0};
+    double y[3];
+    CHECK(rc_knn_regress(5, 1, xf, 1, yf, 3, xq, 1, y) == 0);
+    CHECK(y[0] == 2 && y[1] == 40 && y[2] == 3); /* 6.0: 2 and 10 tie, lower index */
+    CHECK(rc_knn_regress(5, 1, xf, 1, yf, 3, xq, 2, y) == 0);
+    /* 0.9: 1 and 0; 10.4: 10 and 11; 6.0: 2 and 10 tie at 4 (both taken) */
+    CHECK(y[0] == 1.5 && y[1] == 45 && y[2] == 21.5);
+    CHECK(rc_knn_regress(5, 1, xf, 1, yf, 1, xq, 5, y) == 0 && y[0] == 96.0 / 5);
+    CHECK(rc_knn_regress(5, 1, xf, 1, yf, 1, xq, 6, y) == -1);
+    CHECK(strstr(rc_last_error(), "eval.knn_k") != NULL);
+}
+
+/* Embeddings made by hand for N clips with motion (dx, dy), each on its own
+ * texture, and the same motions on other textures (the twins):
+ *   shared   phi = A (dx, dy) + tiny noise, the same A for every texture:
+ *            a motion code; both probes R^2 ~ 1 on the twins, and each
+ *            query's nearest twin is its own.
+ *   private  phi = Q_texture (dx, dy) with a random orthonormal Q per
+ *            texture: full and rev are still 2|motion| apart within a clip,
+ *            but nothing is shared; R^2 ~ 0 on the twins, twin recall at
+ *            chance. */
+enum { PC_N = 600, PC_DIM = 8 };
+
+static void embed_motion(int private_code, rc_rng *rng, const double m[2],
+                         const double A[PC_DIM][2], double *out) {
+    double Q[PC_DIM][2];
+    if (private_code) {
+        /* Gram-Schmidt of two Gaussian columns: a texture's own 2-D frame */
+        double n0 = 0, n1 = 0, dot = 0;
+        for (int j = 0; j < PC_DIM; j++) {
+            Q[j][0] = rc_rng_normal(rng);
+            Q[j][1] = rc_rng_normal(rng);
+        }
+        for (int j = 0; j < PC_DIM; j++) n0 += Q[j][0] * Q[j][0];
+        for (int j = 0; j < PC_DIM; j++) Q[j][0] /= sqrt(n0);
+        for (int j = 0; j < PC_DIM; j++) dot += Q[j][0] * Q[j][1];
+        for (int j = 0; j < PC_DIM; j++) Q[j][1] -= dot * Q[j][0];
+        for (int j = 0; j < PC_DIM; j++) n1 += Q[j][1] * Q[j][1];
+        for (int j = 0; j < PC_DIM; j++) Q[j][1] /= sqrt(n1);
+    }
+    for (int j = 0; j < PC_DIM; j++) {
+        const double *a = private_code ? Q[j] : A[j];
+        out[j] = a[0] * m[0] + a[1] * m[1] + 1e-4 * rc_rng_normal(rng);
+    }
+}
+
+static void check_code(int private_code) {
+    static double fit[PC_N][PC_DIM], held[PC_N][PC_DIM], twin[PC_N][PC_DIM];
+    static double yfit[PC_N][2], yheld[PC_N][2], pred[PC_N][2];
+    static int label[PC_N];
+    double A[PC_DIM][2];
+    rc_rng rng;
+    rc_rng_seed(&rng, 7 + private_code);
+    for (int j = 0; j < PC_DIM; j++) {
+        A[j][0] = rc_rng_normal(&rng);
+        A[j][1] = rc_rng_normal(&rng);
+    }
+    for (int i = 0; i < PC_N; i++) {
+        for (int t = 0; t < 2; t++) {
+            yfit[i][t] = rc_rng_range(&rng, -8, 8);
+            yheld[i][t] = rc_rng_range(&rng, -8, 8);
+        }
+        label[i] = rc_motion_class(yheld[i][0], yheld[i][1], 0);
+        embed_motion(private_code, &rng, yfit[i], A, fit[i]);
+        embed_motion(private_code, &rng, yheld[i], A, held[i]);
+        embed_motion(private_code, &rng, yheld[i], A, twin[i]);
+    }
+    rc_ridge r;
+    CHECK(rc_ridge_fit(&r, PC_N, PC_DIM, &fit[0][0], 2, &yfit[0][0], 1e-3) == 0);
+    rc_ridge_predict(&r, PC_N, &twin[0][0], &pred[0][0]);
+    rc_ridge_free(&r);
+    for (int t = 0; t < 2; t++) {
+        double r2 = rc_r2(PC_N, &yheld[0][t], &pred[0][t], 2);
+        if (private_code) CHECK_MSG(fabs(r2) < 0.1, "private ridge R^2 %g", r2);
+        else CHECK_MSG(r2 > 0.999, "shared ridge R^2 %g", r2);
+    }
+    CHECK(rc_knn_regress(PC_N, PC_DIM, &fit[0][0], 2, &yfit[0][0], PC_N,
+                         &twin[0][0], 10, &pred[0][0]) == 0);
+    for (int t = 0; t < 2; t++) {
+        double r2 = rc_r2(PC_N, &yheld[0][t], &pred[0][t], 2);
+        if (private_code) CHECK_MSG(fabs(r2) < 0.15, "private kNN R^2 %g", r2);
+        else CHECK_MSG(r2 > 0.95, "shared kNN R^2 %g", r2);
+    }
+    double prec, twins;
+    CHECK(rc_cross_retrieval(PC_N, PC_DIM, &held[0][0], &twin[0][0], label, 5,
+                             &prec, &twins) == 0);
+    if (private_code) {
+        /* chance: 5 of 600 for the twin, about 1/8 for the class */
+        CHECK_MSG(twins < 0.05 && prec < 0.25, "private: twin %g, precision %g",
+                  twins, prec);
+    } else {
+        CHECK_MSG(twins == 1.0 && prec > 0.8, "shared: twin %g, precision %g",
+                  twins, prec);
+    }
+}
+
+static void test_shared_versus_private_code(void) {
+    check_code(0);
+    check_code(1);
+    double x[2] = {0, 1};
+    int lab[2] = {0, 0};
+    double p, t;
+    CHECK(rc_cross_retrieval(2, 1, x, x, lab, 3, &p, &t) == -1);
+    CHECK(rc_cross_retrieval(2, 1, x, x, lab, 1, &p, &t) == 0 && t == 1 && p == 1);
+}
+
 static void test_output(void) {
     rc_eval_report r;
     memset(&r, 0, sizeof r);
@@ -242,7 +353,9 @@ static void test_output(void) {
     snprintf(r.rows[0].name, sizeof r.rows[0].name, "trained");
     snprintf(r.rows[1].name, sizeof r.rows[1].name, "pixel_diff");
     r.rows[0].pos_ratio[0] = 0.125;
-    r.rows[0].probe_r2[2] = NAN;
+    r.rows[0].ridge_r2[2] = NAN;
+    r.rows[0].cross_twin_recall = 0.375;
+    r.knn_k = 7;
     r.rows[1].neg_beyond[2] = 0.75;
     r.rows[1].precision_at_k = 0.5;
 
@@ -255,6 +368,8 @@ static void test_output(void) {
     CHECK(strstr(text, "n/a") != NULL);
     CHECK(strstr(text, "0.1250") && strstr(text, "0.7500"));
     CHECK(strstr(text, "precision@3") != NULL);
+    CHECK(strstr(text, "kNN(7) R^2 dy") != NULL);
+    CHECK(strstr(text, "0.3750") != NULL);
     free(text);
 
     char path[] = "/tmp/test_eval_XXXXXX";
@@ -272,7 +387,10 @@ static void test_output(void) {
         CHECK(!strcmp(json_string_value(json_object_get(r0, "name")), "trained"));
         CHECK(json_real_value(json_object_get(
                   json_object_get(r0, "positive_ratio"), "full_skip")) == 0.125);
-        CHECK(json_is_null(json_object_get(json_object_get(r0, "probe_r2"), "dtheta")));
+        CHECK(json_is_null(json_object_get(
+            json_object_get(json_object_get(r0, "probe_r2"), "ridge"), "dtheta")));
+        CHECK(json_real_value(json_object_get(json_object_get(r0, "cross_texture"),
+                                              "twin_recall_at_k")) == 0.375);
         CHECK(json_real_value(json_object_get(
                   json_object_get(r1, "negative_beyond_margin"), "full_short")) == 0.75);
         CHECK(json_integer_value(json_object_get(root, "k")) == 3);
@@ -291,6 +409,8 @@ int main(void) {
     test_precision_at_k();
     test_group_errors();
     test_motion_class();
+    test_knn_regress();
+    test_shared_versus_private_code();
     test_output();
     TEST_DONE();
 }

@@ -37,10 +37,14 @@ static rc_model *model_with_seed(const rc_config *c, uint64_t seed) {
 static int same_metrics(const rc_eval_row *a, const rc_eval_row *b) {
     return !memcmp(a->pos_ratio, b->pos_ratio, sizeof a->pos_ratio) &&
            !memcmp(a->neg_beyond, b->neg_beyond, sizeof a->neg_beyond) &&
-           !memcmp(a->probe_r2, b->probe_r2, sizeof a->probe_r2) &&
+           !memcmp(a->ridge_r2, b->ridge_r2, sizeof a->ridge_r2) &&
+           !memcmp(a->knn_r2, b->knn_r2, sizeof a->knn_r2) &&
+           !memcmp(a->cross_ridge_r2, b->cross_ridge_r2, sizeof a->cross_ridge_r2) &&
+           !memcmp(a->cross_knn_r2, b->cross_knn_r2, sizeof a->cross_knn_r2) &&
            a->mean_dist_between == b->mean_dist_between &&
-           a->probe_r2_translation == b->probe_r2_translation &&
-           a->precision_at_k == b->precision_at_k;
+           a->precision_at_k == b->precision_at_k &&
+           a->cross_precision_at_k == b->cross_precision_at_k &&
+           a->cross_twin_recall == b->cross_twin_recall;
 }
 
 static void check_row_sane(const rc_eval_row *row) {
@@ -50,12 +54,17 @@ static void check_row_sane(const rc_eval_row *row) {
     for (int i = 0; i < 3; i++)
         CHECK_MSG(row->neg_beyond[i] >= 0 && row->neg_beyond[i] <= 1,
                   "%s neg_beyond[%d] = %g", row->name, i, row->neg_beyond[i]);
+    const double *r2[4] = {row->ridge_r2, row->knn_r2, row->cross_ridge_r2,
+                           row->cross_knn_r2};
+    for (int p = 0; p < 4; p++)
+        for (int i = 0; i < 3; i++)
+            CHECK_MSG(isfinite(r2[p][i]) && r2[p][i] <= 1,
+                      "%s probe %d R^2[%d] = %g", row->name, p, i, r2[p][i]);
+    const double frac[3] = {row->precision_at_k, row->cross_precision_at_k,
+                            row->cross_twin_recall};
     for (int i = 0; i < 3; i++)
-        CHECK_MSG(isfinite(row->probe_r2[i]) && row->probe_r2[i] <= 1,
-                  "%s probe_r2[%d] = %g", row->name, i, row->probe_r2[i]);
-    CHECK(row->probe_r2_translation == 0.5 * (row->probe_r2[0] + row->probe_r2[1]));
-    CHECK_MSG(row->precision_at_k >= 0 && row->precision_at_k <= 1,
-              "%s precision = %g", row->name, row->precision_at_k);
+        CHECK_MSG(frac[i] >= 0 && frac[i] <= 1, "%s retrieval %d = %g",
+                  row->name, i, frac[i]);
     CHECK_MSG(isfinite(row->mean_dist_between) && row->mean_dist_between > 0,
               "%s mean_dist_between = %g", row->name, row->mean_dist_between);
 }

@@ -384,8 +384,60 @@ static void test_names(void) {
     }
 }
 
+/* The loss split by kind, against terms worked out by hand: every tuple's
+ * six embeddings are placed so that each pair kind has a known distance.
+ *   full (0,0)  skip (0.5,0)   full_skip  d 0.5  w 2 x 0.25      = 0.5
+ *   loop (3,0)  ident (3,0.2)  loop_ident d 0.2  w 1 x 0.04      = 0.04
+ *   rev (0.3,0)                full_rev   d 0.3  (1 - 0.3)^2     = 0.49
+ *   ident (3,0.2)              full_ident d > 1                  = 0
+ *   short (0,0.6)              full_short d 0.6  w 3 x 0.16     = 0.48
+ * The same for each of B tuples, and the loss scale is 1/B, so each kind's
+ * share is its term; the plain hinge takes w (1 - d) for the negatives. */
+static void test_loss_by_kind(void) {
+    enum { B = 3, T = 4, D = 2 };
+    static const float at[RC_SEQ_KINDS][D] = {
+        [RC_SEQ_FULL] = {0, 0},   [RC_SEQ_SKIP] = {0.5f, 0},
+        [RC_SEQ_LOOP] = {3, 0},   [RC_SEQ_IDENT] = {3, 0.2f},
+        [RC_SEQ_REV] = {0.3f, 0}, [RC_SEQ_SHORT] = {0, 0.6f}};
+    rc_rng rng;
+    rc_rng_seed(&rng, 5);
+    rc_tuple tuples[B];
+    for (int b = 0; b < B; b++) rc_sample_tuple(T, &rng, &tuples[b]);
+    for (int squared = 1; squared >= 0; squared--) {
+        rc_loss_config lc;
+        rc_loss_config_default(&lc);
+        lc.squared = squared;
+        lc.w_kind[RC_PAIR_FULL_SKIP] = 2;
+        lc.w_kind[RC_PAIR_FULL_SHORT] = 3;
+        rc_batch_plan plan;
+        CHECK(rc_plan_build(&plan, tuples, B, T, &lc, 1) == 0);
+        float emb[B * RC_SEQ_KINDS * D];
+        for (int s = 0; s < plan.n_seq; s++)
+            for (int j = 0; j < D; j++) emb[s * D + j] = at[s % RC_SEQ_KINDS][j];
+        double got[RC_PAIR_KINDS];
+        rc_plan_loss_by_kind(&plan, emb, D, &lc, got);
+        double want[RC_PAIR_KINDS] = {0.5, 0.04, 0.49, 0, 0.48};
+        if (!squared) { /* positives are w d^2 either way */
+            want[2] = 0.7, want[4] = 3 * 0.4;
+        }
+        double sum = 0;
+        for (int k = 0; k < RC_PAIR_KINDS; k++) {
+            CHECK_MSG(fabs(got[k] - want[k]) < 1e-6, "%s hinge, %s: %.7f, want %.7f",
+                      squared ? "squared" : "plain", rc_pair_kind_names[k],
+                      got[k], want[k]);
+            sum += got[k];
+        }
+        rc_hinge_params hp = {lc.margin, lc.squared, 1.0 / B};
+        double total = rc_hinge_loss_f32(plan.n_seq, D, emb, plan.n_loss_pairs,
+                                         plan.loss_pairs, &hp, NULL);
+        CHECK_MSG(fabs(sum - total) < 1e-6, "kinds add to %.7f, loss %.7f", sum, total);
+        rc_plan_free(&plan);
+    }
+}
+
 int main(void) {
     double t0 = rc_now();
+    test_loss_by_kind();
     test_names();
     test_tuples();
     test_determinism();

@@ -14,7 +14,7 @@
 static const double PI = 3.14159265358979323846;
 
 static rc_synth_config gray_config(void) {
-    rc_synth_config c = {N, 1, 3.0f, 0.1f};
+    rc_synth_config c = {N, 1, 3.0f, 0.1f, RC_TEXTURE_MIXED};
     return c;
 }
 
@@ -121,7 +121,7 @@ static void test_determinism_and_range(void) {
 }
 
 static void test_rgb(void) {
-    rc_synth_config c = {48, 3, 2.0f, 0.05f};
+    rc_synth_config c = {48, 3, 2.0f, 0.05f, RC_TEXTURE_MIXED};
     int n = 48;
     static float f[3 * 48 * 48];
     rc_motion m;
@@ -146,29 +146,32 @@ static void test_rgb(void) {
 }
 
 /* Pure translation by integer (vx, vy): frame t at (x, y) is frame 0 at
- * (x - t*vx, y - t*vy) wherever both lie in the window. */
+ * (x - t*vx, y - t*vy) wherever both lie in the window; for every texture
+ * family. */
 static void test_translation(void) {
     rc_synth_config c = gray_config();
     enum { F = 4 };
     static float f[F * N * N];
     static const int v[][2] = {{2, -1}, {-3, 0}, {0, 1}};
-    for (int k = 0; k < 3; k++) {
-        rc_motion m = {(float)v[k][0], (float)v[k][1], 0.0f, 1234 + (uint64_t)k};
+    for (int k = 0; k < 3 * RC_TEXTURE_FAMILIES; k++) {
+        rc_motion m = {(float)v[k % 3][0], (float)v[k % 3][1], 0.0f,
+                       1234 + (uint64_t)k, k / 3};
         rc_synth_render(&c, &m, 0, F, f);
         for (int t = 1; t < F; t++) {
             double worst = 0, moved = 0;
             int count = 0;
             for (int y = 0; y < N; y++)
                 for (int x = 0; x < N; x++) {
-                    int x0 = x - t * v[k][0], y0 = y - t * v[k][1];
+                    int x0 = x - t * v[k % 3][0], y0 = y - t * v[k % 3][1];
                     if (x0 < 0 || x0 >= N || y0 < 0 || y0 >= N) continue;
                     double ft = f[t * N * N + y * N + x];
                     worst = fmax(worst, fabs(ft - f[y0 * N + x0]));
                     moved += fabs(ft - f[y * N + x]);
                     count++;
                 }
-            CHECK_MSG(worst < 1e-5, "v=(%d,%d) t=%d: max error %.3g", v[k][0], v[k][1], t,
-                      worst);
+            CHECK_MSG(worst < 1e-5, "%s v=(%d,%d) t=%d: max error %.3g",
+                      rc_texture_family_names[k / 3], v[k % 3][0], v[k % 3][1],
+                      t, worst);
             /* and the frame did change: the test is not vacuous */
             CHECK_MSG(moved / count > 0.02, "t=%d moved only %.4f", t, moved / count);
         }
@@ -182,7 +185,7 @@ static void test_translation(void) {
 static void test_rotation_exact(void) {
     rc_synth_config c = gray_config();
     static float f[5 * N * N];
-    rc_motion m = {0.0f, 0.0f, (float)(PI / 4), 99};
+    rc_motion m = {0.0f, 0.0f, (float)(PI / 4), 99, RC_TEXTURE_MIXED};
     rc_synth_render(&c, &m, 0, 5, f);
     const float *f0 = f, *f2 = f + 2 * N * N, *f4 = f + 4 * N * N;
     double w90 = 0, w180 = 0;
@@ -252,7 +255,7 @@ static void test_rotation_interpolated(void) {
     static float f[4 * N * N];
     static const float omegas[] = {0.05f, -0.08f, 0.3f};
     for (int k = 0; k < 3; k++) {
-        rc_motion m = {0.0f, 0.0f, omegas[k], 555 + (uint64_t)k};
+        rc_motion m = {0.0f, 0.0f, omegas[k], 555 + (uint64_t)k, RC_TEXTURE_MIXED};
         rc_synth_render(&c, &m, 0, 4, f);
         for (int t = 1; t < 4; t += 2) {
             double angle = t * (double)omegas[k], bound, over, b2, o2;
@@ -272,6 +275,43 @@ static void test_rotation_interpolated(void) {
     }
 }
 
+/* The families: rich images both, different statistics (the shapes family
+ * has flat regions: more pixels with almost no horizontal gradient), and a
+ * re-textured clip keeps its motion on a new texture. */
+static double flat_share(const float *f, int n) {
+    int flat = 0;
+    for (int y = 0; y < n; y++)
+        for (int x = 0; x + 1 < n; x++) flat += fabs(f[y * n + x + 1] - f[y * n + x]) < 0.005;
+    return (double)flat / (n * (n - 1));
+}
+
+static void test_texture_families(void) {
+    rc_synth_config c = gray_config();
+    static float a[N * N], b[N * N], d[N * N];
+    double grad[RC_TEXTURE_FAMILIES] = {0};
+    for (int k = 0; k < 20; k++) {
+        rc_motion m, t;
+        rc_synth_motion(&c, rc_synth_clip_key(4, RC_SPLIT_HELDOUT, (uint64_t)k), &m);
+        CHECK(m.texture_family == RC_TEXTURE_MIXED);
+        rc_synth_retexture(&m, 1, RC_TEXTURE_SHAPES, &t);
+        CHECK(t.vx == m.vx && t.vy == m.vy && t.omega == m.omega);
+        CHECK(t.texture_key != m.texture_key && t.texture_family == RC_TEXTURE_SHAPES);
+        rc_synth_render(&c, &m, 0, 1, a);
+        rc_synth_render(&c, &t, 0, 1, b);
+        CHECK_MSG(mean_abs_diff(a, b, N * N) > 0.05, "clip %d: twin looks the same", k);
+        check_rich(b, N, "shapes family");
+        grad[0] += flat_share(a, N) / 20;
+        grad[1] += flat_share(b, N) / 20;
+        /* salt picks the texture; the family alone does too */
+        rc_motion t2;
+        rc_synth_retexture(&m, 2, RC_TEXTURE_SHAPES, &t2);
+        rc_synth_render(&c, &t2, 0, 1, d);
+        CHECK(mean_abs_diff(b, d, N * N) > 0.05);
+    }
+    printf("share of flat pixels: mixed %.3f, shapes %.3f\n", grad[0], grad[1]);
+    CHECK_MSG(grad[1] > 1.5 * grad[0], "families alike: %.3f vs %.3f", grad[1], grad[0]);
+}
+
 static void test_timing(void) {
     rc_synth_config c = gray_config();
     enum { F = 80 };
@@ -281,7 +321,7 @@ static void test_timing(void) {
     double t0 = rc_now();
     for (int b = 0; b < 16; b++) rc_synth_render(&c, &m, 0, 5, f + b * 5 * N * N);
     double gray = (rc_now() - t0) / F * 1e3;
-    rc_synth_config rgb = {128, 3, 3.0f, 0.1f};
+    rc_synth_config rgb = {128, 3, 3.0f, 0.1f, RC_TEXTURE_MIXED};
     static float g[3 * 128 * 128 * 6];
     t0 = rc_now();
     rc_synth_render(&rgb, &m, 0, 6, g);
@@ -299,6 +339,7 @@ int main(void) {
     test_translation();
     test_rotation_exact();
     test_rotation_interpolated();
+    test_texture_families();
     test_timing();
     printf("test_synth: %.2f s\n", rc_now() - t0);
     TEST_DONE();

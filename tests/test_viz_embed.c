@@ -4,9 +4,12 @@
  *    independent reader (and by NumPy itself when RC_PYTHON has it);
  *  - embed on synthetic clips: shape [N][D], every row equal to
  *    rc_model_embed of the independently rendered held-out clip, sidecar
- *    rows naming the clip key and true motion; --rev rows embed f_T..f_0;
- *  - embed on a packed shard: sliding windows with the right frame numbers
- *    and times, frames decoded and cropped as documented;
+ *    rows naming the clip key and true motion; --rev rows embed f_T..f_0,
+ *    and each window's d(full, rev) against the margin and the median
+ *    distance between windows matches a brute-force recomputation;
+ *  - embed on a packed shard: sliding windows with the right frame numbers,
+ *    times and crop, frames decoded and cropped as documented; --pixel-diff
+ *    rows are the box averages of f_T - f_0 recomputed from the pixels;
  *  - neighbors: the k nearest rows of a brute-force search over the
  *    embeddings, in order, with their distances; contact sheets of the
  *    documented size that decode with libpng. */
@@ -90,6 +93,58 @@ static void embed_direct(rc_model *m, int T, const float *frames, int rev,
     CHECK(rc_model_embed(m, 1, T, frames, 1, &s, &clip_of, emb) == 0);
 }
 
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* --rev: every item's d_full_rev is ||full - rev|| of the .npy rows, its
+ * flags compare it with the margin and with the median of all pairwise
+ * distances between full rows (recomputed here by brute force), and the
+ * summary's fractions count those flags. */
+static void check_full_vs_reversed(json_t *side, const float *emb,
+                                   const float *rev, int D, double margin) {
+    json_t *fr = side ? json_object_get(side, "full_vs_reversed") : NULL;
+    json_t *items = side ? json_object_get(side, "items") : NULL;
+    CHECK(json_is_object(fr) && json_array_size(items) == N_CLIPS);
+    if (!json_is_object(fr) || json_array_size(items) != N_CLIPS) return;
+    double between[N_CLIPS * (N_CLIPS - 1) / 2];
+    int np = 0;
+    for (int i = 0; i < N_CLIPS; i++)
+        for (int j = i + 1; j < N_CLIPS; j++) {
+            double s = 0;
+            for (int k = 0; k < D; k++) {
+                double x = (double)emb[i * D + k] - emb[j * D + k];
+                s += x * x;
+            }
+            between[np++] = sqrt(s);
+        }
+    qsort(between, (size_t)np, sizeof(double), cmp_dbl);
+    double median = 0.5 * (between[np / 2 - 1] + between[np / 2]); /* np even */
+    CHECK(fabs(json_real_value(json_object_get(fr, "median_dist_between_windows")) -
+               median) < 1e-6 * fmax(1, median));
+    int beyond_both = 0;
+    for (int i = 0; i < N_CLIPS; i++) {
+        double s = 0;
+        for (int k = 0; k < D; k++) {
+            double x = (double)emb[i * D + k] - rev[i * D + k];
+            s += x * x;
+        }
+        double d = sqrt(s);
+        json_t *it = json_array_get(items, (size_t)i);
+        CHECK(fabs(json_real_value(json_object_get(it, "d_full_rev")) - d) <
+              1e-6 * fmax(1, d));
+        CHECK(json_is_true(json_object_get(it, "beyond_margin")) == (d > margin));
+        CHECK(json_is_true(json_object_get(it, "beyond_median")) == (d > median));
+        beyond_both += d > margin && d > median;
+    }
+    json_t *all = json_object_get(fr, "all");
+    CHECK(json_integer_value(json_object_get(all, "windows")) == N_CLIPS);
+    CHECK(fabs(json_real_value(json_object_get(all, "beyond_both")) -
+               (double)beyond_both / N_CLIPS) < 1e-12);
+    CHECK(json_object_get(fr, "probe_accuracy") == NULL); /* the dropped classifier */
+}
+
 static void check_synthetic(const char *dir, rc_model *m, const rc_config *c,
                             float *emb_out) {
     char cfg[512], ckpt[512], prefix[512], path[600];
@@ -118,7 +173,7 @@ static void check_synthetic(const char *dir, rc_model *m, const rc_config *c,
     json_t *items = side ? json_object_get(side, "items") : NULL;
     CHECK(json_array_size(items) == N_CLIPS);
     CHECK(side && json_integer_value(json_object_get(side, "step")) == 7);
-    CHECK(side && json_is_object(json_object_get(side, "temporal_order")));
+    check_full_vs_reversed(side, emb, rev, D, c->loss.margin);
 
     rc_synth_config sc;
     rc_config_synth(c, &sc);
@@ -275,7 +330,30 @@ static void check_shards(const char *dir, rc_model *m, const rc_config *c) {
         embed_direct(m, T, frames, 0, ref);
         double e = rc_test_rel_err_f(emb + s * D, ref, (size_t)D);
         CHECK_MSG(e < 1e-4, "window %d: embedding differs (rel %.3g)", s, e);
+        /* resize 16 of a 16x16 frame: the crop is the whole frame */
+        json_t *crop = json_object_get(it, "crop");
+        CHECK(json_array_size(crop) == 4 &&
+              json_real_value(json_array_get(crop, 0)) == 0 &&
+              json_real_value(json_array_get(crop, 3)) == 1);
     }
+    /* --pixel-diff: rows are the box-averaged f_T - f_0, computed here from
+     * the raw pixels (pixel_baseline_size 4 of 16: 4x4 boxes) */
+    const char *args_px[] = {"embed", cfg, "--pixel-diff", "--out", prefix,
+                             "--set", "eval.pixel_baseline_size=4", NULL};
+    CHECK(viz_run(rc_embed_main, args_px) == 0);
+    snprintf(path, sizeof path, "%s.npy", prefix);
+    float *pd = viz_read_npy(path, &nd, sh);
+    CHECK(pd && nd == 2 && sh[0] == 3 && sh[1] == 16);
+    for (int s = 0; pd && s < 3; s++)
+        for (int b = 0; b < 16; b++) {
+            double sum = 0;
+            for (int y = (b / 4) * 4; y < (b / 4) * 4 + 4; y++)
+                for (int x = (b % 4) * 4; x < (b % 4) * 4 + 4; x++)
+                    sum += px[s + 2 * T][y * S + x] / 255.0 - px[s][y * S + x] / 255.0;
+            CHECK_MSG(fabs(pd[s * 16 + b] - sum / 16) < 1e-5, "window %d box %d: "
+                      "%.6f, want %.6f", s, b, pd[s * 16 + b], sum / 16);
+        }
+    free(pd);
     const char *args2[] = {"embed", cfg, "--checkpoint", ckpt, "--out", prefix,
                            "--stride", "2", NULL};
     CHECK(viz_run(rc_embed_main, args2) == 0);

@@ -1,10 +1,12 @@
 /* test_viz_saliency.c: `recompose saliency` on a tiny model.
  *
  * The gradient the command writes (saliency.npy) must be the gradient of
- * sum_s ||phi(S_s)|| in the pixels: checked against central finite
- * differences of that function evaluated with rc_model_embed, both on the
- * pixels of largest gradient and along a random direction through all
- * pixels. The frames it writes must be the held-out synthetic clips, and the
+ * its target in the pixels, sum over clips of d(phi(full), phi(rev)) by
+ * default and of ||phi(full)|| with --target norm: checked against central
+ * finite differences of that function evaluated with rc_model_embed, both
+ * on the pixels of largest gradient and along a random direction through
+ * all pixels. The default target is zero without motion, so a static clip
+ * must get no saliency at all (while ||phi|| still answers to it). The frames it writes must be the held-out synthetic clips, and the
  * heat-map PNGs must decode (libpng) to the documented sizes, showing the
  * frame where the map is cold. */
 #include "test_util.h"
@@ -20,25 +22,79 @@ int main(void) { TEST_SKIP("built without libpng (RC_HAVE_VIZ)"); }
 
 #define N_CLIPS 3
 
-/* f = sum over clips of ||phi(full)||, accumulated in double. */
+static int target = RC_SALIENCY_FULL_REV; /* what norm_sum evaluates */
+
+/* The saliency target, accumulated in double: sum over clips of
+ * d(phi(full), phi(rev)) or of ||phi(full)||. */
 static double norm_sum(rc_model *m, int T, const float *frames, int D) {
-    rc_sequence seqs[N_CLIPS];
-    int clip_of[N_CLIPS];
-    for (int b = 0; b < N_CLIPS; b++) {
-        seqs[b].n_frames = T + 1;
-        for (int t = 0; t <= T; t++) seqs[b].frames[t] = t;
-        clip_of[b] = b;
-    }
-    float emb[N_CLIPS * 16];
-    if (rc_model_embed(m, N_CLIPS, T, frames, N_CLIPS, seqs, clip_of, emb) != 0)
+    rc_sequence seqs[2 * N_CLIPS];
+    int clip_of[2 * N_CLIPS];
+    for (int b = 0; b < N_CLIPS; b++)
+        for (int r = 0; r < 2; r++) {
+            seqs[2 * b + r].n_frames = T + 1;
+            for (int t = 0; t <= T; t++) seqs[2 * b + r].frames[t] = r ? T - t : t;
+            clip_of[2 * b + r] = b;
+        }
+    float emb[2 * N_CLIPS * 16];
+    if (rc_model_embed(m, N_CLIPS, T, frames, 2 * N_CLIPS, seqs, clip_of, emb) != 0)
         return NAN;
     double f = 0;
     for (int b = 0; b < N_CLIPS; b++) {
+        const float *full = emb + 2 * b * D, *rev = full + D;
         double s = 0;
-        for (int k = 0; k < D; k++) s += (double)emb[b * D + k] * emb[b * D + k];
+        for (int k = 0; k < D; k++) {
+            double u = target == RC_SALIENCY_NORM ? full[k] : (double)full[k] - rev[k];
+            s += u * u;
+        }
         f += sqrt(s);
     }
     return f;
+}
+
+/* A clip that does not move: d(full, rev) is 0 and so is its gradient,
+ * exactly; ||phi|| is not. A moving clip beside it gets saliency. */
+static void check_static_clip(rc_model *m, const rc_config *c) {
+    rc_synth_config sc;
+    rc_config_synth(c, &sc);
+    int T = c->clip_steps;
+    size_t clip = (size_t)(T + 1) * sc.size * sc.size;
+    float *frames = malloc(2 * clip * sizeof(float));
+    float *grad = malloc(2 * clip * sizeof(float));
+    rc_motion still;
+    rc_synth_motion(&sc, rc_synth_clip_key(c->seed, RC_SPLIT_HELDOUT, 0), &still);
+    rc_motion moving = still;
+    still.vx = still.vy = still.omega = 0;
+    moving.vx = 1.5f, moving.vy = -1.0f, moving.omega = 0.05f;
+    rc_synth_render(&sc, &still, 0, T + 1, frames);
+    rc_synth_render(&sc, &moving, 0, T + 1, frames + clip);
+    rc_sequence seqs[4];
+    int clip_of[4];
+    for (int n = 0; n < 4; n++) {
+        seqs[n].n_frames = T + 1;
+        for (int t = 0; t <= T; t++) seqs[n].frames[t] = n % 2 ? T - t : t;
+        clip_of[n] = n / 2;
+    }
+    CHECK(rc_model_saliency(m, 2, T, frames, 4, seqs, clip_of,
+                            RC_SALIENCY_FULL_REV, NULL, grad) == 0);
+    double still_max = 0, moving_max = 0;
+    for (size_t i = 0; i < clip; i++) {
+        still_max = fmax(still_max, fabs(grad[i]));
+        moving_max = fmax(moving_max, fabs(grad[clip + i]));
+    }
+    printf("static clip: max |saliency| %.3g (moving clip %.3g)\n", still_max,
+           moving_max);
+    CHECK_MSG(still_max == 0, "static clip has saliency %.3g", still_max);
+    CHECK_MSG(moving_max > 1e-4, "moving clip has no saliency (%.3g)", moving_max);
+    /* the old target answers to the static clip */
+    CHECK(rc_model_saliency(m, 2, T, frames, 2, seqs, clip_of, RC_SALIENCY_NORM,
+                            NULL, grad) == 0);
+    still_max = 0;
+    for (size_t i = 0; i < clip; i++) still_max = fmax(still_max, fabs(grad[i]));
+    CHECK_MSG(still_max > 1e-4, "||phi|| of a static clip has no gradient");
+    CHECK(rc_model_saliency(m, 2, T, frames, 3, seqs, clip_of,
+                            RC_SALIENCY_FULL_REV, NULL, grad) == -1); /* odd */
+    free(frames);
+    free(grad);
 }
 
 static void check_frames_are_heldout_clips(const rc_config *c,
@@ -106,8 +162,10 @@ static void check_direction(rc_model *m, int T, const float *x, const float *g,
         gv += (double)g[i] * v[i];
     }
     /* small enough that the step crosses few ReLU kinks (a move through
-     * every pixel at once), large enough for float32 rounding */
-    const double eps = 1e-4;
+     * every pixel at once), large enough for float32 rounding; d(full, rev)
+     * is a difference of two float32 embeddings, so its rounding noise
+     * needs the longer step (measured: rel err 1e-2 at 1e-4, 6e-4 at 1e-3) */
+    const double eps = target == RC_SALIENCY_FULL_REV ? 1e-3 : 1e-4;
     for (size_t i = 0; i < n; i++) xp[i] = x[i] + (float)eps * v[i];
     double fp = norm_sum(m, T, xp, D);
     for (size_t i = 0; i < n; i++) xp[i] = x[i] - (float)eps * v[i];
@@ -150,21 +208,21 @@ static void check_images(const char *dir, const float *frames, int T, int S) {
     free(strip);
 }
 
-int main(void) {
-    char dir[256];
-    CHECK(viz_make_tiny(dir, sizeof dir, NULL, 5, 3.0f) == 0);
+/* One run of the command with target `t`, checked against finite
+ * differences of that target. */
+static void check_command(const char *dir, rc_model *m, const rc_config *cp,
+                          int t) {
+    const rc_config c = *cp;
     char cfg[512], ckpt[512], out[512];
     snprintf(cfg, sizeof cfg, "%s/tiny.ini", dir);
     snprintf(ckpt, sizeof ckpt, "%s/tiny.safetensors", dir);
-    snprintf(out, sizeof out, "%s/sal", dir);
+    snprintf(out, sizeof out, "%s/sal-%d", dir, t);
     const char *args[] = {"saliency", cfg, "--checkpoint", ckpt, "--out", out,
-                          "--clips", "3", "--items", "1", NULL};
+                          "--clips", "3", "--items", "1", "--target",
+                          t == RC_SALIENCY_NORM ? "norm" : "full_rev", NULL};
     CHECK(viz_run(rc_saliency_main, args) == 0);
-
-    rc_config c;
-    rc_model *m = viz_load_tiny(dir, &c);
-    CHECK(m != NULL);
-    if (!m) TEST_DONE();
+    target = t;
+    printf("target %s:\n", t == RC_SALIENCY_NORM ? "norm" : "full_rev");
     int T = c.clip_steps, S = c.image_size, D = c.embed_dim;
     size_t clip = (size_t)(T + 1) * S * S, n = clip * N_CLIPS;
     char path[600];
@@ -175,7 +233,7 @@ int main(void) {
     snprintf(path, sizeof path, "%s/frames.npy", out);
     float *x = viz_read_npy(path, &nd_f, sf);
     CHECK(g && x);
-    if (!g || !x) TEST_DONE();
+    if (!g || !x) return;
     CHECK(nd_g == 5 && sg[0] == N_CLIPS && sg[1] == T + 1 && sg[2] == 1 &&
           sg[3] == S && sg[4] == S);
     CHECK(nd_f == 5 && !memcmp(sf, sg, sizeof(long long) * 5));
@@ -187,6 +245,23 @@ int main(void) {
     check_top_pixels(m, T, x, g, n, D);
     check_direction(m, T, x, g, n, D);
     check_images(out, x, T, S);
+    free(g);
+    free(x);
+}
+
+int main(void) {
+    char dir[256];
+    CHECK(viz_make_tiny(dir, sizeof dir, NULL, 5, 3.0f) == 0);
+    char cfg[512], out[512];
+    snprintf(cfg, sizeof cfg, "%s/tiny.ini", dir);
+    snprintf(out, sizeof out, "%s/sal", dir);
+    rc_config c;
+    rc_model *m = viz_load_tiny(dir, &c);
+    CHECK(m != NULL);
+    if (!m) TEST_DONE();
+    check_command(dir, m, &c, RC_SALIENCY_FULL_REV);
+    check_command(dir, m, &c, RC_SALIENCY_NORM);
+    check_static_clip(m, &c);
 
     /* usage errors */
     const char *bad1[] = {"saliency", cfg, "--out", out, NULL};
@@ -194,11 +269,12 @@ int main(void) {
     const char *bad2[] = {"saliency", cfg, "--random-init", "--out", out,
                           "--zoom", "0", NULL};
     CHECK(viz_run(rc_saliency_main, bad2) == 2);
+    const char *bad3[] = {"saliency", cfg, "--random-init", "--out", out,
+                          "--target", "speed", NULL};
+    CHECK(viz_run(rc_saliency_main, bad3) == 2);
     const char *help[] = {"saliency", "--help", NULL};
     CHECK(viz_run(rc_saliency_main, help) == 0);
 
-    free(g);
-    free(x);
     rc_model_free(m);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -8,7 +8,7 @@ PKGS=(build-essential cmake pkg-config git
       libopenblas-dev liblapacke-dev libinih-dev libjansson-dev libomp-dev
       libturbojpeg0-dev libpng-dev zlib1g-dev
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
-      python3 python3-numpy python3-torch python3-matplotlib python3-sklearn
+      python3 python3-numpy python3-torch python3-matplotlib python3-sklearn python3-opencv
       libopenmpi-dev openmpi-bin valgrind)
 missing=()
 for p in "${PKGS[@]}"; do

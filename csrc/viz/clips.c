@@ -153,9 +153,17 @@ static int load_shards(const rc_config *c, const rc_viz_select *sel,
         for (uint32_t r = 0; r < q->n_records && rc == 0; r++)
             rc = decode_frame(sh, q, r, C, S, R, seq_frames + r * fe);
         int val = rc_sequence_is_validation(q->name, c->val_fraction);
+        int rw, rh;
+        resized_size(q, R, S, &rw, &rh);
         for (int w = 0; w < nw && row < total && rc == 0; w++, row++) {
             rc_viz_clip *k = &cs->clips[row];
             snprintf(k->source, sizeof k->source, "%s", q->name);
+            /* decode_frame's centre crop, in fractions of the frame: the
+             * same region of the full-resolution source */
+            k->crop[0] = (float)((rw - S) / 2) / (float)rw;
+            k->crop[1] = (float)((rh - S) / 2) / (float)rh;
+            k->crop[2] = (float)((rw - S) / 2 + S) / (float)rw;
+            k->crop[3] = (float)((rh - S) / 2 + S) / (float)rh;
             k->split = val;
             k->sequence = i;
             k->start = w * stride;

@@ -1,9 +1,11 @@
 /* embed.c: `recompose embed` -- the embedding of every clip (or sliding
  * window) as .npy, with a JSON sidecar naming each row's source and frames.
  *
- * With --rev it also embeds every window played backwards and measures
- * temporal order (SPEC section 7): how far phi(full) lies from phi(rev), and
- * how well a linear probe tells them apart on clips it was not fit on. */
+ * With --rev it also embeds every window played backwards and measures,
+ * per window, how far phi(full) lies from phi(rev) against the margin and
+ * the median distance between windows (SPEC section 7). --pixel-diff writes
+ * the pixel-difference baseline instead of a model's embedding, so that the
+ * flow-oracle probes (tools/flow_oracle.py) compare it on the same windows. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,8 @@
 #include "viz/viz_internal.h"
 
 static const char *usage_embed =
-    "usage: recompose embed CONFIG (--checkpoint FILE | --random-init)\n"
+    "usage: recompose embed CONFIG (--checkpoint FILE | --random-init |\n"
+    "                       --pixel-diff)\n"
     "                       --out PREFIX [options]\n"
     "\n"
     "Embed every clip the config's data section names and write\n"
@@ -29,6 +32,8 @@ static const char *usage_embed =
     "options:\n"
     "  --checkpoint FILE   weights to load\n"
     "  --random-init       the untrained network instead (baseline)\n"
+    "  --pixel-diff        the pixel-difference baseline instead of a model:\n"
+    "                      f_T - f_0 box averaged to eval.pixel_baseline_size\n"
     "  --out PREFIX        output files PREFIX.npy, PREFIX.json\n"
     "  --set SEC.KEY=VAL   override a config key (repeatable)\n"
     "  --split S           train, val or all (default: val for synthetic,\n"
@@ -37,7 +42,8 @@ static const char *usage_embed =
     "  --stride N          records between window starts (shards; default 1)\n"
     "  --fps F             frame rate of the source, for times in the sidecar\n"
     "  --rev               also embed each clip reversed (PREFIX-rev.npy) and\n"
-    "                      report temporal-order accuracy\n";
+    "                      report, per window, d(full, rev) against the margin\n"
+    "                      and the median distance between windows\n";
 
 static double l2_dist(const float *a, const float *b, int D) {
     double s = 0;
@@ -48,124 +54,145 @@ static double l2_dist(const float *a, const float *b, int D) {
     return sqrt(s);
 }
 
-/* Which rows fit the probe and which test it: the training/held-out split
- * when both are present, else the first and second half of the rows (for
- * windows of one video: earlier and later footage, overlapping at most at
- * the boundary). Returns a description of the choice. */
-static const char *probe_partition(const rc_viz_clipset *cs, int *is_fit) {
-    int n_train = 0;
-    for (int i = 0; i < cs->n; i++) n_train += cs->clips[i].split == 0;
-    if (n_train >= 2 && cs->n - n_train >= 2) {
-        for (int i = 0; i < cs->n; i++) is_fit[i] = cs->clips[i].split == 0;
-        return "fit on training-split clips, tested on held-out clips";
-    }
-    for (int i = 0; i < cs->n; i++) is_fit[i] = i < cs->n / 2;
-    return "fit on the first half of the rows, tested on the second half";
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
-/* Linear probe full (+1) versus rev (-1): ridge regression to the label,
- * accuracy of its sign on the test rows. NaN when too few rows. */
-static double order_probe_accuracy(const rc_viz_clipset *cs, const float *full,
-                                   const float *rev, int D, double lambda,
-                                   const char **how) {
-    int n = cs->n;
-    int *is_fit = rc_xmalloc(sizeof(int) * (size_t)n);
-    *how = probe_partition(cs, is_fit);
-    double *X = rc_xmalloc(sizeof(double) * (size_t)2 * n * D);
-    double *Y = rc_xmalloc(sizeof(double) * (size_t)2 * n);
-    int n_fit = 0;
-    for (int i = 0; i < n; i++) n_fit += is_fit[i];
-    /* lay out: fit rows [0, 2*n_fit), test rows after */
-    int fr = 0, tr = 2 * n_fit;
+/* Median of d(full_i, full_j) over all pairs of different windows: the
+ * typical distance between two motions, against which d(full, rev) is
+ * judged. NaN with fewer than 2 rows. */
+static double median_between(const float *full, int n, int D) {
+    if (n < 2) return NAN;
+    size_t pairs = (size_t)n * (n - 1) / 2, p = 0;
+    double *d = rc_xmalloc(pairs * sizeof(double));
     for (int i = 0; i < n; i++)
-        for (int o = 0; o < 2; o++) {
-            const float *e = (o == 0 ? full : rev) + (size_t)i * D;
-            int row = is_fit[i] ? fr++ : tr++;
-            for (int k = 0; k < D; k++) X[(size_t)row * D + k] = e[k];
-            Y[row] = o == 0 ? 1.0 : -1.0;
-        }
-    double acc = NAN;
-    int n_test = 2 * n - 2 * n_fit;
-    rc_ridge ridge;
-    if (n_fit >= 2 && n_test >= 2 &&
-        rc_ridge_fit(&ridge, 2 * n_fit, D, X, 1, Y, lambda) == 0) {
-        double *pred = rc_xmalloc(sizeof(double) * (size_t)n_test);
-        rc_ridge_predict(&ridge, n_test, X + (size_t)2 * n_fit * D, pred);
-        int right = 0;
-        for (int r = 0; r < n_test; r++)
-            right += (pred[r] > 0) == (Y[2 * n_fit + r] > 0);
-        acc = (double)right / n_test;
-        free(pred);
-        rc_ridge_free(&ridge);
-    }
-    free(is_fit);
-    free(X);
-    free(Y);
-    return acc;
+        for (int j = i + 1; j < n; j++)
+            d[p++] = l2_dist(full + (size_t)i * D, full + (size_t)j * D, D);
+    qsort(d, pairs, sizeof(double), cmp_double);
+    double m = pairs % 2 ? d[pairs / 2] : 0.5 * (d[pairs / 2 - 1] + d[pairs / 2]);
+    free(d);
+    return m;
 }
 
-/* Temporal-order measures into the sidecar, and printed. */
-static json_t *temporal_order(const rc_config *c, const rc_viz_clipset *cs,
-                              const float *full, const float *rev, int D) {
-    int n = cs->n, beyond = 0;
-    double sum_fr = 0;
-    for (int i = 0; i < n; i++) {
-        double d = l2_dist(full + (size_t)i * D, rev + (size_t)i * D, D);
-        sum_fr += d;
-        beyond += d > c->loss.margin;
+/* Fractions of windows (of one split, or all with split < 0) whose
+ * d(full, rev) exceeds the margin, the median, and both. */
+static json_t *order_fractions(const rc_viz_clipset *cs, const double *d,
+                               double margin, double median, int split,
+                               double out[3]) {
+    int n = 0, m = 0, md = 0, both = 0;
+    for (int i = 0; i < cs->n; i++) {
+        if (split >= 0 && cs->clips[i].split != split) continue;
+        n++;
+        m += d[i] > margin;
+        md += d[i] > median;
+        both += d[i] > margin && d[i] > median;
     }
-    /* mean distance between the full embeddings of different clips: the
-     * scale against which d(full, rev) is judged (as rc_group_errors) */
-    double sum_between = 0;
-    long long pairs = 0;
-    for (int i = 0; i < n; i++)
-        for (int j = i + 1; j < n; j++, pairs++)
-            sum_between += l2_dist(full + (size_t)i * D, full + (size_t)j * D, D);
-    const char *how = "";
-    double acc = order_probe_accuracy(cs, full, rev, D, c->ridge_lambda, &how);
-    double mean_fr = sum_fr / n;
-    double mean_between = pairs ? sum_between / (double)pairs : NAN;
     json_t *o = json_object();
-    json_object_set_new(o, "mean_dist_full_rev", json_real(mean_fr));
-    json_object_set_new(o, "mean_dist_between_clips",
-                        isfinite(mean_between) ? json_real(mean_between)
-                                               : json_null());
-    json_object_set_new(o, "ratio_full_rev_to_between",
-                        mean_between > 0 ? json_real(mean_fr / mean_between)
-                                         : json_null());
-    json_object_set_new(o, "fraction_beyond_margin",
-                        json_real((double)beyond / n));
-    json_object_set_new(o, "margin", json_real(c->loss.margin));
-    json_object_set_new(o, "probe_accuracy",
-                        isfinite(acc) ? json_real(acc) : json_null());
-    json_object_set_new(o, "probe", json_string(how));
-    printf("temporal order over %d clips:\n", n);
-    printf("  mean d(full, rev)               %.4f\n", mean_fr);
-    printf("  mean d(full, full') other clips %.4f (ratio %.3f)\n",
-           mean_between, mean_fr / mean_between);
-    printf("  d(full, rev) > margin %.2f       %.4f\n", c->loss.margin,
-           (double)beyond / n);
-    printf("  linear probe full vs rev        %.4f (%s)\n", acc, how);
+    json_object_set_new(o, "windows", json_integer(n));
+    out[0] = n ? (double)m / n : NAN;
+    out[1] = n ? (double)md / n : NAN;
+    out[2] = n ? (double)both / n : NAN;
+    static const char *const key[3] = {"beyond_margin", "beyond_median",
+                                       "beyond_both"};
+    for (int k = 0; k < 3; k++)
+        json_object_set_new(o, key[k], n ? json_real(out[k]) : json_null());
     return o;
+}
+
+/* Full versus reversed, per window (SPEC section 7): d(phi(full),
+ * phi(rev)) against the margin and against the median distance between
+ * windows, into each item of the sidecar and summarised per split. (No
+ * linear classifier pooled over windows: for a code with phi(rev) near the
+ * inverse of phi(full) it is at chance by design.) */
+static json_t *full_vs_reversed(const rc_config *c, const rc_viz_clipset *cs,
+                                const float *full, const float *rev, int D,
+                                json_t *items) {
+    int n = cs->n;
+    double *d = rc_xmalloc(sizeof(double) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        d[i] = l2_dist(full + (size_t)i * D, rev + (size_t)i * D, D);
+    double median = median_between(full, n, D), margin = c->loss.margin;
+    for (int i = 0; i < n; i++) {
+        json_t *it = json_array_get(items, (size_t)i);
+        json_object_set_new(it, "d_full_rev", json_real(d[i]));
+        json_object_set_new(it, "beyond_margin", json_boolean(d[i] > margin));
+        json_object_set_new(it, "beyond_median", json_boolean(d[i] > median));
+    }
+    double *sorted = rc_xmalloc(sizeof(double) * (size_t)n);
+    memcpy(sorted, d, sizeof(double) * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
+    json_t *o = json_object();
+    json_object_set_new(o, "margin", json_real(margin));
+    json_object_set_new(o, "median_dist_between_windows",
+                        isfinite(median) ? json_real(median) : json_null());
+    json_object_set_new(o, "median_dist_full_rev", json_real(sorted[n / 2]));
+    printf("full versus reversed over %d windows: median d(full, rev) %.4f, "
+           "margin %.2f, median d between windows %.4f\n", n, sorted[n / 2],
+           margin, median);
+    printf("  %-10s %8s %14s %14s %12s\n", "split", "windows", "d > margin",
+           "d > median", "both");
+    static const char *const name[3] = {"all", "train", "heldout"};
+    for (int split = -1; split <= 1; split++) {
+        double f[3];
+        json_t *fr = order_fractions(cs, d, margin, median, split, f);
+        int nw = (int)json_integer_value(json_object_get(fr, "windows"));
+        json_object_set_new(o, name[split + 1], fr);
+        if (nw > 0)
+            printf("  %-10s %8d %14.4f %14.4f %12.4f\n", name[split + 1], nw,
+                   f[0], f[1], f[2]);
+    }
+    free(sorted);
+    free(d);
+    return o;
+}
+
+/* The pixel-difference baseline for every clip: f_T - f_0 box averaged
+ * (eval.pixel_baseline_size), or f_0 - f_T for the reversed sequence. */
+static void pixel_diff_clips(const rc_config *c, const rc_viz_clipset *cs,
+                             int reversed, float *out) {
+    int p = c->pixel_baseline_size, D = cs->C * p * p;
+    size_t fe = (size_t)cs->C * cs->S * cs->S;
+    double *v = rc_xmalloc(sizeof(double) * (size_t)D);
+    for (int i = 0; i < cs->n; i++) {
+        const float *clip = cs->frames + (size_t)i * (cs->T + 1) * fe;
+        const float *first = clip, *last = clip + (size_t)cs->T * fe;
+        if (reversed) {
+            const float *t = first;
+            first = last;
+            last = t;
+        }
+        rc_pixel_diff(first, last, cs->C, cs->S, p, v);
+        for (int k = 0; k < D; k++) out[(size_t)i * D + k] = (float)v[k];
+    }
+    free(v);
 }
 
 int rc_embed_main(int argc, char **argv) {
     viz_args a;
     int rc = viz_parse_args(argc, argv, usage_embed,
                             "--checkpoint --random-init --out --set --split "
-                            "--clips --stride --fps --rev", &a);
+                            "--clips --stride --fps --rev --pixel-diff", &a);
     if (rc) return rc == 1 ? 0 : rc;
     rc_config c;
     rc_model *m;
     int64_t step;
     rc_viz_clipset cs;
     if (viz_open(&a, &c, 0, 0, &m, &step, &cs) != 0) return viz_fail(&a);
-    int D = c.embed_dim;
+    int D = a.pixel_diff ? cs.C * c.pixel_baseline_size * c.pixel_baseline_size
+                         : c.embed_dim;
     float *emb = rc_xmalloc(sizeof(float) * (size_t)cs.n * D);
     float *rev = a.rev ? rc_xmalloc(sizeof(float) * (size_t)cs.n * D) : NULL;
     double t0 = rc_now();
-    int status = rc_viz_embed_clips(m, &cs, RC_SEQ_FULL, emb);
-    if (status == 0 && rev) status = rc_viz_embed_clips(m, &cs, RC_SEQ_REV, rev);
+    int status = 0;
+    if (a.pixel_diff) {
+        pixel_diff_clips(&c, &cs, 0, emb);
+        if (rev) pixel_diff_clips(&c, &cs, 1, rev);
+    } else {
+        status = rc_viz_embed_clips(m, &cs, RC_SEQ_FULL, emb);
+        if (status == 0 && rev)
+            status = rc_viz_embed_clips(m, &cs, RC_SEQ_REV, rev);
+    }
     json_t *side = NULL;
     char path[2048];
     int64_t shape[2] = {cs.n, D};
@@ -182,12 +209,15 @@ int rc_embed_main(int argc, char **argv) {
         json_object_set_new(side, "npy", json_string("full"));
         json_object_set_new(side, "sequence",
                             json_string("full: frames 0..T of each clip"));
-        if (rev)
-            json_object_set_new(side, "temporal_order",
-                                temporal_order(&c, &cs, emb, rev, D));
+        json_object_set_new(side, "embedding",
+                            json_string(a.pixel_diff ? "pixel_diff" : "model"));
+        json_object_set_new(side, "dim", json_integer(D));
         json_t *items = json_array();
         for (int i = 0; i < cs.n; i++)
             json_array_append_new(items, viz_clip_json(&cs, i));
+        if (rev)
+            json_object_set_new(side, "full_vs_reversed",
+                                full_vs_reversed(&c, &cs, emb, rev, D, items));
         json_object_set_new(side, "items", items);
         snprintf(path, sizeof path, "%s.json", a.out);
         status = viz_write_json(path, side);

@@ -1,8 +1,11 @@
 /* saliency.c: `recompose saliency` -- where the embedding looks.
  *
- * For each clip, the gradient of ||phi(full)|| with respect to every input
- * pixel (rc_model_saliency), its magnitude summed over channels laid over the
- * frames as a heat map. The map of a clip is scaled by the 99th percentile
+ * For each clip, the gradient with respect to every input pixel of a
+ * quantity that is zero without motion, d(phi(full), phi(rev)) by default
+ * (rc_model_saliency, RC_SALIENCY_FULL_REV; --target norm takes the old
+ * ||phi(full)||, which also answers to the output bias and static
+ * structure), its magnitude summed over channels laid over the frames as a
+ * heat map. The map of a clip is scaled by the 99th percentile
  * of its own magnitudes, so one hot pixel does not wash out the rest.
  *
  * It also measures whether the saliency sits on what moves: a pixel is
@@ -25,7 +28,8 @@ static const char *usage_saliency =
     "usage: recompose saliency CONFIG (--checkpoint FILE | --random-init)\n"
     "                          --out DIR [options]\n"
     "\n"
-    "The gradient of ||phi(S)|| (S = frames 0..T of a clip) with respect to\n"
+    "The gradient of d(phi(S), phi(rev S)) (S = frames 0..T of a clip, rev S\n"
+    "the same frames backwards: zero where nothing moves) with respect to\n"
     "the input pixels, for every clip the config names (as `recompose\n"
     "embed`). Writes DIR/saliency.npy (the signed gradient) and\n"
     "DIR/frames.npy (the inputs), both float32 [N][T+1][C][S][S];\n"
@@ -46,7 +50,9 @@ static const char *usage_saliency =
     "  --clips N           at most N clips / windows (synthetic default 64)\n"
     "  --stride N          records between window starts (shards; default 1)\n"
     "  --fps F             frame rate of the source, for times in the JSON\n"
-    "  --zoom Z            pixel magnification of the images (default 2)\n";
+    "  --zoom Z            pixel magnification of the images (default 2)\n"
+    "  --target T          full_rev (default): d(phi(S), phi(rev S));\n"
+    "                      norm: ||phi(S)|| (the old target)\n";
 
 /* heat [T+1][S][S] = sum over channels of |gradient| */
 static void heat_of_clip(const float *grad, int T, int C, int S, float *heat) {
@@ -58,6 +64,11 @@ static void heat_of_clip(const float *grad, int T, int C, int S, float *heat) {
                 h += fabsf(grad[((size_t)t * C + c) * plane + p]);
             heat[(size_t)t * plane + p] = h;
         }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 static int cmp_float(const void *a, const void *b) {
@@ -138,22 +149,27 @@ static int write_clip_images(const char *dir, int row, const float *clip,
     return rc;
 }
 
-/* Saliency of all clips, in batches: grad [n][T+1][C][S][S]. */
-static int saliency_all(rc_model *m, const rc_viz_clipset *cs, float *grad) {
+/* Saliency of all clips, in batches: grad [n][T+1][C][S][S]. For the
+ * full_rev target each clip gives two sequences, full then rev. */
+static int saliency_all(rc_model *m, const rc_viz_clipset *cs, int target,
+                        float *grad) {
     size_t clip_elems = (size_t)(cs->T + 1) * cs->C * cs->S * cs->S;
     enum { BATCH = 32 };
-    rc_sequence seqs[BATCH];
-    int clip_of[BATCH];
+    rc_sequence seqs[2 * BATCH];
+    int clip_of[2 * BATCH];
+    int per_clip = target == RC_SALIENCY_FULL_REV ? 2 : 1;
     for (int first = 0; first < cs->n; first += BATCH) {
-        int nb = cs->n - first < BATCH ? cs->n - first : BATCH;
-        for (int b = 0; b < nb; b++) {
-            seqs[b].n_frames = cs->T + 1;
-            for (int t = 0; t <= cs->T; t++) seqs[b].frames[t] = t;
-            clip_of[b] = b;
-        }
+        int nb = cs->n - first < BATCH ? cs->n - first : BATCH, n = 0;
+        for (int b = 0; b < nb; b++)
+            for (int r = 0; r < per_clip; r++, n++) {
+                seqs[n].n_frames = cs->T + 1;
+                for (int t = 0; t <= cs->T; t++)
+                    seqs[n].frames[t] = r ? cs->T - t : t;
+                clip_of[n] = b;
+            }
         if (rc_model_saliency(m, nb, cs->T,
-                              cs->frames + (size_t)first * clip_elems, nb, seqs,
-                              clip_of, NULL,
+                              cs->frames + (size_t)first * clip_elems, n, seqs,
+                              clip_of, target, NULL,
                               grad + (size_t)first * clip_elems) != 0)
             return -1;
     }
@@ -173,7 +189,8 @@ int rc_saliency_main(int argc, char **argv) {
     viz_args a;
     int rc = viz_parse_args(argc, argv, usage_saliency,
                             "--checkpoint --random-init --out --set --split "
-                            "--clips --stride --fps --show --items --zoom", &a);
+                            "--clips --stride --fps --show --items --zoom "
+                            "--target", &a);
     if (rc) return rc == 1 ? 0 : rc;
     if (a.n_queries == 0) a.n_queries = 4; /* --show default */
     rc_config c;
@@ -187,7 +204,9 @@ int rc_saliency_main(int argc, char **argv) {
     float *grad = rc_xmalloc(clip_elems * (size_t)cs.n * sizeof(float));
     float *heat = rc_xmalloc((size_t)(T + 1) * plane * sizeof(float));
     uint8_t *moving = rc_xmalloc(plane);
-    int status = saliency_all(m, &cs, grad);
+    int status = saliency_all(m, &cs, a.target, grad);
+    double *lifts = rc_xmalloc(sizeof(double) * (size_t)cs.n);
+    int n_lifts = 0;
     int64_t shape[5] = {cs.n, T + 1, C, S, S};
     char path[2048];
     if (status == 0) {
@@ -202,6 +221,10 @@ int rc_saliency_main(int argc, char **argv) {
     if (n_shown < 0) status = -1;
     json_t *side = viz_sidecar_header(&a, &c, &cs, step), *items = json_array();
     json_object_set_new(side, "motion_threshold", json_real(MOTION_THRESHOLD));
+    json_object_set_new(side, "target",
+                        json_string(a.target == RC_SALIENCY_NORM
+                                        ? "norm: ||phi(S)||"
+                                        : "full_rev: d(phi(S), phi(rev S))"));
     double mass_moving = 0, mass_all = 0, area_moving = 0;
     for (int i = 0; i < cs.n && status == 0; i++) {
         const float *clip = cs.frames + (size_t)i * clip_elems;
@@ -225,6 +248,7 @@ int rc_saliency_main(int argc, char **argv) {
         json_object_set_new(o, "lift", area > 0 && all > 0
                                            ? json_real(on / all / area)
                                            : json_null());
+        if (area > 0 && all > 0) lifts[n_lifts++] = on / all / area;
         for (int s = 0; s < n_shown; s++)
             if (shown[s] == i) {
                 float hmax = percentile(heat, (size_t)(T + 1) * plane,
@@ -244,12 +268,29 @@ int rc_saliency_main(int argc, char **argv) {
         json_object_set_new(side, "saliency_on_moving", json_real(share));
         json_object_set_new(side, "lift", area > 0 ? json_real(share / area)
                                                    : json_null());
+        double median_lift = NAN, above_one = NAN;
+        if (n_lifts > 0) {
+            qsort(lifts, (size_t)n_lifts, sizeof(double), cmp_double);
+            median_lift = n_lifts % 2 ? lifts[n_lifts / 2]
+                                      : 0.5 * (lifts[n_lifts / 2 - 1] +
+                                               lifts[n_lifts / 2]);
+            int above = 0;
+            for (int i = 0; i < n_lifts; i++) above += lifts[i] > 1;
+            above_one = (double)above / n_lifts;
+        }
+        json_object_set_new(side, "median_clip_lift", n_lifts
+                                ? json_real(median_lift) : json_null());
+        json_object_set_new(side, "clips_with_lift_above_1", n_lifts
+                                ? json_real(above_one) : json_null());
         json_object_set_new(side, "items", items);
         snprintf(path, sizeof path, "%s/saliency.json", a.out);
         status = viz_write_json(path, side);
-        printf("saliency over %d clips: %.1f%% of pixels move, %.1f%% of the "
-               "saliency falls on them (lift %.2f)\n",
-               cs.n, 100 * area, 100 * share, area > 0 ? share / area : NAN);
+        printf("saliency of %s over %d clips: %.1f%% of pixels move, %.1f%% of "
+               "the saliency falls on them (lift %.2f; per clip: median %.2f, "
+               "above 1 in %.0f%% of %d clips with motion)\n",
+               a.target == RC_SALIENCY_NORM ? "||phi||" : "d(full, rev)",
+               cs.n, 100 * area, 100 * share, area > 0 ? share / area : NAN,
+               median_lift, 100 * above_one, n_lifts);
         if (status == 0)
             rc_log("wrote %s/saliency.npy, frames.npy, saliency.json and "
                    "images of %d clips", a.out, n_shown);
@@ -258,6 +299,7 @@ int rc_saliency_main(int argc, char **argv) {
     }
     json_decref(side);
     free(shown);
+    free(lifts);
     free(grad);
     free(heat);
     free(moving);

@@ -56,6 +56,11 @@ static int parse_valued(viz_args *a, const char *opt, const char *v) {
     if (!strcmp(opt, "--checkpoint")) a->checkpoint = v;
     else if (!strcmp(opt, "--out")) a->out = v;
     else if (!strcmp(opt, "--items")) a->items = v;
+    else if (!strcmp(opt, "--target")) {
+        if (!strcmp(v, "full_rev")) a->target = RC_SALIENCY_FULL_REV;
+        else if (!strcmp(v, "norm")) a->target = RC_SALIENCY_NORM;
+        else return usage_error(a, "--target is full_rev or norm, not '%s'", v);
+    }
     else if (!strcmp(opt, "--set")) {
         if (a->n_sets == VIZ_MAX_SETS)
             return usage_error(a, "too many --set options%s", "");
@@ -106,6 +111,7 @@ int viz_parse_args(int argc, char **argv, const char *usage,
             return usage_error(a, "unknown option '%s'", arg);
         if (!strcmp(arg, "--random-init")) a->random_init = 1;
         else if (!strcmp(arg, "--rev")) a->rev = 1;
+        else if (!strcmp(arg, "--pixel-diff")) a->pixel_diff = 1;
         else if (!strcmp(arg, "--allow-overlap")) a->allow_overlap = 1;
         else if (i + 1 >= argc)
             return usage_error(a, "option '%s' needs a value", arg);
@@ -116,12 +122,13 @@ int viz_parse_args(int argc, char **argv, const char *usage,
     }
     if (!a->config_path) return usage_error(a, "missing CONFIG file%s", "");
     if (!a->out) return usage_error(a, "missing --out%s", "");
-    if (!a->checkpoint && !a->random_init)
+    int weights = (a->checkpoint != NULL) + a->random_init + a->pixel_diff;
+    if (weights == 0)
         return usage_error(a, "give --checkpoint FILE (or --random-init for "
                               "the untrained baseline)%s", "");
-    if (a->checkpoint && a->random_init)
-        return usage_error(a, "--checkpoint and --random-init exclude each "
-                              "other%s", "");
+    if (weights > 1)
+        return usage_error(a, "--checkpoint, --random-init and --pixel-diff "
+                              "exclude each other%s", "");
     return 0;
 }
 
@@ -161,7 +168,9 @@ int viz_open(viz_args *a, rc_config *c, int synthetic_clips, int out_dir,
         a->sel.split = synthetic ? RC_VIZ_SPLIT_HELDOUT : RC_VIZ_SPLIT_ALL;
     if (synthetic && a->sel.max_clips == 0) a->sel.max_clips = synthetic_clips;
     if (out_dir && viz_make_dir(a->out) != 0) return -1;
-    if (!(*m = viz_load_model(a, c, step))) return -1;
+    *m = NULL;
+    *step = 0;
+    if (!a->pixel_diff && !(*m = viz_load_model(a, c, step))) return -1;
     if (rc_viz_clips_load(c, &a->sel, cs) != 0) {
         rc_model_free(*m);
         *m = NULL;
@@ -213,6 +222,9 @@ json_t *viz_clip_json(const rc_viz_clipset *cs, int i) {
     }
     json_object_set_new(o, "frames", fr);
     json_object_set_new(o, "times_s", tm);
+    json_t *crop = json_array();
+    for (int j = 0; j < 4; j++) json_array_append_new(crop, json_real(k->crop[j]));
+    json_object_set_new(o, "crop", crop);
     return o;
 }
 
@@ -221,9 +233,10 @@ json_t *viz_sidecar_header(const viz_args *a, const rc_config *c,
     json_t *j = json_object();
     json_object_set_new(j, "command", json_string(a->command));
     json_object_set_new(j, "config", json_string(a->config_path));
-    json_object_set_new(j, "checkpoint", a->checkpoint
-                                             ? json_string(a->checkpoint)
-                                             : json_string("random-init"));
+    json_object_set_new(j, "checkpoint",
+                        json_string(a->checkpoint  ? a->checkpoint
+                                    : a->pixel_diff ? "pixel-diff"
+                                                    : "random-init"));
     json_object_set_new(j, "step", json_integer((json_int_t)step));
     json_object_set_new(j, "data_source", json_string(c->source));
     if (!cs->synthetic) {

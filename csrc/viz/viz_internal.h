@@ -23,6 +23,8 @@ typedef struct {
     int k;                       /* neighbors --k */
     int n_queries;               /* --queries / --show N (0: default) */
     int rev;                     /* embed --rev */
+    int pixel_diff;              /* embed --pixel-diff: the baseline, no model */
+    int target;                  /* saliency --target: enum rc_saliency_target */
     int zoom;                    /* saliency --zoom */
     const char *items;           /* --items i,j,... */
     int allow_overlap;           /* neighbors --allow-overlap */
@@ -47,7 +49,8 @@ int viz_open(viz_args *a, rc_config *c, int synthetic_clips, int out_dir,
 
 /* A CPU model with the checkpoint's weights (or rc_model_init_weights from
  * the config's seed under --random-init). *step receives the checkpoint's
- * step (0 for random init). NULL on error. */
+ * step (0 for random init). NULL on error. Under --pixel-diff viz_open
+ * leaves *m NULL instead. */
 rc_model *viz_load_model(const viz_args *a, const rc_config *c, int64_t *step);
 
 /* Print "recompose CMD: error: ..." and return 1. */

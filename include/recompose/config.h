@@ -40,6 +40,7 @@ typedef struct {
     int clip_steps;                  /* data.clip_steps T (clip has T+1 frames) */
     float max_speed;                 /* data.max_speed px/frame */
     float max_rotation;              /* data.max_rotation rad/frame */
+    int texture;                     /* data.texture: enum rc_texture_family */
     char data_path[512];             /* data.path (source = shards) */
     int frame_stride;                /* data.frame_stride */
     int resize;                      /* data.resize (0 = image_size) */
@@ -78,6 +79,8 @@ typedef struct {
     int probe_train_clips;           /* eval.probe_train_clips */
     float ridge_lambda;              /* eval.ridge_lambda */
     int retrieval_k;                 /* eval.retrieval_k */
+    int knn_k;                       /* eval.knn_k */
+    int cross_texture;               /* eval.cross_texture: rc_texture_family */
     int pixel_baseline_size;         /* eval.pixel_baseline_size */
 } rc_config;
 

@@ -9,9 +9,19 @@
  *                          embeddings of different clips (lower is better);
  *                          negative pairs: fraction with d > loss.margin
  *                          (higher is better)
- *   linear probe           ridge regression phi(full) -> net motion
- *                          (dx, dy, dtheta), fit on training-split clips,
- *                          R^2 on the held-out clips
+ *   probes                 phi(full) -> net motion (dx, dy, dtheta), fit
+ *                          on training-split clips, R^2 per component on
+ *                          the held-out clips: a linear probe (ridge
+ *                          regression) and a non-linear one (k-nearest-
+ *                          neighbour regression, eval.knn_k). A component
+ *                          decodable by neither is not in the code.
+ *   across scenes          the held-out motions rendered again on textures
+ *                          of another family (eval.cross_texture): the same
+ *                          two probes (still fit on the training family)
+ *                          tested there, and retrieval with queries from the
+ *                          held-out clips and the gallery from their
+ *                          re-textured twins. A code private to each clip
+ *                          scores near zero here.
  *   retrieval              precision@k of nearest neighbours (Euclidean)
  *                          under 16 motion classes: 8 bins of translation
  *                          direction x rotation sign
@@ -48,9 +58,15 @@ typedef struct {
     double neg_beyond[3];        /* full_rev, full_ident, full_short:
                                     fraction of clips with d > margin */
     double mean_dist_between;    /* the denominator of pos_ratio */
-    double probe_r2[3];          /* dx, dy, dtheta on held-out clips */
-    double probe_r2_translation; /* mean of the dx and dy R^2 */
-    double precision_at_k;       /* retrieval */
+    /* R^2 of dx, dy, dtheta on held-out clips; probes fit on training clips */
+    double ridge_r2[3];          /* linear probe */
+    double knn_r2[3];            /* k-nearest-neighbour regression */
+    double cross_ridge_r2[3];    /* the same probes, tested on the held-out */
+    double cross_knn_r2[3];      /*   motions on eval.cross_texture textures */
+    double precision_at_k;       /* retrieval among held-out clips */
+    double cross_precision_at_k; /* queries held-out, gallery their twins */
+    double cross_twin_recall;    /* share of queries whose own twin (same
+                                    motion, other texture) is in the top k */
 } rc_eval_row;
 
 typedef struct {
@@ -59,6 +75,8 @@ typedef struct {
     int clips;              /* held-out clips */
     int probe_train_clips;  /* training-split clips the probe is fit on */
     int k;                  /* retrieval k actually used */
+    int knn_k;              /* neighbours of the kNN probe */
+    int cross_texture;      /* enum rc_texture_family of the twins */
     double margin;          /* loss.margin of the negative fractions */
     double ridge_lambda;    /* eval.ridge_lambda */
     double seconds;         /* wall time of rc_evaluate */
@@ -114,6 +132,22 @@ double rc_r2(int n, const double *y, const double *pred, int stride);
 int rc_precision_at_k(int n, int dim, const double *X, const int *labels,
                       int k, double *out);
 
+/* k-nearest-neighbour regression: Y_out [n][n_targets] is the mean target
+ * of the k points of X_fit [n_fit][dim] nearest (Euclidean, ties by lower
+ * index) to each row of X [n][dim]. Needs 1 <= k <= n_fit. Returns 0 or -1. */
+int rc_knn_regress(int n_fit, int dim, const double *X_fit, int n_targets,
+                   const double *Y_fit, int n, const double *X, int k,
+                   double *Y_out);
+
+/* Retrieval across two renderings of the same n motions: query i is Xq row
+ * i, the gallery is Xg [n][dim] whose row i is query i's twin; labels [n]
+ * are shared. precision: mean share of each query's k nearest gallery rows
+ * with its label; twin_recall: share of queries whose twin is among them.
+ * Needs 1 <= k <= n. Returns 0 or -1. */
+int rc_cross_retrieval(int n, int dim, const double *Xq, const double *Xg,
+                       const int *labels, int k, double *precision,
+                       double *twin_recall);
+
 /* Group-property errors from embeddings emb [n][RC_SEQ_KINDS][dim] (one
  * tuple per clip, rows in enum rc_seq_kind order); n >= 2. pos_ratio[] and
  * neg_beyond[] follow the positive and the negative kinds of enum
@@ -123,6 +157,14 @@ int rc_precision_at_k(int n, int dim, const double *X, const int *labels,
 int rc_group_errors(int n, int dim, const double *emb, double margin,
                     double pos_ratio[2], double neg_beyond[3],
                     double *mean_between);
+
+/* The pixel-difference baseline of a sequence: the box average of its last
+ * minus its first frame (both [C][S][S]) into p x p cells per channel,
+ * out [C][p][p]. Cells have integer bounds floor(b*S/p)..floor((b+1)*S/p),
+ * so S need not be a multiple of p. A sequence that ends where it starts
+ * gives exactly 0. */
+void rc_pixel_diff(const float *first, const float *last, int C, int S, int p,
+                   double *out);
 
 /* Retrieval class of a net motion: direction bin of atan2(dy, dx) (8 bins of
  * 45 degrees starting at -180) times 2, plus 1 if dtheta >= 0. */

@@ -86,13 +86,27 @@ int rc_model_embed(rc_model *m, int n_clips, int T, const float *frames,
                    int n, const rc_sequence *seqs, const int *clip_of,
                    float *emb_out);
 
-/* Saliency: the gradient of sum_s ||phi(S_s)|| with respect to the input
- * frames, for the same arguments as rc_model_embed. d_frames
- * [n_clips][T+1][C][S][S] host memory, overwritten; emb_out may be NULL.
- * Overwrites the model's parameter gradients. */
+/* What saliency differentiates (SPEC section 7, "Where it looks"):
+ *   RC_SALIENCY_FULL_REV  sum_k d(phi(S_2k), phi(S_2k+1)): the sequences come
+ *                         in pairs, a clip and its reversal. Zero without
+ *                         motion (a static clip's full and reversed
+ *                         sequences are the same pixels), blind to the
+ *                         output bias and to whatever full and rev share:
+ *                         the default. Where d is at float rounding level
+ *                         (d <= 1e-5 max(|phi|)) there is no direction and
+ *                         the pair contributes 0.
+ *   RC_SALIENCY_NORM      sum_s ||phi(S_s)||, the old target: it also
+ *                         carries the output bias and the response to
+ *                         static structure. */
+enum rc_saliency_target { RC_SALIENCY_FULL_REV = 0, RC_SALIENCY_NORM = 1 };
+
+/* Saliency: the gradient of the target with respect to the input frames,
+ * for the same arguments as rc_model_embed (n even for FULL_REV).
+ * d_frames [n_clips][T+1][C][S][S] host memory, overwritten; emb_out may be
+ * NULL. Overwrites the model's parameter gradients. */
 int rc_model_saliency(rc_model *m, int n_clips, int T, const float *frames,
                       int n, const rc_sequence *seqs, const int *clip_of,
-                      float *emb_out, float *d_frames);
+                      int target, float *emb_out, float *d_frames);
 
 #ifdef __cplusplus
 }

@@ -94,6 +94,15 @@ int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
                   const rc_loss_config *loss, int dedup);
 void rc_plan_free(rc_batch_plan *plan);
 
+/* The loss of a plan split by pair kind: out[kind] is that kind's share of
+ * the batch loss (the same hinge, weights and 1/B scale as the step, so the
+ * five add up to the step's loss). emb [n_seq][dim] host memory, as
+ * rc_model_step's emb_out. Shows which constraints a run satisfies and
+ * which it gives up (metrics.jsonl, loss_by_kind). */
+void rc_plan_loss_by_kind(const rc_batch_plan *plan, const float *emb,
+                          int dim, const rc_loss_config *loss,
+                          double out[RC_PAIR_KINDS]);
+
 /* Default loss config: margin 1, squared hinge, all weights 1. */
 void rc_loss_config_default(rc_loss_config *c);
 

@@ -21,24 +21,47 @@ extern "C" {
 
 enum rc_split { RC_SPLIT_TRAIN = 0, RC_SPLIT_HELDOUT = 1 };
 
+/* Texture families: two generators with different image statistics, so
+ * that evaluation can ask whether a motion code learned on one holds on the
+ * other (SPEC section 7, consistency across scenes).
+ *   MIXED   40 plane waves with a 1/f-like spectrum up to 0.18 cycles per
+ *           pixel, 10 small shapes on top: fine texture everywhere (the
+ *           training default)
+ *   SHAPES  8 smooth waves up to 0.05 cycles per pixel (soft shading), 40
+ *           larger, contrasted shapes: flat regions and edges */
+enum rc_texture_family {
+    RC_TEXTURE_MIXED = 0,
+    RC_TEXTURE_SHAPES = 1,
+    RC_TEXTURE_FAMILIES
+};
+extern const char *const rc_texture_family_names[RC_TEXTURE_FAMILIES];
+
 typedef struct {
     int size;            /* frame width = height, pixels */
     int channels;        /* 1 gray, 3 RGB */
     float max_speed;     /* |vx|, |vy| <= max_speed pixels per frame */
     float max_rotation;  /* |omega| <= max_rotation radians per frame */
+    int texture;         /* enum rc_texture_family of the clips drawn */
 } rc_synth_config;
 
 typedef struct {
     float vx, vy, omega; /* per-frame motion */
     uint64_t texture_key;
+    int texture_family;  /* enum rc_texture_family */
 } rc_motion;
 
 /* Key of clip `index` of `split` for a run seeded with `seed`. */
 uint64_t rc_synth_clip_key(uint64_t seed, int split, uint64_t index);
 
-/* Motion parameters of a clip, drawn from its key. */
+/* Motion parameters of a clip, drawn from its key; its texture is of the
+ * config's family. */
 void rc_synth_motion(const rc_synth_config *c, uint64_t clip_key,
                      rc_motion *m);
+
+/* The same motion on another texture: a texture key derived from m's and
+ * `salt` (different salts give different textures), of family `family`. */
+void rc_synth_retexture(const rc_motion *m, uint64_t salt, int family,
+                        rc_motion *out);
 
 /* Render frames first..first+n-1 of a clip: out [n][channels][size][size],
  * values in [0, 1]. Thread-safe (no shared state). */

@@ -64,6 +64,8 @@ typedef struct {
     int sequence;            /* dataset sequence index */
     int start;               /* first record within the sequence */
     int64_t frame_numbers[RC_MAX_T + 1]; /* frame numbers in the source */
+    float crop[4];           /* the crop the network sees, as fractions of
+                                the source frame: x0, y0, x1, y1 */
 } rc_viz_clip;
 
 typedef struct {

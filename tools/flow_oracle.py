@@ -1,0 +1,437 @@
+#!/usr/bin/python3
+"""flow_oracle.py: what a motion embedding of real footage knows, measured
+against classical optical flow that nobody here wrote (SPEC section 7,
+"Motion against an independent oracle").
+
+  flow   For every window `recompose embed` wrote (its JSON sidecar names the
+         source, the frame numbers and the crop the network saw), compute
+         OpenCV optical flow (DIS by default, or Farneback) between its
+         consecutive frames on the *source* frames at full resolution, and
+         from it the window's net motion inside the crop:
+           global  median flow dx, dy (pixels), and from a similarity fit
+                   (cv2.estimateAffinePartial2D, RANSAC) rotation (radians,
+                   positive turns +x towards +y as in the synthetic clips)
+                   and log scale: the camera's motion
+           grid    a G x G grid over the crop, per cell the mean flow (dx, dy)
+                   of its moving pixels (|flow| above a threshold; 0 where
+                   none moves): where things move, and which way
+         each summed over the window's steps.
+  probe  Fit a ridge (linear) and a k-nearest-neighbour (non-linear) probe
+         from each embedding to those targets on training-split windows and
+         report R^2 on held-out windows: a table and JSON, one column per
+         embedding (trained, random init, pixel baseline, ...).
+  selftest
+         The oracle's own accuracy on clips whose motion is known: a
+         textured image translated, and rotated, by known amounts.
+
+Usage:
+  tools/flow_oracle.py flow PREFIX.json [--footage DIR] [--out FLOW.json]
+  tools/flow_oracle.py probe FLOW.json NAME=PREFIX [NAME=PREFIX ...]
+                       [--k 10] [--ridge-lambda 0.01] [--out PROBE.json]
+  tools/flow_oracle.py selftest [--dir DIR]
+
+Needs Debian's python3-opencv, python3-numpy and python3-sklearn (for
+/usr/bin/python3; tools/install-deps.sh installs them).
+"""
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+import numpy as np
+
+try:
+    import cv2
+except ImportError:  # pragma: no cover - reported, not a traceback
+    cv2 = None
+
+
+def fail(msg):
+    print(f"flow_oracle: error: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def need_cv2():
+    if cv2 is None:
+        fail("OpenCV for Python is missing; install Debian's python3-opencv "
+             "(tools/install-deps.sh) and run this with /usr/bin/python3")
+
+
+# ---- sources -----------------------------------------------------------------
+
+VIDEO_EXT = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
+IMAGE_EXT = (".jpg", ".jpeg", ".png")
+
+
+def source_path(name, footage):
+    """The file or folder a packed sequence came from: its name without the
+    segment suffix '#k' (recompose pack --segment-frames), under footage."""
+    base = re.sub(r"#\d+$", "", name)
+    for cand in (os.path.join(footage, base), base):
+        if os.path.exists(cand):
+            return cand
+    fail(f"source '{base}' (sequence '{name}') is not under {footage}; pass "
+         f"--footage DIR, the folder holding the files you packed "
+         f"(tools/fetch-footage.sh unpacks them into data/footage)")
+
+
+class Frames:
+    """Gray full-resolution frames of one source by frame number (the video's
+    decode index, or a frame file's last run of digits, as recompose pack
+    numbers them), read once and kept."""
+
+    def __init__(self, path):
+        self.path = path
+        self.cache = {}
+        if os.path.isdir(path):
+            self.files = {}
+            for f in os.listdir(path):
+                digits = re.findall(r"\d+", os.path.splitext(f)[0])
+                if f.lower().endswith(IMAGE_EXT) and digits:
+                    self.files[int(digits[-1])] = os.path.join(path, f)
+            if not self.files:
+                fail(f"{path}: no numbered .jpg/.png frames")
+        elif path.lower().endswith(VIDEO_EXT):
+            self.files = None
+        else:
+            fail(f"{path}: neither a frame folder nor a video file")
+
+    def _read_video(self, wanted):
+        cap = cv2.VideoCapture(self.path)
+        if not cap.isOpened():
+            fail(f"{self.path}: OpenCV cannot open this video")
+        last, n = max(wanted), 0
+        while n <= last:
+            ok, img = cap.read()
+            if not ok:
+                fail(f"{self.path}: the video ends at frame {n - 1}, but the "
+                     f"sidecar names frame {last}; was it packed from this "
+                     f"file?")
+            if n in wanted:
+                self.cache[n] = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+            n += 1
+        cap.release()
+
+    def preload(self, numbers):
+        missing = set(numbers) - set(self.cache)
+        if not missing:
+            return
+        if self.files is None:
+            self._read_video(missing)
+            return
+        for n in missing:
+            if n not in self.files:
+                fail(f"{self.path}: no frame numbered {n}")
+            img = cv2.imread(self.files[n], cv2.IMREAD_GRAYSCALE)
+            if img is None:
+                fail(f"{self.files[n]}: OpenCV cannot decode this frame")
+            self.cache[n] = img
+
+    def __getitem__(self, n):
+        return self.cache[n]
+
+
+# ---- flow and its summaries --------------------------------------------------
+
+def make_flow(method):
+    if method == "dis":
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        return lambda a, b: dis.calc(a, b, None)
+    if method == "farneback":
+        return lambda a, b: cv2.calcOpticalFlowFarneback(
+            a, b, None, 0.5, 5, 21, 5, 7, 1.5, 0)
+    fail(f"unknown flow method '{method}' (dis or farneback)")
+
+
+def crop_box(crop, w, h):
+    """Fractions [x0, y0, x1, y1] of the frame -> integer pixel bounds."""
+    if crop is None:
+        return 0, 0, w, h
+    x0, y0 = int(round(crop[0] * w)), int(round(crop[1] * h))
+    x1, y1 = int(round(crop[2] * w)), int(round(crop[3] * h))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def similarity(flow, box, step=8):
+    """Rotation (radians) and log scale of the similarity that best maps a
+    grid of points in the box to where the flow carries them (RANSAC)."""
+    x0, y0, x1, y1 = box
+    ys, xs = np.mgrid[y0 + step // 2:y1:step, x0 + step // 2:x1:step]
+    src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    cx, cy = 0.5 * (x0 + x1 - 1), 0.5 * (y0 + y1 - 1)
+    d = flow[ys.ravel(), xs.ravel()]
+    centred = src - np.float32([cx, cy])
+    M, _ = cv2.estimateAffinePartial2D(centred, centred + d,
+                                       method=cv2.RANSAC,
+                                       ransacReprojThreshold=1.0)
+    if M is None:
+        return 0.0, 0.0
+    return (math.atan2(M[1, 0], M[0, 0]),
+            math.log(max(math.hypot(M[0, 0], M[1, 0]), 1e-6)))
+
+
+def step_targets(flow, box, grid, moving):
+    x0, y0, x1, y1 = box
+    f = flow[y0:y1, x0:x1]
+    dx, dy = float(np.median(f[..., 0])), float(np.median(f[..., 1]))
+    rot, logs = similarity(flow, box)
+    mag = np.hypot(f[..., 0], f[..., 1])
+    cells = np.zeros((grid, grid, 2))
+    h, w = mag.shape
+    for gy in range(grid):
+        for gx in range(grid):
+            sl = (slice(gy * h // grid, (gy + 1) * h // grid),
+                  slice(gx * w // grid, (gx + 1) * w // grid))
+            m = mag[sl] > moving
+            if m.any():
+                cells[gy, gx] = f[sl][m].mean(0)
+    return np.array([dx, dy, rot, logs]), cells.ravel(), float((mag > moving).mean())
+
+
+GLOBAL_NAMES = ["dx", "dy", "rotation", "log_scale"]
+
+
+def cmd_flow(args):
+    need_cv2()
+    side = json.load(open(args.sidecar))
+    items = side.get("items")
+    if side.get("data_source") != "shards" or not items:
+        fail(f"{args.sidecar}: not a sidecar of real footage (recompose embed "
+             f"with data.source = shards)")
+    footage = args.footage or os.path.join(
+        os.path.dirname(os.path.normpath(side.get("data_path", "."))), "footage")
+    flow_of = make_flow(args.method)
+    sources, cache = {}, {}
+    rows = []
+    for it in items:
+        name = it["source"]
+        if name not in sources:
+            sources[name] = Frames(source_path(name, footage))
+        src = sources[name]
+        frames = it["frames"]
+        src.preload(frames)
+        g, cells, moving_share = np.zeros(4), 0, []
+        h, w = src[frames[0]].shape
+        box = crop_box(it.get("crop"), w, h)
+        for a, b in zip(frames[:-1], frames[1:]):
+            key = (name, a, b)
+            if key not in cache:
+                flow = flow_of(src[a], src[b])
+                cache[key] = step_targets(flow, box, args.grid, args.moving)
+            sg, sc, ms = cache[key]
+            g = g + sg
+            cells = cells + sc
+            moving_share.append(ms)
+        rows.append({"row": it["row"], "source": name, "split": it["split"],
+                     "frames": frames,
+                     "global": dict(zip(GLOBAL_NAMES, map(float, g))),
+                     "grid": [float(v) for v in np.ravel(cells)],
+                     "moving_share": float(np.mean(moving_share))})
+        if len(rows) % 100 == 0:
+            print(f"flow_oracle: {len(rows)} of {len(items)} windows, "
+                  f"{len(cache)} flows", file=sys.stderr)
+    out = args.out or re.sub(r"\.json$", "", args.sidecar) + "-flow.json"
+    json.dump({"sidecar": args.sidecar, "footage": footage,
+               "method": args.method, "grid": args.grid,
+               "moving_threshold_px": args.moving,
+               "units": "source pixels (radians, log scale) summed over the "
+                        "window's steps, inside the crop the network saw",
+               "global_names": GLOBAL_NAMES,
+               "grid_layout": "row-major cells, (dx, dy) per cell",
+               "rows": rows}, open(out, "w"), indent=1)
+    ms = np.mean([r["moving_share"] for r in rows])
+    print(f"flow_oracle: {len(rows)} windows ({len(cache)} flows, "
+          f"{args.method}) -> {out}; {100 * ms:.1f}% of crop pixels move "
+          f"more than {args.moving} px per step")
+
+
+# ---- probes ------------------------------------------------------------------
+
+def r2_scores(y, pred):
+    """R^2 per column, and pooled over the columns with variance
+    (1 - sum SS_res / sum SS_tot)."""
+    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
+    ss_res = ((y - pred) ** 2).sum(0)
+    ok = ss_tot > 1e-12
+    per = np.where(ok, 1 - ss_res / np.where(ok, ss_tot, 1), np.nan)
+    pooled = 1 - ss_res[ok].sum() / ss_tot[ok].sum() if ok.any() else float("nan")
+    return per, pooled
+
+
+def fit_predict(X_fit, Y_fit, X_test, k, lam):
+    from sklearn.linear_model import Ridge
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.preprocessing import StandardScaler
+    sc = StandardScaler().fit(X_fit)
+    # the same objective as recompose eval's probe: lambda per sample on
+    # standardised features, intercept unpenalised
+    ridge = Ridge(alpha=lam * len(X_fit)).fit(sc.transform(X_fit), Y_fit)
+    knn = KNeighborsRegressor(n_neighbors=min(k, len(X_fit))).fit(X_fit, Y_fit)
+    return ridge.predict(sc.transform(X_test)), knn.predict(X_test)
+
+
+def load_embedding(prefix, flow_rows):
+    side = json.load(open(prefix + ".json"))
+    X = np.load(prefix + ".npy").astype(np.float64)
+    by_key = {(it["source"], tuple(it["frames"])): i
+              for i, it in enumerate(side["items"])}
+    idx = []
+    for r in flow_rows:
+        key = (r["source"], tuple(r["frames"]))
+        if key not in by_key:
+            fail(f"{prefix}.json has no window {key[0]} frames {list(key[1])}; "
+                 f"embed the same windows the flow was computed for")
+        idx.append(by_key[key])
+    return X[idx], side.get("checkpoint", "?")
+
+
+def cmd_probe(args):
+    flow = json.load(open(args.flow))
+    rows = flow["rows"]
+    split = np.array([r["split"] == "train" for r in rows])
+    if split.sum() < 2 or (~split).sum() < 2:
+        fail(f"{args.flow}: needs training and held-out windows "
+             f"({split.sum()} and {(~split).sum()}); embed with --split all")
+    G = np.array([[r["global"][n] for n in flow["global_names"]] for r in rows])
+    grid = np.array([r["grid"] for r in rows])
+    targets = {"global": G, "grid": grid}
+    report = {"flow": args.flow, "k": args.k, "ridge_lambda": args.ridge_lambda,
+              "train_windows": int(split.sum()),
+              "heldout_windows": int((~split).sum()), "columns": {}}
+    lines = []
+    for spec in args.embeddings:
+        if "=" not in spec:
+            fail(f"'{spec}': give embeddings as NAME=PREFIX")
+        name, prefix = spec.split("=", 1)
+        X, ckpt = load_embedding(prefix, rows)
+        col = {"prefix": prefix, "checkpoint": ckpt}
+        for tname, Y in targets.items():
+            pr, pk = fit_predict(X[split], Y[split], X[~split], args.k,
+                                 args.ridge_lambda)
+            for probe, pred in (("ridge", pr), ("knn", pk)):
+                per, pooled = r2_scores(Y[~split], pred)
+                if tname == "global":
+                    col[f"{probe}_global"] = {
+                        n: (None if np.isnan(v) else float(v))
+                        for n, v in zip(flow["global_names"], per)}
+                else:
+                    col[f"{probe}_grid"] = float(pooled)
+        report["columns"][name] = col
+    names = list(report["columns"])
+    print(f"flow-oracle probes: fit on {report['train_windows']} training "
+          f"windows, R^2 on {report['heldout_windows']} held-out windows "
+          f"(ridge lambda {args.ridge_lambda}, kNN k {args.k}; "
+          f"flow: {flow['method']}, grid {flow['grid']}x{flow['grid']})")
+    print(f"{'metric':<26}" + "".join(f" {n:>12}" for n in names))
+    for probe in ("ridge", "knn"):
+        for n in flow["global_names"]:
+            lines.append((f"{probe} R^2 {n}",
+                          [report["columns"][c][f"{probe}_global"][n] for c in names]))
+        lines.append((f"{probe} R^2 grid (pooled)",
+                      [report["columns"][c][f"{probe}_grid"] for c in names]))
+    for label, vals in lines:
+        print(f"{label:<26}" + "".join(
+            f" {'n/a':>12}" if v is None or (isinstance(v, float) and math.isnan(v))
+            else f" {v:12.4f}" for v in vals))
+    out = args.out or re.sub(r"\.json$", "", args.flow) + "-probe.json"
+    json.dump(report, open(out, "w"), indent=1,
+              default=lambda v: None)
+    print(f"flow_oracle: wrote {out}")
+
+
+# ---- self-test: the oracle's own accuracy ------------------------------------
+
+def texture(h, w, seed):
+    """Smoothed noise at several scales: structure everywhere, no edges."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w))
+    for s in (2, 5, 11, 23):
+        img += cv2.GaussianBlur(rng.normal(size=(h, w)), (0, 0), s) * s
+    img = (img - img.mean()) / img.std()
+    return np.clip(128 + 40 * img, 0, 255)
+
+
+def write_clip(folder, base, n, vx, vy, omega):
+    """Frames k = 0..n-1 of `base` moved by k * (vx, vy) px and turned by
+    k * omega about the centre, cropped to the middle (no borders)."""
+    os.makedirs(folder, exist_ok=True)
+    H, W = base.shape
+    h, w = H // 2, W // 2
+    c = ((W - 1) / 2, (H - 1) / 2)
+    for k in range(n):
+        M = cv2.getRotationMatrix2D(c, -math.degrees(k * omega), 1.0)
+        M[:, 2] += (k * vx, k * vy)
+        img = cv2.warpAffine(base, M, (W, H), flags=cv2.INTER_CUBIC)
+        crop = img[H // 4:H // 4 + h, W // 4:W // 4 + w]
+        cv2.imwrite(os.path.join(folder, f"frame_{k:04d}.png"),
+                    np.clip(crop, 0, 255).astype(np.uint8))
+
+
+def cmd_selftest(args):
+    need_cv2()
+    import tempfile
+    d = args.dir or tempfile.mkdtemp(prefix="flow_oracle_")
+    n, worst = 5, 0.0
+    base = texture(480, 640, 1)
+    cases = [("shift", 1.7, -0.6, 0.0), ("shift2", -2.4, 1.3, 0.0),
+             ("turn", 0.0, 0.0, 0.02), ("both", 1.0, 0.5, -0.015)]
+    items = []
+    for name, vx, vy, om in cases:
+        write_clip(os.path.join(d, "footage", name), base, n, vx, vy, om)
+        items.append({"row": len(items), "source": name, "split": "train",
+                      "frames": list(range(n)), "crop": [0.25, 0.25, 0.75, 0.75]})
+    side = os.path.join(d, "clips.json")
+    json.dump({"data_source": "shards", "data_path": os.path.join(d, "x"),
+               "items": items}, open(side, "w"))
+    ns = argparse.Namespace(sidecar=side, footage=os.path.join(d, "footage"),
+                            out=None, method=args.method, grid=4, moving=0.5)
+    cmd_flow(ns)
+    res = json.load(open(os.path.join(d, "clips-flow.json")))["rows"]
+    ok = True
+    print(f"{'clip':<8} {'true dx':>8} {'dx':>8} {'true dy':>8} {'dy':>8} "
+          f"{'true rot':>9} {'rot':>9}   (net over {n - 1} steps)")
+    for (name, vx, vy, om), r in zip(cases, res):
+        g = r["global"]
+        T = n - 1
+        # the centre turns in place, so the median flow is the translation
+        err_px = max(abs(g["dx"] - T * vx), abs(g["dy"] - T * vy)) / T
+        err_rot = abs(g["rotation"] - T * om) / T
+        print(f"{name:<8} {T * vx:8.3f} {g['dx']:8.3f} {T * vy:8.3f} "
+              f"{g['dy']:8.3f} {T * om:9.4f} {g['rotation']:9.4f}")
+        worst = max(worst, err_px)
+        ok = ok and err_px < 0.2 and err_rot < 0.002
+    print(f"worst translation error {worst:.3f} px per frame (must be < 0.2)")
+    if not ok:
+        fail("the flow oracle does not recover the known motion")
+    print("selftest: ok")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("flow", help="flow targets for embedded windows")
+    f.add_argument("sidecar", help="PREFIX.json written by recompose embed")
+    f.add_argument("--footage", help="folder holding the packed sources "
+                   "(default: data/footage beside the sidecar's data.path)")
+    f.add_argument("--out", help="default: PREFIX-flow.json")
+    f.add_argument("--method", default="dis", choices=["dis", "farneback"])
+    f.add_argument("--grid", type=int, default=4, help="G of the G x G grid")
+    f.add_argument("--moving", type=float, default=0.5,
+                   help="pixels per step above which a pixel moves")
+    p = sub.add_parser("probe", help="ridge and kNN probes to flow targets")
+    p.add_argument("flow", help="FLOW.json written by the flow command")
+    p.add_argument("embeddings", nargs="+", metavar="NAME=PREFIX")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--ridge-lambda", type=float, default=0.01)
+    p.add_argument("--out", help="default: FLOW-probe.json")
+    s = sub.add_parser("selftest", help="accuracy on known motion")
+    s.add_argument("--dir", help="keep the clips here")
+    s.add_argument("--method", default="dis", choices=["dis", "farneback"])
+    args = ap.parse_args()
+    {"flow": cmd_flow, "probe": cmd_probe, "selftest": cmd_selftest}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
