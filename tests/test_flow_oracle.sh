@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# test_flow_oracle.sh: the optical-flow oracle for real footage
+# (tools/flow_oracle.py, tools/oracle_eval.sh) against motion known by
+# construction.
+#  1. selftest: a texture translated and rotated by known amounts; the oracle
+#     must recover the translation within 0.2 px per frame and the rotation
+#     within 0.002 rad per frame.
+#  2. end to end: footage made here (frame folders whose content moves by a
+#     known, changing velocity), packed by `recompose pack`, embedded by
+#     `recompose embed` through tools/oracle_eval.sh. The flow targets of
+#     every window must match the known net motion inside the crop the
+#     sidecar names (0.2 px per frame), and the probe command must give a
+#     hand-made embedding that encodes the true motion linearly R^2 near 1
+#     for dx and dy, and one that encodes it through a private per-sequence
+#     rotation R^2 near 0.
+# Skips (77) where /usr/bin/python3 lacks OpenCV, NumPy or scikit-learn
+# (Debian: python3-opencv python3-numpy python3-sklearn).
+set -euo pipefail
+PY="${RC_PYTHON:-/usr/bin/python3}"
+BIN="${RC_BIN:?}"
+if ! "$PY" -c "import cv2, numpy, sklearn" 2>/dev/null; then
+  echo "SKIPPED: $PY lacks cv2/numpy/sklearn (python3-opencv python3-numpy python3-sklearn)"
+  exit 77
+fi
+if ! "$BIN" pack --help >/dev/null 2>&1; then
+  echo "SKIPPED: this build has no video input (recompose pack)"
+  exit 77
+fi
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+echo "== selftest"
+"$PY" "$ROOT/tools/flow_oracle.py" selftest --dir "$TMP/self"
+
+echo "== footage with known motion"
+"$PY" - "$TMP" "$ROOT" <<'PYEOF'
+import json, os, sys
+import numpy as np, cv2
+sys.path.insert(0, os.path.join(sys.argv[2], "tools"))
+import flow_oracle as fo
+d = sys.argv[1]
+rng = np.random.default_rng(3)
+truth = {}
+for s in range(40):
+    base = fo.texture(360, 480, 10 + s)
+    v0 = rng.uniform(-2.5, 2.5, 2)
+    acc = rng.uniform(-0.15, 0.15, 2)
+    pos = np.zeros(2)
+    folder = os.path.join(d, "footage", f"seq{s:02d}")
+    os.makedirs(folder)
+    positions = []
+    for k in range(10):
+        M = np.float32([[1, 0, pos[0]], [0, 1, pos[1]]])
+        img = cv2.warpAffine(base, M, (480, 360), flags=cv2.INTER_CUBIC)
+        crop = img[120:240, 160:320]            # 160 x 120, away from borders
+        cv2.imwrite(os.path.join(folder, f"f{100 + k:04d}.png"),
+                    np.clip(crop, 0, 255).astype(np.uint8))
+        positions.append(pos.tolist())
+        pos = pos + v0 + acc * k
+    truth[f"seq{s:02d}"] = {"first_frame": 100, "positions": positions}
+json.dump(truth, open(os.path.join(d, "truth.json"), "w"))
+PYEOF
+"$BIN" pack "$TMP"/footage/seq* --out "$TMP/shards" --channels 1 --quiet
+cat > "$TMP/c.ini" <<EOF
+[model]
+conv_channels = 8,16
+conv_kernels = 5,3
+conv_strides = 2,2
+feature_dim = 16
+hidden = 16
+embed_dim = 8
+[data]
+source = shards
+path = $TMP/shards
+image_size = 64
+channels = 1
+clip_steps = 4
+frame_stride = 1
+resize = 80
+val_fraction = 0.4
+[eval]
+pixel_baseline_size = 8
+EOF
+RC_FLOW_ARGS="--footage $TMP/footage" \
+  bash "$ROOT/tools/oracle_eval.sh" "$TMP/c.ini" "$TMP/o" | tee "$TMP/log"
+
+echo "== flow targets against the known motion; probes on hand-made codes"
+"$PY" - "$TMP" "$ROOT" <<'PYEOF'
+import json, os, subprocess, sys
+import numpy as np
+d, root = sys.argv[1], sys.argv[2]
+truth = json.load(open(f"{d}/truth.json"))
+flow = json.load(open(f"{d}/o/windows-flow.json"))
+side = json.load(open(f"{d}/o/pixel_diff.json"))
+rows = flow["rows"]
+assert len(rows) == len(side["items"]) > 100, len(rows)
+splits = {r["split"] for r in rows}
+assert splits == {"train", "heldout"}, splits
+worst = 0.0
+true_net = []
+for r in rows:
+    t = truth[r["source"]]
+    p = np.array(t["positions"])
+    a, b = r["frames"][0] - t["first_frame"], r["frames"][-1] - t["first_frame"]
+    net = p[b] - p[a]
+    true_net.append(net)
+    steps = b - a
+    err = max(abs(r["global"]["dx"] - net[0]), abs(r["global"]["dy"] - net[1])) / steps
+    worst = max(worst, err)
+print(f"flow targets vs known motion: worst error {worst:.3f} px per frame "
+      f"over {len(rows)} windows")
+assert worst < 0.2, worst
+# hand-made codes, same rows and sidecar as the pixel baseline
+true_net = np.array(true_net)
+rng = np.random.default_rng(0)
+A = rng.normal(size=(2, 8))
+shared = true_net @ A + 1e-3 * rng.normal(size=(len(rows), 8))
+Q = {}
+private = np.zeros_like(shared)
+for i, r in enumerate(rows):
+    if r["source"] not in Q:
+        Q[r["source"]] = np.linalg.qr(rng.normal(size=(8, 8)))[0][:2]
+    private[i] = true_net[i] @ Q[r["source"]]
+for name, X in (("shared", shared), ("private", private)):
+    np.save(f"{d}/o/{name}.npy", X.astype(np.float32))
+    json.dump(side, open(f"{d}/o/{name}.json", "w"))
+out = subprocess.run(["/usr/bin/python3", f"{root}/tools/flow_oracle.py",
+                      "probe", f"{d}/o/windows-flow.json",
+                      f"shared={d}/o/shared", f"private={d}/o/private",
+                      f"pixel_diff={d}/o/pixel_diff", "--out", f"{d}/o/hand.json"],
+                     check=True, capture_output=True, text=True).stdout
+print(out)
+rep = json.load(open(f"{d}/o/hand.json"))["columns"]
+for c in ("dx", "dy"):
+    s, p = rep["shared"]["ridge_global"][c], rep["private"]["ridge_global"][c]
+    sk, pk = rep["shared"]["knn_global"][c], rep["private"]["knn_global"][c]
+    print(f"{c}: shared ridge {s:.3f} kNN {sk:.3f}; private ridge {p:.3f} kNN {pk:.3f}")
+    assert s > 0.95 and sk > 0.8, (c, s, sk)
+    assert p < 0.3 and pk < 0.5, (c, p, pk)
+o = json.load(open(f"{d}/o/oracle.json"))["columns"]
+assert set(o) == {"random_init", "pixel_diff"}, set(o)
+for col in o.values():
+    assert col["ridge_grid"] is not None and "dx" in col["knn_global"]
+print("ok")
+PYEOF
