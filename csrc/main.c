@@ -84,8 +84,11 @@ static const char *usage_eval =
     "usage: recompose eval CONFIG --checkpoint FILE --out DIR [--set K=V]...\n"
     "\n"
     "Evaluate a checkpoint on held-out synthetic clips (SPEC section 7):\n"
-    "group-property errors, linear-probe R^2 for (dx, dy, dtheta) and\n"
-    "retrieval precision@k, beside the random-initialisation and\n"
+    "group-property errors; R^2 of (dx, dy, dtheta) by a ridge (linear)\n"
+    "and a k-nearest-neighbour probe (eval.knn_k), on held-out clips and on\n"
+    "the same motions rendered on another texture family\n"
+    "(eval.cross_texture); retrieval precision@k, and across the two\n"
+    "texture families; beside the random-initialisation and\n"
     "pixel-difference baselines. Prints a table and writes DIR/eval.json.\n";
 
 static const char *usage_config =

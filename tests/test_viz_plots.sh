@@ -20,8 +20,11 @@ d = sys.argv[1]
 os.makedirs(f"{d}/run", exist_ok=True)
 with open(f"{d}/run/metrics.jsonl", "w") as f:
     for s in range(10, 210, 10):
+        kinds = {k: 0.6 / (1 + s / (30 + 10 * i)) for i, k in enumerate(
+            ("full_skip", "loop_ident", "full_rev", "full_ident", "full_short"))}
         f.write(json.dumps({"step": s, "loss": 3.0 / (1 + s / 50), "lr": 1e-3,
-                            "grad_norm": 1.0, "tuples_per_s": 20.0}) + "\n")
+                            "grad_norm": 1.0, "tuples_per_s": 20.0,
+                            "loss_by_kind": kinds}) + "\n")
 rng = np.random.default_rng(0)
 items = []
 for i in range(40):

@@ -19,7 +19,9 @@ against classical optical flow that nobody here wrote (SPEC section 7,
   probe  Fit a ridge (linear) and a k-nearest-neighbour (non-linear) probe
          from each embedding to those targets on training-split windows and
          report R^2 on held-out windows: a table and JSON, one column per
-         embedding (trained, random init, pixel baseline, ...).
+         embedding (trained, random init, pixel baseline, ...). Short
+         recordings hold out only a sequence or two, so it also reports
+         leave-one-sequence-out R^2 over every window (LOSO).
   selftest
          The oracle's own accuracy on clips whose motion is known: a
          textured image translated, and rotated, by known amounts.
@@ -27,7 +29,7 @@ against classical optical flow that nobody here wrote (SPEC section 7,
 Usage:
   tools/flow_oracle.py flow PREFIX.json [--footage DIR] [--out FLOW.json]
   tools/flow_oracle.py probe FLOW.json NAME=PREFIX [NAME=PREFIX ...]
-                       [--k 10] [--ridge-lambda 0.01] [--out PROBE.json]
+                       [--k 10] [--ridge-lambda cv|L] [--out PROBE.json]
   tools/flow_oracle.py selftest [--dir DIR]
 
 Needs Debian's python3-opencv, python3-numpy and python3-sklearn (for
@@ -260,16 +262,60 @@ def r2_scores(y, pred):
     return per, pooled
 
 
-def fit_predict(X_fit, Y_fit, X_test, k, lam):
-    from sklearn.linear_model import Ridge
+LAMBDAS = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4]
+
+
+def fit_predict(X_fit, Y_fit, groups, X_test, k, lam):
+    """Ridge and kNN predictions for X_test, and the ridge lambda used.
+    The ridge objective is recompose eval's: lambda per sample on
+    standardised features, intercept unpenalised. lam None: chosen from
+    LAMBDAS by 5-fold cross-validation on the fit rows, folds grouped by
+    source sequence (overlapping windows of one sequence never straddle a
+    fold), so that a wide embedding (the pixel baseline) is not judged by an
+    overfit probe."""
+    from sklearn.linear_model import Ridge, RidgeCV
+    from sklearn.model_selection import GroupKFold
     from sklearn.neighbors import KNeighborsRegressor
     from sklearn.preprocessing import StandardScaler
     sc = StandardScaler().fit(X_fit)
-    # the same objective as recompose eval's probe: lambda per sample on
-    # standardised features, intercept unpenalised
-    ridge = Ridge(alpha=lam * len(X_fit)).fit(sc.transform(X_fit), Y_fit)
-    knn = KNeighborsRegressor(n_neighbors=min(k, len(X_fit))).fit(X_fit, Y_fit)
-    return ridge.predict(sc.transform(X_test)), knn.predict(X_test)
+    Z = sc.transform(X_fit)
+    n = len(X_fit)
+    if lam is None:
+        folds = min(5, len(set(groups)))
+        if folds >= 2:
+            cv = list(GroupKFold(n_splits=folds).split(Z, Y_fit, groups))
+            fit_n = min(len(tr) for tr, _ in cv)
+            # per-sample lambda: alpha scales with the rows a fold fits on
+            pick = RidgeCV(alphas=[l * fit_n for l in LAMBDAS], cv=cv).fit(Z, Y_fit)
+            lam = pick.alpha_ / fit_n
+        else:
+            lam = 1e-2
+    ridge = Ridge(alpha=lam * n).fit(Z, Y_fit)
+    knn = KNeighborsRegressor(n_neighbors=min(k, n)).fit(X_fit, Y_fit)
+    return ridge.predict(sc.transform(X_test)), knn.predict(X_test), lam
+
+
+def leave_one_sequence_out(X, Y, groups, k, lam):
+    """Ridge and kNN predictions for every window from probes fit on the
+    windows of all other sequences (the ridge lambda chosen once by grouped
+    cross-validation over all windows when lam is None). Uses every window
+    of a short recording, not only the held-out split's few sequences; the
+    model itself may have trained on a test sequence's frames (never on its
+    flow)."""
+    from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    if lam is None:
+        _, _, lam = fit_predict(X, Y, groups, X[:1], k, None)
+    n_fit = len(X) * (1 - 1 / len(set(groups)))
+    cv = LeaveOneGroupOut()
+    ridge = make_pipeline(StandardScaler(), Ridge(alpha=lam * n_fit))
+    pr = cross_val_predict(ridge, X, Y, groups=groups, cv=cv)
+    knn = KNeighborsRegressor(n_neighbors=min(k, int(n_fit)))
+    pk = cross_val_predict(knn, X, Y, groups=groups, cv=cv)
+    return pr, pk, lam
 
 
 def load_embedding(prefix, flow_rows):
@@ -291,6 +337,9 @@ def cmd_probe(args):
     flow = json.load(open(args.flow))
     rows = flow["rows"]
     split = np.array([r["split"] == "train" for r in rows])
+    all_groups = np.array([r["source"] for r in rows])
+    groups = all_groups[split]
+    lam = None if args.ridge_lambda == "cv" else float(args.ridge_lambda)
     if split.sum() < 2 or (~split).sum() < 2:
         fail(f"{args.flow}: needs training and held-out windows "
              f"({split.sum()} and {(~split).sum()}); embed with --split all")
@@ -299,7 +348,8 @@ def cmd_probe(args):
     targets = {"global": G, "grid": grid}
     report = {"flow": args.flow, "k": args.k, "ridge_lambda": args.ridge_lambda,
               "train_windows": int(split.sum()),
-              "heldout_windows": int((~split).sum()), "columns": {}}
+              "heldout_windows": int((~split).sum()),
+              "sequences": len(set(all_groups)), "columns": {}}
     lines = []
     for spec in args.embeddings:
         if "=" not in spec:
@@ -308,10 +358,15 @@ def cmd_probe(args):
         X, ckpt = load_embedding(prefix, rows)
         col = {"prefix": prefix, "checkpoint": ckpt}
         for tname, Y in targets.items():
-            pr, pk = fit_predict(X[split], Y[split], X[~split], args.k,
-                                 args.ridge_lambda)
-            for probe, pred in (("ridge", pr), ("knn", pk)):
-                per, pooled = r2_scores(Y[~split], pred)
+            pr, pk, used = fit_predict(X[split], Y[split], groups, X[~split],
+                                       args.k, lam)
+            col[f"ridge_lambda_{tname}"] = used
+            lr, lk, _ = leave_one_sequence_out(X, Y, all_groups, args.k, lam)
+            for probe, pred, truth in (("ridge", pr, Y[~split]),
+                                       ("knn", pk, Y[~split]),
+                                       ("loso_ridge", lr, Y),
+                                       ("loso_knn", lk, Y)):
+                per, pooled = r2_scores(truth, pred)
                 if tname == "global":
                     col[f"{probe}_global"] = {
                         n: (None if np.isnan(v) else float(v))
@@ -323,18 +378,26 @@ def cmd_probe(args):
     print(f"flow-oracle probes: fit on {report['train_windows']} training "
           f"windows, R^2 on {report['heldout_windows']} held-out windows "
           f"(ridge lambda {args.ridge_lambda}, kNN k {args.k}; "
-          f"flow: {flow['method']}, grid {flow['grid']}x{flow['grid']})")
+          f"flow: {flow['method']}, grid {flow['grid']}x{flow['grid']}, pooled "
+          f"over its cells); LOSO: every window, probes fit on the other "
+          f"{report['sequences'] - 1} sequences")
     print(f"{'metric':<26}" + "".join(f" {n:>12}" for n in names))
-    for probe in ("ridge", "knn"):
+    labels = {"ridge": "ridge", "knn": "kNN", "loso_ridge": "LOSO ridge",
+              "loso_knn": "LOSO kNN"}
+    for probe in ("ridge", "knn", "loso_ridge", "loso_knn"):
         for n in flow["global_names"]:
-            lines.append((f"{probe} R^2 {n}",
+            lines.append((f"{labels[probe]} R^2 {n}",
                           [report["columns"][c][f"{probe}_global"][n] for c in names]))
-        lines.append((f"{probe} R^2 grid (pooled)",
+        lines.append((f"{labels[probe]} R^2 grid",
                       [report["columns"][c][f"{probe}_grid"] for c in names]))
+    for tname in targets:
+        lines.append((f"ridge lambda ({tname})",
+                      [report["columns"][c][f"ridge_lambda_{tname}"] for c in names]))
     for label, vals in lines:
         print(f"{label:<26}" + "".join(
             f" {'n/a':>12}" if v is None or (isinstance(v, float) and math.isnan(v))
-            else f" {v:12.4f}" for v in vals))
+            else f" {v:12.4g}" if label.startswith("ridge lambda") else f" {v:12.4f}"
+            for v in vals))
     out = args.out or re.sub(r"\.json$", "", args.flow) + "-probe.json"
     json.dump(report, open(out, "w"), indent=1,
               default=lambda v: None)
@@ -424,7 +487,10 @@ def main():
     p.add_argument("flow", help="FLOW.json written by the flow command")
     p.add_argument("embeddings", nargs="+", metavar="NAME=PREFIX")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--ridge-lambda", type=float, default=0.01)
+    p.add_argument("--ridge-lambda", default="cv",
+                   help="per-sample ridge penalty on standardised features, "
+                   "or cv (default): chosen per embedding and target by "
+                   "5-fold cross-validation grouped by sequence")
     p.add_argument("--out", help="default: FLOW-probe.json")
     s = sub.add_parser("selftest", help="accuracy on known motion")
     s.add_argument("--dir", help="keep the clips here")

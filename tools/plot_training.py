@@ -6,7 +6,9 @@ usage: tools/plot_training.py RUN_DIR [RUN_DIR...] --out curves.png [--smooth N]
 Each RUN_DIR holds metrics.jsonl (one JSON object per logged step, written
 by `recompose train`). Plots the loss (raw and smoothed by a running mean of
 N log points), the learning rate, the global gradient norm before clipping,
-and throughput, one line per run. Needs matplotlib (Debian:
+and throughput, one line per run; where the runs logged it, the loss split
+by pair kind (positives and negatives apart, smoothed), which shows the
+constraints a run satisfies and those it gives up. Needs matplotlib (Debian:
 python3-matplotlib); run with /usr/bin/python3.
 """
 import argparse
@@ -64,9 +66,12 @@ def main():
     labels = a.labels.split(",") if a.labels else [os.path.basename(os.path.normpath(r)) for r in a.runs]
     if len(labels) != len(a.runs):
         sys.exit("--labels needs one label per run")
-    fig, ax = plt.subplots(2, 2, figsize=(9, 6))
-    for run, label in zip(a.runs, labels):
-        rows = read_metrics(run)
+    runs = [read_metrics(r) for r in a.runs]
+    by_kind = all("loss_by_kind" in rows[-1] for rows in runs)
+    fig, ax = plt.subplots(3 if by_kind else 2, 2,
+                           figsize=(9, 9 if by_kind else 6))
+    styles = ["-", "--", ":", "-."]
+    for i, (rows, label) in enumerate(zip(runs, labels)):
         s, loss = series(rows, "loss")
         line, = ax[0, 0].plot(s, loss, alpha=0.25, lw=0.8)
         ax[0, 0].plot(s, running_mean(loss, a.smooth), color=line.get_color(),
@@ -74,12 +79,27 @@ def main():
         ax[0, 1].plot(*series(rows, "lr"), label=label)
         ax[1, 0].plot(*series(rows, "grad_norm"), lw=0.8, label=label)
         ax[1, 1].plot(*series(rows, "tuples_per_s"), lw=0.8, label=label)
+        if by_kind:
+            steps = [r["step"] for r in rows]
+            for k, kind in enumerate(rows[-1]["loss_by_kind"]):
+                v = running_mean([r["loss_by_kind"][kind] for r in rows], a.smooth)
+                positive = kind in ("full_skip", "loop_ident")
+                # colour: the pair kind; line style: the run
+                ax[2, 0 if positive else 1].plot(
+                    steps, v, ls=styles[i % len(styles)], lw=1.2, color=f"C{k}",
+                    label=kind if len(runs) == 1 else f"{label}: {kind}")
     ax[0, 0].set_title(f"loss (light: per log point, dark: mean of {a.smooth})")
     ax[0, 0].set_yscale("log")
     ax[0, 1].set_title("learning rate")
     ax[1, 0].set_title("gradient norm (before clipping)")
     ax[1, 0].set_yscale("log")
     ax[1, 1].set_title("throughput (tuples / s)")
+    if by_kind:
+        ax[2, 0].set_title("positive pairs: w d^2 (pulled together)")
+        ax[2, 1].set_title("negative pairs: hinge (pushed apart)")
+        for x in ax[2]:
+            x.set_yscale("log")
+            x.legend(fontsize=7)
     for x in ax.flat:
         x.set_xlabel("step")
         x.grid(alpha=0.3)
