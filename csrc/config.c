@@ -153,6 +153,14 @@ static const config_key config_keys[] = {
      "synthetic: texture family of the clips (mixed: fine waves and small "
      "shapes; shapes: smooth shading and large shapes)", FIELD(texture),
      texture_choices, 0, NULL},
+    {"data", "pan_speed", KEY_FLOAT, 0, F_MAX, KEY_MIN_OPEN, "2",
+     "synthetic: largest pan of a twin clip (loss.w_full_pan), pixels per "
+     "frame; each twin's pan is in [pan_speed/2, pan_speed]",
+     FIELD(pan_speed), NULL, 0, NULL},
+    {"data", "roll_speed", KEY_FLOAT, 0, 3.14159, KEY_MIN_OPEN, "0.1",
+     "synthetic: largest roll of a twin clip (loss.w_full_roll), radians "
+     "per frame; each twin's roll is in [roll_speed/2, roll_speed]",
+     FIELD(roll_speed), NULL, 0, NULL},
     {"data", "max_rotation", KEY_FLOAT, 0, 3.14159, 0, "0.1",
      "synthetic: largest |omega| in radians per frame", FIELD(max_rotation),
      NULL, 0, NULL},
@@ -241,6 +249,21 @@ static const config_key config_keys[] = {
     {"loss", "w_full_short", KEY_FLOAT, 0, 1e6, 0, "1",
      "extra weight of (full, short)", FIELD(loss.w_kind[RC_PAIR_FULL_SHORT]),
      NULL, 0, NULL},
+    {"loss", "w_full_pan", KEY_FLOAT, 0, 1e6, 0, "0",
+     "weight of the negative pair (full, pan): the clip against itself seen "
+     "through a window sliding by data.pan_speed px per frame (synthetic "
+     "data; 0 = off, no twin clips rendered)",
+     FIELD(loss.w_kind[RC_PAIR_FULL_PAN]), NULL, 0, NULL},
+    {"loss", "w_full_tex", KEY_FLOAT, 0, 1e6, 0, "0",
+     "weight of the positive pair (full, tex): the clip against the same "
+     "motion on another texture (synthetic data; 0 = off, no twin clips "
+     "rendered)",
+     FIELD(loss.w_kind[RC_PAIR_FULL_TEX]), NULL, 0, NULL},
+    {"loss", "w_full_roll", KEY_FLOAT, 0, 1e6, 0, "0",
+     "weight of the negative pair (full, roll): the clip against itself seen "
+     "through a window turning by data.roll_speed rad per frame (synthetic "
+     "data; 0 = off, no twin clips rendered)",
+     FIELD(loss.w_kind[RC_PAIR_FULL_ROLL]), NULL, 0, NULL},
 
     /* [eval] */
     {"eval", "clips", KEY_INT, 2, 1000000, 0, "512",
@@ -935,6 +958,12 @@ int rc_config_validate(const rc_config *c) {
         return rc_set_error("config: data.source = shards needs data.path "
                             "(a directory of shards written by 'recompose "
                             "pack')");
+    int twins[RC_TWIN_KINDS];
+    if (!strcmp(c->source, "shards") && rc_loss_twins(&c->loss, twins) > 0)
+        return rc_set_error("config: loss.w_full_pan, w_full_roll and "
+                            "w_full_tex need data.source = synthetic (twins "
+                            "of real footage are not implemented); set them "
+                            "to 0");
     if (c->resize != 0 && c->resize < c->image_size)
         return rc_set_error("config: data.resize (%d) must be 0 or >= "
                             "data.image_size (%d)", c->resize, c->image_size);

@@ -324,7 +324,7 @@ int rc_group_errors(int n, int dim, const double *emb, double margin,
     double between = mean_full_distance(n, dim, emb);
     if (mean_between) *mean_between = between;
     int n_pos = 0, n_neg = 0;
-    for (int kind = 0; kind < RC_PAIR_KINDS; kind++) {
+    for (int kind = 0; kind < RC_TUPLE_PAIR_KINDS; kind++) {
         int a = rc_pair_kind_seqs[kind][0], b = rc_pair_kind_seqs[kind][1];
         double sum_d = 0;
         int beyond = 0;
@@ -813,7 +813,7 @@ static json_t *components_json(const double v[N_TARGETS]) {
 static json_t *row_to_json(const rc_eval_row *row) {
     json_t *pos = json_object(), *neg = json_object();
     int ip = 0, in = 0;
-    for (int kind = 0; kind < RC_PAIR_KINDS; kind++) {
+    for (int kind = 0; kind < RC_TUPLE_PAIR_KINDS; kind++) {
         if (rc_pair_kind_positive[kind] && ip < 2)
             json_object_set_new(pos, rc_pair_kind_names[kind],
                                 json_number(row->pos_ratio[ip++]));

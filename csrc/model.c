@@ -400,6 +400,7 @@ static int build_sequence_plan(int n_clips, int T, int n,
     int F1 = T + 1;
     memset(plan, 0, sizeof *plan);
     plan->B = n_clips;
+    plan->n_clips = n_clips;
     plan->T = T;
     plan->n_seq = n;
     for (int s = 0; s < n; s++) {

@@ -8,6 +8,7 @@
  */
 #include "recompose/sampler.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,14 +18,18 @@ const char *const rc_seq_kind_names[RC_SEQ_KINDS] = {
     "full", "skip", "loop", "ident", "rev", "short"};
 
 const char *const rc_pair_kind_names[RC_PAIR_KINDS] = {
-    "full_skip", "loop_ident", "full_rev", "full_ident", "full_short"};
+    "full_skip", "loop_ident", "full_rev", "full_ident", "full_short",
+    "full_pan", "full_tex", "full_roll"};
 
-const int rc_pair_kind_seqs[RC_PAIR_KINDS][2] = {
+const int rc_pair_kind_seqs[RC_TUPLE_PAIR_KINDS][2] = {
     {RC_SEQ_FULL, RC_SEQ_SKIP},  {RC_SEQ_LOOP, RC_SEQ_IDENT},
     {RC_SEQ_FULL, RC_SEQ_REV},   {RC_SEQ_FULL, RC_SEQ_IDENT},
     {RC_SEQ_FULL, RC_SEQ_SHORT}};
 
-const int rc_pair_kind_positive[RC_PAIR_KINDS] = {1, 1, 0, 0, 0};
+const int rc_pair_kind_positive[RC_PAIR_KINDS] = {1, 1, 0, 0, 0, 0, 1, 0};
+
+const int rc_twin_pair_kind[RC_TWIN_KINDS] = {
+    RC_PAIR_FULL_PAN, RC_PAIR_FULL_TEX, RC_PAIR_FULL_ROLL};
 
 /* ---- tuples ------------------------------------------------------------- */
 
@@ -90,7 +95,39 @@ void rc_loss_config_default(rc_loss_config *c) {
     c->squared = 1;
     c->w_pos = 1.0f;
     c->w_neg = 1.0f;
-    for (int k = 0; k < RC_PAIR_KINDS; k++) c->w_kind[k] = 1.0f;
+    for (int k = 0; k < RC_PAIR_KINDS; k++)
+        c->w_kind[k] = k < RC_TUPLE_PAIR_KINDS ? 1.0f : 0.0f;
+}
+
+int rc_loss_twins(const rc_loss_config *loss, int kinds[RC_TWIN_KINDS]) {
+    int n = 0;
+    for (int k = 0; k < RC_TWIN_KINDS; k++) {
+        int pk = rc_twin_pair_kind[k];
+        float w = rc_pair_kind_positive[pk] ? loss->w_pos : loss->w_neg;
+        if (loss->w_kind[pk] > 0 && w > 0) kinds[n++] = k;
+    }
+    return n;
+}
+
+int rc_batch_clips(const rc_loss_config *loss, int B) {
+    int kinds[RC_TWIN_KINDS];
+    return B * (1 + rc_loss_twins(loss, kinds));
+}
+
+void rc_pan_velocity(uint64_t clip_key, float max, float *ux, float *uy) {
+    rc_rng rng;
+    rc_rng_seed(&rng, rc_hash_combine(clip_key, 0x70616e2d76656c6fULL /* "pan-velo" */));
+    double a = rc_rng_range(&rng, 0.0, 6.283185307179586);
+    double r = rc_rng_range(&rng, 0.5 * max, max);
+    *ux = (float)(r * cos(a));
+    *uy = (float)(r * sin(a));
+}
+
+float rc_roll_rate(uint64_t clip_key, float max) {
+    rc_rng rng;
+    rc_rng_seed(&rng, rc_hash_combine(clip_key, 0x726f6c6c2d726174ULL /* "roll-rat" */));
+    double r = rc_rng_range(&rng, 0.5 * max, max);
+    return (float)(rc_rng_int(&rng, 2) ? r : -r);
 }
 
 /* ---- plan --------------------------------------------------------------- */
@@ -159,22 +196,42 @@ static void plan_pairs(rc_batch_plan *p, const rc_tuple *tuples, int dedup) {
             }
         }
     }
+    /* twins: the sequence f_0, f_T of clip B*(1+slot) + b (one pair: by
+     * composition its embedding is that of the twin's full sequence, and
+     * only its end frames need rendering) */
+    for (int slot = 0; slot < p->n_twins; slot++)
+        for (int b = 0; b < p->B; b++) {
+            int row = p->B * RC_SEQ_KINDS + slot * p->B + b;
+            p->seq_len[row] = 1;
+            p->seq_pair[(size_t)row * (size_t)p->max_steps] =
+                add_pair(p, p->B * (1 + slot) + b, 0, p->T);
+        }
     free(seen);
 }
 
+static void set_loss_pair(rc_batch_plan *p, const rc_loss_config *loss, int n,
+                          int kind, int a, int b) {
+    int positive = rc_pair_kind_positive[kind];
+    rc_loss_pair *lp = &p->loss_pairs[n];
+    lp->a = a;
+    lp->b = b;
+    lp->positive = positive;
+    lp->weight = (positive ? loss->w_pos : loss->w_neg) * loss->w_kind[kind];
+    p->loss_pair_kind[n] = kind;
+}
+
 static void plan_loss_pairs(rc_batch_plan *p, const rc_loss_config *loss) {
-    for (int b = 0; b < p->B; b++) {
-        for (int k = 0; k < RC_PAIR_KINDS; k++) {
-            int n = b * RC_PAIR_KINDS + k;
-            int positive = rc_pair_kind_positive[k];
-            rc_loss_pair *lp = &p->loss_pairs[n];
-            lp->a = b * RC_SEQ_KINDS + rc_pair_kind_seqs[k][0];
-            lp->b = b * RC_SEQ_KINDS + rc_pair_kind_seqs[k][1];
-            lp->positive = positive;
-            lp->weight = (positive ? loss->w_pos : loss->w_neg) * loss->w_kind[k];
-            p->loss_pair_kind[n] = k;
-        }
-    }
+    for (int b = 0; b < p->B; b++)
+        for (int k = 0; k < RC_TUPLE_PAIR_KINDS; k++)
+            set_loss_pair(p, loss, b * RC_TUPLE_PAIR_KINDS + k, k,
+                          b * RC_SEQ_KINDS + rc_pair_kind_seqs[k][0],
+                          b * RC_SEQ_KINDS + rc_pair_kind_seqs[k][1]);
+    for (int slot = 0; slot < p->n_twins; slot++)
+        for (int b = 0; b < p->B; b++)
+            set_loss_pair(p, loss, p->B * (RC_TUPLE_PAIR_KINDS + slot) + b,
+                          rc_twin_pair_kind[p->twin_kind[slot]],
+                          b * RC_SEQ_KINDS + RC_SEQ_FULL,
+                          p->B * (RC_SEQ_KINDS + slot) + b);
 }
 
 int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
@@ -189,8 +246,11 @@ int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
 
     plan->B = B;
     plan->T = T;
-    plan->n_seq = B * RC_SEQ_KINDS;
-    size_t total_steps = 0;
+    plan->n_twins = rc_loss_twins(loss, plan->twin_kind);
+    plan->n_clips = B * (1 + plan->n_twins);
+    int twins = plan->n_clips - B;
+    plan->n_seq = B * RC_SEQ_KINDS + twins;
+    size_t total_steps = (size_t)twins;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < RC_SEQ_KINDS; k++) {
             int len = tuples[b].seq[k].n_frames - 1;
@@ -208,7 +268,7 @@ int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
     for (size_t i = 0; i < grid; i++) plan->seq_pair[i] = -1;
     plan_pairs(plan, tuples, dedup);
 
-    plan->n_loss_pairs = B * RC_PAIR_KINDS;
+    plan->n_loss_pairs = B * RC_TUPLE_PAIR_KINDS + twins;
     plan->loss_pairs =
         rc_xmalloc(sizeof(rc_loss_pair) * (size_t)plan->n_loss_pairs);
     plan->loss_pair_kind = rc_xmalloc(sizeof(int) * (size_t)plan->n_loss_pairs);

@@ -117,6 +117,7 @@ void rc_synth_motion(const rc_synth_config *c, uint64_t clip_key,
     m->omega = (float)rc_rng_range(&rng, -c->max_rotation, c->max_rotation);
     m->texture_key = rc_hash_combine(clip_key, TAG_TEXTURE);
     m->texture_family = c->texture;
+    m->roll = 0.0f;
 }
 
 void rc_synth_retexture(const rc_motion *m, uint64_t salt, int family,
@@ -347,11 +348,14 @@ void rc_synth_render(const rc_synth_config *c, const rc_motion *m, int first,
         double t = (double)first + f;
         /* Angles and offsets in double from the float parameters, so frame t
          * is exactly t times the per-frame motion. */
-        double theta = t * (double)m->omega;
+        double theta = t * ((double)m->omega - (double)m->roll);
         fw.cos_t = cos(theta);
         fw.sin_t = sin(theta);
-        fw.ox = centre + t * (double)m->vx;
-        fw.oy = centre + t * (double)m->vy;
+        /* the origin's path t*v, turned with the window: exactly t*v
+         * without roll (cos 0 = 1, sin 0 = 0) */
+        double cr = cos(t * (double)m->roll), sr = sin(t * (double)m->roll);
+        fw.ox = centre + (cr * (t * (double)m->vx) - sr * (t * (double)m->vy));
+        fw.oy = centre + (sr * (t * (double)m->vx) + cr * (t * (double)m->vy));
         render_frame(&tx, &fw, out + (size_t)f * frame_elems);
     }
     free(mem);

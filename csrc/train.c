@@ -81,18 +81,53 @@ static int plan_for_step(const rc_config *c, int64_t step, rc_tuple *tuples,
                          c->dedup);
 }
 
+/* The motion of twin `kind` of a clip (sampler.h, rc_twin_kind):
+ *   pan      the clip seen through a window sliding by u per frame, which is
+ *            the same texture moving at v - u (synth.h: content moves by +v)
+ *   texture  the same motion on another texture of the training family
+ *   roll     the clip seen through a window turning by alpha per frame */
+static void twin_motion(const rc_config *c, uint64_t key, int kind,
+                        rc_motion *m) {
+    if (kind == RC_TWIN_PAN) {
+        float ux, uy;
+        rc_pan_velocity(key, c->pan_speed, &ux, &uy);
+        m->vx -= ux;
+        m->vy -= uy;
+    } else if (kind == RC_TWIN_ROLL) {
+        m->roll = rc_roll_rate(key, c->roll_speed);
+    } else {
+        rc_motion orig = *m;
+        rc_synth_retexture(&orig, 2, c->texture, m);
+    }
+}
+
+/* Clips b = 0..B-1 of the step, then the twins: clip B*(1+slot) + b is twin
+ * `slot` of clip b (rc_batch_plan), of which only f_0 and f_T are rendered
+ * (the plan reads no other; the rest is zero). */
 static void render_synthetic_batch(const rc_config *c, int64_t step,
                                    float *frames) {
     rc_synth_config sc;
     rc_config_synth(c, &sc);
     size_t clip_elems = (size_t)(c->clip_steps + 1) * sc.channels * sc.size *
                         sc.size;
+    int B = c->batch, kinds[RC_TWIN_KINDS];
+    int n = B * (1 + rc_loss_twins(&c->loss, kinds));
     #pragma omp parallel for schedule(static)
-    for (int b = 0; b < c->batch; b++) {
+    for (int i = 0; i < n; i++) {
+        uint64_t key = train_clip_key(c, step, i % B);
         rc_motion motion;
-        rc_synth_motion(&sc, train_clip_key(c, step, b), &motion);
-        rc_synth_render(&sc, &motion, 0, c->clip_steps + 1,
-                        frames + (size_t)b * clip_elems);
+        rc_synth_motion(&sc, key, &motion);
+        float *clip = frames + (size_t)i * clip_elems;
+        if (i < B) {
+            rc_synth_render(&sc, &motion, 0, c->clip_steps + 1, clip);
+            continue;
+        }
+        twin_motion(c, key, kinds[i / B - 1], &motion);
+        size_t fe = clip_elems / (size_t)(c->clip_steps + 1);
+        memset(clip + fe, 0, (clip_elems - 2 * fe) * sizeof(float));
+        rc_synth_render(&sc, &motion, 0, 1, clip);
+        rc_synth_render(&sc, &motion, c->clip_steps, 1,
+                        clip + (size_t)c->clip_steps * fe);
     }
 }
 
@@ -716,7 +751,8 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     int B = c->batch, T = c->clip_steps;
     size_t clip_elems = (size_t)(T + 1) * c->channels * c->image_size * c->image_size;
     int use_shards = !strcmp(c->source, "shards");
-    size_t batch_bytes = (size_t)B * clip_elems * sizeof(float);
+    size_t batch_bytes = (size_t)rc_batch_clips(&c->loss, B) * clip_elems *
+                         sizeof(float);
     void *dataset = NULL, *loader = NULL;
     rc_batch_source source;
     if (use_shards) {
@@ -754,7 +790,9 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     memset(&plan, 0, sizeof plan);
     /* The longest sequence is the loop (2T pairs); a tuple has at most
      * 6 sequences x 2T steps distinct pairs. Reserve once. */
-    rc_model_reserve(t.model, B * RC_SEQ_KINDS * 2 * T, B * RC_SEQ_KINDS, 2 * T);
+    int twins = rc_batch_clips(&c->loss, B) - B;
+    rc_model_reserve(t.model, B * RC_SEQ_KINDS * 2 * T + twins,
+                     B * RC_SEQ_KINDS + twins, 2 * T);
 
     int64_t end = c->steps;
     if (opt->stop_after > 0 && opt->stop_after < end) end = opt->stop_after;
@@ -764,8 +802,8 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     double window_kind[RC_PAIR_KINDS] = {0}, step_kind[RC_PAIR_KINDS];
     int window_n = 0;
     /* the step's embeddings on the host, for the loss split by pair kind */
-    float *emb_host = rc_xmalloc((size_t)B * RC_SEQ_KINDS * c->embed_dim *
-                                 sizeof(float));
+    float *emb_host = rc_xmalloc((size_t)(B * RC_SEQ_KINDS + twins) *
+                                 c->embed_dim * sizeof(float));
     double window_start = rc_now(), train_start = rc_now();
     res->first_loss = NAN;
 

@@ -12,20 +12,7 @@
 #include "test_util.h"
 
 static void small_config(rc_config *c) {
-    rc_config_default(c);
-    c->image_size = 24;
-    c->n_conv = 2;
-    c->conv_channels[0] = 6;
-    c->conv_channels[1] = 8;
-    c->conv_kernels[0] = 5;
-    c->conv_kernels[1] = 3;
-    c->conv_strides[0] = 2;
-    c->conv_strides[1] = 2;
-    c->feature_dim = 12;
-    c->hidden = 10;
-    c->embed_dim = 6;
-    c->clip_steps = 4;
-    c->batch = 3;
+    rc_test_small_config(c, 24);
     c->threads = 2;
 }
 

@@ -290,23 +290,27 @@ static void copy_weights(rc_model *m, const rc_backend *be) {
 /* The plan, field by field from the fixture (rc_plan_build is not used: the
  * sampler is tested elsewhere, and this way the PyTorch side and recompose
  * see the very same batch). */
-static void read_plan(rc_batch_plan *p) {
+static void read_plan(const char *prefix, int twins, rc_batch_plan *p) {
     memset(p, 0, sizeof *p);
-    int *d = load_int("plan.dims", 6);
+    char name[96];
+#define PLAN(field) (snprintf(name, sizeof name, "%s.%s", prefix, field), name)
+    int *d = load_int(PLAN("dims"), twins ? 7 : 6);
     p->B = d[0];
     p->T = d[1];
     p->n_pairs = d[2];
     p->n_seq = d[3];
     p->max_steps = d[4];
     p->n_loss_pairs = d[5];
+    p->n_clips = twins ? d[6] : d[0];
     free(d);
-    p->pair_clip = load_int("plan.pair_clip", (size_t)p->n_pairs);
-    p->pair_i = load_int("plan.pair_i", (size_t)p->n_pairs);
-    p->pair_j = load_int("plan.pair_j", (size_t)p->n_pairs);
-    p->seq_len = load_int("plan.seq_len", (size_t)p->n_seq);
-    p->seq_pair = load_int("plan.seq_pair", (size_t)p->n_seq * p->max_steps);
-    int *lp = load_int("plan.loss_pairs", (size_t)p->n_loss_pairs * 4);
-    float *w = load_f32("plan.loss_weight", (size_t)p->n_loss_pairs);
+    p->pair_clip = load_int(PLAN("pair_clip"), (size_t)p->n_pairs);
+    p->pair_i = load_int(PLAN("pair_i"), (size_t)p->n_pairs);
+    p->pair_j = load_int(PLAN("pair_j"), (size_t)p->n_pairs);
+    p->seq_len = load_int(PLAN("seq_len"), (size_t)p->n_seq);
+    p->seq_pair = load_int(PLAN("seq_pair"), (size_t)p->n_seq * p->max_steps);
+    int *lp = load_int(PLAN("loss_pairs"), (size_t)p->n_loss_pairs * 4);
+    float *w = load_f32(PLAN("loss_weight"), (size_t)p->n_loss_pairs);
+#undef PLAN
     p->loss_pairs = rc_xmalloc((size_t)p->n_loss_pairs * sizeof *p->loss_pairs);
     p->loss_pair_kind = rc_xmalloc((size_t)p->n_loss_pairs * sizeof(int));
     for (int q = 0; q < p->n_loss_pairs; q++) {
@@ -324,8 +328,14 @@ static void free_plan(rc_batch_plan *p) {
     free(p->loss_pairs), free(p->loss_pair_kind);
 }
 
-static void test_model_step(void) {
+/* One training step: case "model" (plan under plan.*) or "twins" (a batch
+ * with pan, texture and roll twins, plan under twins.plan.*), the same
+ * weights. */
+static void test_model_step(const char *P) {
     const rc_backend *be = rc_backend_cpu();
+    int twins = strcmp(P, "model") != 0;
+    char name[96];
+#define CASE(field) (snprintf(name, sizeof name, "%s.%s", P, field), name)
     rc_model_shape shape;
     read_model_shape(&shape);
     rc_model *m = rc_model_create(&shape, be);
@@ -334,18 +344,18 @@ static void test_model_step(void) {
     copy_weights(m, be);
 
     rc_batch_plan plan;
-    read_plan(&plan);
+    read_plan(twins ? "twins.plan" : "plan", twins, &plan);
     int D = shape.embed_dim;
     size_t frame = (size_t)shape.in_channels * shape.image_size * shape.image_size;
-    size_t n_frames = (size_t)plan.B * (plan.T + 1) * frame;
-    float *host_frames = load_f32("model.frames", n_frames);
+    size_t n_frames = (size_t)plan.n_clips * (plan.T + 1) * frame;
+    float *host_frames = load_f32(CASE("frames"), n_frames);
     float *frames = be->alloc(n_frames * sizeof(float));
     be->to_device(frames, host_frames, n_frames * sizeof(float));
 
     rc_loss_config loss;
     rc_loss_config_default(&loss);
-    float *margin = load_f32("model.margin", 1);
-    int *squared = load_int("model.squared", 1);
+    float *margin = load_f32(CASE("margin"), 1);
+    int *squared = load_int(CASE("squared"), 1);
     loss.margin = margin[0];
     loss.squared = squared[0];
     free(margin);
@@ -353,8 +363,9 @@ static void test_model_step(void) {
 
     float *emb = rc_xmalloc((size_t)plan.n_seq * D * sizeof(float));
     double L = rc_model_step(m, &plan, frames, &loss, 1, emb);
-    compare_scalar("model.loss", L, load_scalar("model.loss"));
-    compare_with("model.emb", emb, (size_t)plan.n_seq * D);
+    double want_loss = load_scalar(CASE("loss"));
+    compare_scalar(name, L, want_loss);
+    compare_with(CASE("emb"), emb, (size_t)plan.n_seq * D);
 
     size_t total = rc_model_numel(m);
     float *grads = rc_xmalloc(total * sizeof(float));
@@ -362,13 +373,12 @@ static void test_model_step(void) {
     /* head.bias's gradient is the sum of d loss / d emb over the sequences,
      * zero in exact arithmetic (each loss pair adds +g and -g): measure it
      * against the size of the terms it sums, not against itself. */
-    double *d_emb = load_f64("model.d_emb", (size_t)plan.n_seq * D);
+    double *d_emb = load_f64(CASE("d_emb"), (size_t)plan.n_seq * D);
     double zero_sum_floor = max_abs(d_emb, (size_t)plan.n_seq * D);
     free(d_emb);
     for (int i = 0; i < rc_model_n_params(m); i++) {
         const rc_param *p = rc_model_param(m, i);
-        char name[96];
-        snprintf(name, sizeof name, "model.grad.%s", p->name);
+        snprintf(name, sizeof name, "%s.grad.%s", P, p->name);
         double *want = load_f64(name, p->numel);
         double min_den = strcmp(p->name, "head.bias") ? 0 : zero_sum_floor;
         compare(name, grads + p->offset, want, p->numel, min_den);
@@ -379,6 +389,7 @@ static void test_model_step(void) {
     be->free(frames);
     free_plan(&plan);
     rc_model_free(m);
+#undef CASE
 }
 
 int main(void) {
@@ -401,7 +412,9 @@ int main(void) {
     printf("hinge loss\n");
     test_hinge_loss();
     printf("model step\n");
-    test_model_step();
+    test_model_step("model");
+    printf("model step with pan, texture and roll twins\n");
+    test_model_step("twins");
 
     rc_safetensors_close(fixture);
     TEST_DONE();

@@ -5,6 +5,7 @@
  * its two frames, no pair twice), and the mean number of distinct pairs per
  * tuple against an exact expectation computed here by enumerating every
  * possible tuple with its probability. */
+#include <math.h>
 #include <string.h>
 
 #include "recompose/common.h"
@@ -200,17 +201,17 @@ static void check_no_duplicates(const rc_batch_plan *p) {
 }
 
 static void check_loss_pairs(const rc_batch_plan *p, const rc_loss_config *lc) {
-    CHECK(p->n_loss_pairs == p->B * RC_PAIR_KINDS);
+    CHECK(p->n_loss_pairs == p->B * RC_TUPLE_PAIR_KINDS);
     /* The expected table, spelled out from SPEC section 3. */
-    static const int seqs[RC_PAIR_KINDS][3] = {
+    static const int seqs[RC_TUPLE_PAIR_KINDS][3] = {
         {RC_SEQ_FULL, RC_SEQ_SKIP, 1}, {RC_SEQ_LOOP, RC_SEQ_IDENT, 1},
         {RC_SEQ_FULL, RC_SEQ_REV, 0},  {RC_SEQ_FULL, RC_SEQ_IDENT, 0},
         {RC_SEQ_FULL, RC_SEQ_SHORT, 0}};
-    int count[RC_PAIR_KINDS] = {0};
+    int count[RC_TUPLE_PAIR_KINDS] = {0};
     for (int n = 0; n < p->n_loss_pairs; n++) {
         int k = p->loss_pair_kind[n];
-        CHECK(k >= 0 && k < RC_PAIR_KINDS);
-        if (k < 0 || k >= RC_PAIR_KINDS) continue;
+        CHECK(k >= 0 && k < RC_TUPLE_PAIR_KINDS);
+        if (k < 0 || k >= RC_TUPLE_PAIR_KINDS) continue;
         count[k]++;
         const rc_loss_pair *lp = &p->loss_pairs[n];
         int b = lp->a / RC_SEQ_KINDS;
@@ -222,7 +223,7 @@ static void check_loss_pairs(const rc_batch_plan *p, const rc_loss_config *lc) {
         CHECK_MSG(lp->weight == w, "loss pair %d kind %s weight %g, want %g", n,
                   rc_pair_kind_names[k], lp->weight, w);
     }
-    for (int k = 0; k < RC_PAIR_KINDS; k++) CHECK(count[k] == p->B);
+    for (int k = 0; k < RC_TUPLE_PAIR_KINDS; k++) CHECK(count[k] == p->B);
 }
 
 static void test_plan(void) {
@@ -231,7 +232,9 @@ static void test_plan(void) {
     CHECK(lc.margin == 1.0f && lc.squared == 1 && lc.w_pos == 1.0f && lc.w_neg == 1.0f);
     lc.w_pos = 0.5f;
     lc.w_neg = 2.0f;
-    for (int k = 0; k < RC_PAIR_KINDS; k++) lc.w_kind[k] = 1.0f + 0.25f * k;
+    for (int k = 0; k < RC_TUPLE_PAIR_KINDS; k++) lc.w_kind[k] = 1.0f + 0.25f * k;
+    int twins[RC_TWIN_KINDS];
+    CHECK(lc.w_kind[RC_PAIR_FULL_PAN] == 0 && rc_loss_twins(&lc, twins) == 0);
     for (int ti = 0; ti < N_TS; ti++) {
         int T = Ts[ti], B = 37;
         rc_tuple tuples[37];
@@ -239,7 +242,8 @@ static void test_plan(void) {
         rc_batch_plan dp, np;
         CHECK(rc_plan_build(&dp, tuples, B, T, &lc, 1) == 0);
         CHECK(rc_plan_build(&np, tuples, B, T, &lc, 0) == 0);
-        CHECK(dp.B == B && dp.T == T && dp.n_seq == B * RC_SEQ_KINDS);
+        CHECK(dp.B == B && dp.T == T && dp.n_seq == B * RC_SEQ_KINDS &&
+              dp.n_clips == B);
         CHECK(dp.max_steps == max_len(tuples, B));
         check_no_duplicates(&dp);
         int steps = check_steps(&dp, tuples, 1);
@@ -373,7 +377,7 @@ static void test_names(void) {
     static const char *pair[] = {"full_skip", "loop_ident", "full_rev",
                                  "full_ident", "full_short"};
     for (int k = 0; k < RC_SEQ_KINDS; k++) CHECK(strcmp(rc_seq_kind_names[k], seq[k]) == 0);
-    for (int k = 0; k < RC_PAIR_KINDS; k++) {
+    for (int k = 0; k < RC_TUPLE_PAIR_KINDS; k++) {
         CHECK(strcmp(rc_pair_kind_names[k], pair[k]) == 0);
         /* the pair name is the two sequence names joined by '_' */
         char joined[32];
@@ -382,6 +386,64 @@ static void test_names(void) {
         CHECK(strcmp(joined, pair[k]) == 0);
         CHECK(rc_pair_kind_positive[k] == (k < 2));
     }
+    CHECK(!strcmp(rc_pair_kind_names[RC_PAIR_FULL_PAN], "full_pan"));
+    CHECK(rc_pair_kind_positive[RC_PAIR_FULL_PAN] == 0);
+    CHECK(!strcmp(rc_pair_kind_names[RC_PAIR_FULL_TEX], "full_tex"));
+    CHECK(rc_pair_kind_positive[RC_PAIR_FULL_TEX] == 1);
+}
+
+/* Pan twins (loss.w_full_pan > 0): clip B + b is the twin of clip b; its
+ * sequence f_0, f_T is row B*RC_SEQ_KINDS + b, encoded from the twin's own
+ * frames (never deduplicated with clip b's pairs), and one negative pair per
+ * tuple joins it to clip b's full sequence. The pan is in [max/2, max]. */
+static void test_pan_twins(void) {
+    enum { B = 5, T = 4 };
+    rc_tuple tuples[B];
+    draw_batch(tuples, B, T, 77);
+    rc_loss_config lc;
+    rc_loss_config_default(&lc);
+    lc.w_neg = 2.0f;
+    lc.w_kind[RC_PAIR_FULL_PAN] = 0.5f;
+    int twins[RC_TWIN_KINDS];
+    CHECK(rc_loss_twins(&lc, twins) == 1 && twins[0] == RC_TWIN_PAN &&
+          rc_batch_clips(&lc, B) == 2 * B);
+    rc_batch_plan p, plain;
+    CHECK(rc_plan_build(&p, tuples, B, T, &lc, 1) == 0);
+    lc.w_kind[RC_PAIR_FULL_PAN] = 0;
+    CHECK(rc_plan_build(&plain, tuples, B, T, &lc, 1) == 0);
+    CHECK(p.n_clips == 2 * B && p.n_seq == B * RC_SEQ_KINDS + B);
+    CHECK(p.n_pairs == plain.n_pairs + B);
+    CHECK(p.n_loss_pairs == B * RC_TUPLE_PAIR_KINDS + B);
+    for (int b = 0; b < B; b++) {
+        int row = B * RC_SEQ_KINDS + b;
+        CHECK(p.seq_len[row] == 1);
+        int q = p.seq_pair[row * p.max_steps];
+        CHECK(p.pair_clip[q] == B + b && p.pair_i[q] == 0 && p.pair_j[q] == T);
+        const rc_loss_pair *lp = &p.loss_pairs[B * RC_TUPLE_PAIR_KINDS + b];
+        CHECK(p.loss_pair_kind[B * RC_TUPLE_PAIR_KINDS + b] == RC_PAIR_FULL_PAN);
+        CHECK(lp->a == b * RC_SEQ_KINDS + RC_SEQ_FULL && lp->b == row);
+        CHECK(!lp->positive && lp->weight == 2.0f * 0.5f);
+    }
+    /* the first B*RC_SEQ_KINDS rows and their pairs are as without twins */
+    for (int q = 0; q < plain.n_pairs; q++)
+        CHECK(p.pair_clip[q] == plain.pair_clip[q] && p.pair_i[q] == plain.pair_i[q] &&
+              p.pair_j[q] == plain.pair_j[q]);
+    rc_plan_free(&p);
+    rc_plan_free(&plain);
+    double min_r = 1e9, max_r = 0, mean_ux = 0;
+    for (uint64_t k = 0; k < 2000; k++) {
+        float ux, uy, ux2, uy2;
+        rc_pan_velocity(k * 7919, 3.0f, &ux, &uy);
+        rc_pan_velocity(k * 7919, 3.0f, &ux2, &uy2);
+        CHECK(ux == ux2 && uy == uy2);
+        double r = hypot(ux, uy);
+        min_r = fmin(min_r, r);
+        max_r = fmax(max_r, r);
+        mean_ux += ux / 2000;
+    }
+    CHECK_MSG(min_r >= 1.5 - 1e-5 && max_r <= 3.0 + 1e-5 && max_r > 2.9 && min_r < 1.6,
+              "pan lengths %.3f..%.3f", min_r, max_r);
+    CHECK_MSG(fabs(mean_ux) < 0.15, "pan directions biased (mean ux %.3f)", mean_ux);
 }
 
 /* The loss split by kind, against terms worked out by hand: every tuple's
@@ -438,6 +500,7 @@ static void test_loss_by_kind(void) {
 int main(void) {
     double t0 = rc_now();
     test_loss_by_kind();
+    test_pan_twins();
     test_names();
     test_tuples();
     test_determinism();

@@ -155,7 +155,7 @@ static void test_translation(void) {
     static const int v[][2] = {{2, -1}, {-3, 0}, {0, 1}};
     for (int k = 0; k < 3 * RC_TEXTURE_FAMILIES; k++) {
         rc_motion m = {(float)v[k % 3][0], (float)v[k % 3][1], 0.0f,
-                       1234 + (uint64_t)k, k / 3};
+                       1234 + (uint64_t)k, k / 3, 0.0f};
         rc_synth_render(&c, &m, 0, F, f);
         for (int t = 1; t < F; t++) {
             double worst = 0, moved = 0;
@@ -185,7 +185,7 @@ static void test_translation(void) {
 static void test_rotation_exact(void) {
     rc_synth_config c = gray_config();
     static float f[5 * N * N];
-    rc_motion m = {0.0f, 0.0f, (float)(PI / 4), 99, RC_TEXTURE_MIXED};
+    rc_motion m = {0.0f, 0.0f, (float)(PI / 4), 99, RC_TEXTURE_MIXED, 0.0f};
     rc_synth_render(&c, &m, 0, 5, f);
     const float *f0 = f, *f2 = f + 2 * N * N, *f4 = f + 4 * N * N;
     double w90 = 0, w180 = 0;
@@ -201,6 +201,35 @@ static void test_rotation_exact(void) {
     CHECK_MSG(w90 < 1e-4, "90 degrees: max error %.3g", w90);
     CHECK_MSG(w180 < 1e-4, "180 degrees: max error %.3g", w180);
     CHECK(mean_abs_diff(f0, f2, N * N) > 0.03);
+}
+
+/* A window turning by roll per frame about its centre: with the texture at
+ * rest (v = 0, omega = 0) frame t is frame 0 turned by -t*roll, and a roll
+ * of pi/4 turns frame 2 by exactly -90 degrees: the point at offset q in
+ * frame 0 is at R(-90deg) q = (qy, -qx). With a translation, the window
+ * turning with the content (omega = roll) shows the texture unturned, its
+ * origin on the turned path R(t*roll) t*v. */
+static void test_roll_exact(void) {
+    rc_synth_config c = gray_config();
+    static float f[3 * N * N], g[3 * N * N];
+    rc_motion m = {0.0f, 0.0f, 0.0f, 99, RC_TEXTURE_MIXED, (float)(PI / 4)};
+    rc_synth_render(&c, &m, 0, 3, f);
+    double w = 0;
+    for (int y = 0; y < N; y++)
+        for (int x = 0; x < N; x++) {
+            int xr = y, yr = N - 1 - x; /* (qx, qy) -> (qy, -qx) */
+            w = fmax(w, fabs(f[2 * N * N + yr * N + xr] - f[y * N + x]));
+        }
+    CHECK_MSG(w < 1e-4, "roll pi/4, frame 2: max error %.3g", w);
+    /* omega = roll = pi/2, v = (2, 0): frame 1 is frame 0 shifted by
+     * R(pi/2) (2, 0) = (0, 2), i.e. 2 px down, unturned */
+    rc_motion t = {2.0f, 0.0f, (float)(PI / 2), 99, RC_TEXTURE_MIXED, (float)(PI / 2)};
+    rc_synth_render(&c, &t, 0, 2, g);
+    double worst = 0;
+    for (int y = 2; y < N; y++)
+        for (int x = 0; x < N; x++)
+            worst = fmax(worst, fabs(g[N * N + y * N + x] - g[(y - 2) * N + x]));
+    CHECK_MSG(worst < 1e-4, "roll with translation: max error %.3g", worst);
 }
 
 static double bilinear(const float *f, double x, double y) {
@@ -255,7 +284,8 @@ static void test_rotation_interpolated(void) {
     static float f[4 * N * N];
     static const float omegas[] = {0.05f, -0.08f, 0.3f};
     for (int k = 0; k < 3; k++) {
-        rc_motion m = {0.0f, 0.0f, omegas[k], 555 + (uint64_t)k, RC_TEXTURE_MIXED};
+        rc_motion m = {0.0f, 0.0f, omegas[k], 555 + (uint64_t)k, RC_TEXTURE_MIXED,
+                       0.0f};
         rc_synth_render(&c, &m, 0, 4, f);
         for (int t = 1; t < 4; t += 2) {
             double angle = t * (double)omegas[k], bound, over, b2, o2;
@@ -339,6 +369,7 @@ int main(void) {
     test_translation();
     test_rotation_exact();
     test_rotation_interpolated();
+    test_roll_exact();
     test_texture_families();
     test_timing();
     printf("test_synth: %.2f s\n", rc_now() - t0);

@@ -4,7 +4,8 @@
 # (double-buffered feed, copies on a thread after random delays, synthetic
 # batches rendered ahead on a thread, the loader decoding into the stage's
 # host buffers) on the CPU. Its run must match the CPU backend's loss at
-# every step, on synthetic data and on packed footage, and a stopped and
+# every step, on synthetic data (with and without twin clips) and on packed
+# footage, and a stopped and
 # resumed emu run must end bitwise where a straight one does.
 . "$(dirname "$0")/lib_train_compare.sh"
 
@@ -12,6 +13,12 @@ run cpu configs/tiny.ini --set train.device=cpu
 run emu configs/tiny.ini --set train.device=emu
 grep -q "emulated CUDA backend" "$tmp/emu.log" || fail "emu run did not say which backend"
 same_losses "$tmp/cpu/metrics.jsonl" "$tmp/emu/metrics.jsonl" 1e-5 || fail "synthetic: emu vs cpu"
+
+# with pan, texture and roll twins (four times the clips through the feed)
+twins=(--set loss.w_full_pan=1 --set loss.w_full_tex=1 --set loss.w_full_roll=1)
+run tcpu configs/tiny.ini --set train.device=cpu "${twins[@]}"
+run temu configs/tiny.ini --set train.device=emu "${twins[@]}"
+same_losses "$tmp/tcpu/metrics.jsonl" "$tmp/temu/metrics.jsonl" 1e-5 || fail "twins: emu vs cpu"
 
 # stop after step 3 (a checkpoint is written at the stop), resume: the same
 # end state as the straight emu run

@@ -66,6 +66,28 @@ static inline double rc_test_rel_err_fd(const float *a, const double *b,
     return num / den;
 }
 
+#ifdef RECOMPOSE_CONFIG_H
+/* A model small enough for whole training steps in a unit test: two conv
+ * layers (6, 8 channels; kernels 5, 3; stride 2), F 12, H 10, D 6, on
+ * image_size x image_size frames, clips of 4 steps, batch 3. */
+static inline void rc_test_small_config(rc_config *c, int image_size) {
+    rc_config_default(c);
+    c->image_size = image_size;
+    c->n_conv = 2;
+    c->conv_channels[0] = 6;
+    c->conv_channels[1] = 8;
+    c->conv_kernels[0] = 5;
+    c->conv_kernels[1] = 3;
+    c->conv_strides[0] = 2;
+    c->conv_strides[1] = 2;
+    c->feature_dim = 12;
+    c->hidden = 10;
+    c->embed_dim = 6;
+    c->clip_steps = 4;
+    c->batch = 3;
+}
+#endif
+
 #define TEST_SKIP(...)                                                       \
     do {                                                                     \
         fprintf(stderr, "SKIPPED: ");                                        \

@@ -41,6 +41,8 @@ typedef struct {
     float max_speed;                 /* data.max_speed px/frame */
     float max_rotation;              /* data.max_rotation rad/frame */
     int texture;                     /* data.texture: enum rc_texture_family */
+    float pan_speed;                 /* data.pan_speed px/frame (pan twins) */
+    float roll_speed;                /* data.roll_speed rad/frame (roll twins) */
     char data_path[512];             /* data.path (source = shards) */
     int frame_stride;                /* data.frame_stride */
     int resize;                      /* data.resize (0 = image_size) */

@@ -29,20 +29,53 @@ enum rc_seq_kind {
     RC_SEQ_KINDS
 };
 
-/* Loss pair kinds, in this order everywhere (config weights, logs). */
+/* Loss pair kinds, in this order everywhere (config weights, logs). The
+ * first RC_TUPLE_PAIR_KINDS compare sequences of one tuple (SPEC section 3);
+ * the others are the optional terms of SPEC section 4, each on only when its
+ * weight is above zero:
+ *   full_pan  the clip against itself seen through a window that slides by
+ *             a random u per frame (a pan): two sequences of the same frames
+ *             whose net motions differ by T*u, a pure translation in a random
+ *             direction. A code that drops a translation component cannot
+ *             tell them apart when u points along it.
+ *   full_roll the clip against itself seen through a window turning by a
+ *             random alpha per frame about its centre (a camera roll): net
+ *             motions that differ by a rotation T*alpha (the translation
+ *             turned with it). A code that drops rotation cannot tell them
+ *             apart.
+ *   full_tex  (positive) the clip against the same motion on another
+ *             texture of the same family: a positive across appearance,
+ *             which a code private to each clip cannot satisfy.
+ * Each optional kind comes with a twin of every clip (rc_twin_kind). */
 enum rc_pair_kind {
     RC_PAIR_FULL_SKIP = 0, /* positive */
     RC_PAIR_LOOP_IDENT,    /* positive */
     RC_PAIR_FULL_REV,      /* negative */
     RC_PAIR_FULL_IDENT,    /* negative */
     RC_PAIR_FULL_SHORT,    /* negative */
+    RC_PAIR_FULL_PAN,      /* negative, optional (loss.w_full_pan) */
+    RC_PAIR_FULL_TEX,      /* positive, optional (loss.w_full_tex) */
+    RC_PAIR_FULL_ROLL,     /* negative, optional (loss.w_full_roll) */
     RC_PAIR_KINDS
 };
+#define RC_TUPLE_PAIR_KINDS 5
+
+/* Twin clips, in this order: a batch of B tuples with twins holds clips
+ * 0..B-1, then the B twins of each enabled kind (clip B*(1+slot) + b is the
+ * twin of clip b, slot counting the enabled kinds in this order). */
+enum rc_twin_kind {
+    RC_TWIN_PAN = 0,       /* pair kind full_pan */
+    RC_TWIN_TEXTURE,       /* pair kind full_tex */
+    RC_TWIN_ROLL,          /* pair kind full_roll */
+    RC_TWIN_KINDS
+};
+extern const int rc_twin_pair_kind[RC_TWIN_KINDS];
 
 extern const char *const rc_seq_kind_names[RC_SEQ_KINDS];
 extern const char *const rc_pair_kind_names[RC_PAIR_KINDS];
-/* For each pair kind: the two sequence kinds and whether it is positive. */
-extern const int rc_pair_kind_seqs[RC_PAIR_KINDS][2];
+/* For each pair kind within a tuple: the two sequence kinds. */
+extern const int rc_pair_kind_seqs[RC_TUPLE_PAIR_KINDS][2];
+/* For each pair kind: whether it is positive. */
 extern const int rc_pair_kind_positive[RC_PAIR_KINDS];
 
 typedef struct {
@@ -68,12 +101,35 @@ typedef struct {
     float margin;
     int squared;                       /* 1 squared hinge, 0 plain */
     float w_pos, w_neg;
-    float w_kind[RC_PAIR_KINDS];       /* per pair kind, default 1 */
+    float w_kind[RC_PAIR_KINDS];       /* per pair kind: 1 for the tuple's,
+                                          0 (off) for the optional ones */
 } rc_loss_config;
 
-/* The work of one batch. Sequence s of tuple b is row b*RC_SEQ_KINDS + kind. */
+/* The twin kinds a loss config enables (those whose pair weight is above
+ * zero), in order, into kinds[]; returns how many. */
+int rc_loss_twins(const rc_loss_config *loss, int kinds[RC_TWIN_KINDS]);
+
+/* Clips a batch of B tuples needs frames for: B * (1 + enabled twins). */
+int rc_batch_clips(const rc_loss_config *loss, int B);
+
+/* The pan of the twin of the clip with key clip_key, pixels per frame: a
+ * uniform direction and a length uniform in [max/2, max] (so the two net
+ * motions always differ by at least T*max/2). */
+void rc_pan_velocity(uint64_t clip_key, float max, float *ux, float *uy);
+
+/* The roll of the roll twin of a clip, radians per frame: a random sign
+ * and a size uniform in [max/2, max]. */
+float rc_roll_rate(uint64_t clip_key, float max);
+
+/* The work of one batch. Sequence s of tuple b is row b*RC_SEQ_KINDS + kind;
+ * with twins, row B*RC_SEQ_KINDS + slot*B + b is the sequence f_0, f_T of
+ * clip B*(1+slot) + b (twin `slot` of clip b; of its frames only f_0 and
+ * f_T are read). */
 typedef struct {
     int B, T;
+    int n_clips;        /* clips the frames hold: rc_batch_clips */
+    int n_twins;        /* enabled twin kinds */
+    int twin_kind[RC_TWIN_KINDS]; /* enum rc_twin_kind of each slot */
     int n_pairs;        /* distinct ordered pairs to encode */
     int *pair_clip;     /* [n_pairs] tuple (clip) index */
     int *pair_i;        /* [n_pairs] first frame index in the clip */
@@ -82,7 +138,7 @@ typedef struct {
     int max_steps;      /* longest sequence, in pairs (frames - 1) */
     int *seq_len;       /* [n_seq] steps (pairs) of each sequence */
     int *seq_pair;      /* [n_seq][max_steps] pair index of each step; -1 pad */
-    int n_loss_pairs;   /* B * RC_PAIR_KINDS */
+    int n_loss_pairs;   /* B * (RC_TUPLE_PAIR_KINDS + n_twins) */
     rc_loss_pair *loss_pairs;
     int *loss_pair_kind; /* [n_loss_pairs] enum rc_pair_kind */
 } rc_batch_plan;
@@ -103,7 +159,8 @@ void rc_plan_loss_by_kind(const rc_batch_plan *plan, const float *emb,
                           int dim, const rc_loss_config *loss,
                           double out[RC_PAIR_KINDS]);
 
-/* Default loss config: margin 1, squared hinge, all weights 1. */
+/* Default loss config: margin 1, squared hinge, the tuple's weights 1, the
+ * optional terms off. */
 void rc_loss_config_default(rc_loss_config *c);
 
 #ifdef __cplusplus

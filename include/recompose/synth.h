@@ -48,6 +48,11 @@ typedef struct {
     float vx, vy, omega; /* per-frame motion */
     uint64_t texture_key;
     int texture_family;  /* enum rc_texture_family */
+    float roll;          /* the window turns by roll radians per frame about
+                            its centre (a camera roll; 0 for every clip drawn
+                            by rc_synth_motion): frame t shows the texture
+                            turned by t*(omega - roll) about the point
+                            c + R(t*roll) t*v */
 } rc_motion;
 
 /* Key of clip `index` of `split` for a run seeded with `seed`. */

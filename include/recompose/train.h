@@ -55,7 +55,8 @@ int rc_train_exit_status(const rc_train_result *res);
 void rc_set_threads(int threads);
 
 /* Frames and plan of training step `step`: a pure function of (config, step).
- * frames: [B][T+1][C][S][S] host buffer; plan is (re)built. */
+ * frames: [rc_batch_clips][T+1][C][S][S] host buffer (B clips, 2B with pan
+ * twins); plan is (re)built. */
 int rc_make_train_batch(const rc_config *c, int64_t step, float *frames,
                         rc_batch_plan *plan);
 

@@ -49,7 +49,11 @@ MODEL_SHAPE = ref.ModelShape(in_channels=1, image_size=16,
                              embed_dim=4)
 BATCH, CLIP_STEPS = 2, 3
 LOSS_WEIGHTS = ref.LossConfig(margin=1.0, squared=True, w_pos=1.0, w_neg=1.25,
-                              w_kind=(1.0, 0.5, 2.0, 1.0, 0.75))
+                              w_kind=(1.0, 0.5, 2.0, 1.0, 0.75, 0, 0, 0))
+# The twins case: the same model, a batch with all three twin kinds (pan,
+# texture, roll: loss pairs of kinds full_pan, full_tex, full_roll).
+TWIN_WEIGHTS = ref.LossConfig(margin=1.0, squared=True, w_pos=1.0, w_neg=1.25,
+                              w_kind=(1.0, 0.5, 2.0, 1.0, 0.75, 1.5, 0.5, 0.8))
 
 
 class DrawRejected(Exception):
@@ -246,10 +250,15 @@ def choose_margin(model, frames, plan) -> float:
     return margin
 
 
-def model_case(rng: np.random.Generator, seed: int, out: dict, report: dict):
+def model_case(rng: np.random.Generator, seed: int, out: dict, report: dict,
+               prefix: str = "model", weights_cfg: ref.LossConfig = LOSS_WEIGHTS):
+    """One training step of the whole model. The "model" case writes the
+    weights (model.weight.*) and its plan as plan.*; other cases (prefix
+    "twins") reuse those weights and write PREFIX.plan.*."""
     shape, B, T = MODEL_SHAPE, BATCH, CLIP_STEPS
-    plan = ref.sample_plan(B, T, rng, LOSS_WEIGHTS)
-    frames = make_frames(rng, B, T, shape.in_channels, shape.image_size)
+    plan = ref.sample_plan(B, T, rng, weights_cfg)
+    frames = make_frames(rng, plan.n_clips, T, shape.in_channels,
+                         shape.image_size)
 
     base = ref.RecomposeRef(shape).double()
     base.reset_parameters(torch.Generator().manual_seed(seed))
@@ -261,7 +270,7 @@ def model_case(rng: np.random.Generator, seed: int, out: dict, report: dict):
     report["conv kink clearance"] = clearance
     if clearance < KINK_CLEARANCE:
         raise DrawRejected(f"a ReLU input is {clearance:.1e} from zero")
-    loss_cfg = ref.LossConfig(**{**LOSS_WEIGHTS.__dict__,
+    loss_cfg = ref.LossConfig(**{**weights_cfg.__dict__,
                                  "margin": choose_margin(base, f64, plan)})
 
     results = {}
@@ -276,14 +285,25 @@ def model_case(rng: np.random.Generator, seed: int, out: dict, report: dict):
         grads = {n: p.grad for n, p in model.named_parameters()}
         results[dtype] = (L, emb, grads, emb.grad)
     lo, hi = results[torch.float32], results[torch.float64]
-    agree("model.loss", lo[0], hi[0], report)
-    agree("model.emb", lo[1], hi[1], report)
-    agree("model.d_emb", lo[3], hi[3], report)
+    P = prefix
+    agree(f"{P}.loss", lo[0], hi[0], report)
+    agree(f"{P}.emb", lo[1], hi[1], report)
+    agree(f"{P}.d_emb", lo[3], hi[3], report)
     d_emb_scale = float(hi[3].abs().max())
     for name in hi[2]:
         floor = d_emb_scale if name in ZERO_SUM_GRADS else 1e-30
-        agree("model.grad." + name, lo[2][name], hi[2][name], report, floor)
+        agree(f"{P}.grad." + name, lo[2][name], hi[2][name], report, floor)
+    write_model_case(out, P, shape, weights, frames, loss_cfg, plan, hi)
+    n_steps = int(plan.seq_len.sum())
+    report[f"{P}: pairs encoded / steps"] = f"{plan.n_pairs} / {n_steps}"
+    report[f"{P}: margin"] = loss_cfg.margin
 
+
+def write_model_case(out, P, shape, weights, frames, loss_cfg, plan, hi):
+    B, T = plan.B, plan.T
+    if P != "model":
+        return write_case_tensors(out, P, f"{P}.plan", frames, loss_cfg, plan,
+                                  hi, shape)
     out["model.shape"] = np.array(
         [shape.in_channels, shape.image_size, len(shape.conv_channels),
          shape.feature_dim, shape.hidden, shape.embed_dim], np.int64)
@@ -292,30 +312,38 @@ def model_case(rng: np.random.Generator, seed: int, out: dict, report: dict):
                                           shape.conv_strides)), np.int64)
     for name, v in weights.items():
         out["model.weight." + name] = v
-    out["model.frames"] = frames.reshape(B * (T + 1), shape.in_channels,
-                                         shape.image_size, shape.image_size)
-    out["model.margin"] = f32([loss_cfg.margin])
-    out["model.squared"] = np.array([int(loss_cfg.squared)], np.int64)
-    out["plan.dims"] = np.array([B, T, plan.n_pairs, plan.n_seq,
-                                 plan.seq_pair.shape[1], plan.loss_a.numel()],
-                                np.int64)
-    out["plan.pair_clip"] = plan.pair_clip.numpy()
-    out["plan.pair_i"] = plan.pair_i.numpy()
-    out["plan.pair_j"] = plan.pair_j.numpy()
-    out["plan.seq_len"] = plan.seq_len.numpy()
-    out["plan.seq_pair"] = plan.seq_pair.numpy()
-    out["plan.loss_pairs"] = torch.stack([plan.loss_a, plan.loss_b,
-                                          plan.loss_positive, plan.loss_kind],
-                                         dim=1).numpy()
-    out["plan.loss_weight"] = plan.loss_weight.numpy()
-    out["model.loss"] = as_out(hi[0]).reshape(1)
-    out["model.emb"] = as_out(hi[1])
-    out["model.d_emb"] = as_out(hi[3])
+    write_case_tensors(out, "model", "plan", frames, loss_cfg, plan, hi, shape)
+
+
+def write_case_tensors(out, P, plan_prefix, frames, loss_cfg, plan, hi, shape):
+    """PREFIX.frames/margin/squared/loss/emb/d_emb/grad.* and the plan under
+    plan_prefix (dims: B, T, n_pairs, n_seq, max_steps, n_loss_pairs, and
+    n_clips when there are twins)."""
+    B, T = plan.B, plan.T
+    out[f"{P}.frames"] = frames.reshape(plan.n_clips * (T + 1),
+                                        shape.in_channels, shape.image_size,
+                                        shape.image_size)
+    out[f"{P}.margin"] = f32([loss_cfg.margin])
+    out[f"{P}.squared"] = np.array([int(loss_cfg.squared)], np.int64)
+    dims = [B, T, plan.n_pairs, plan.n_seq, plan.seq_pair.shape[1],
+            plan.loss_a.numel()]
+    if plan.n_clips != B:
+        dims.append(plan.n_clips)
+    out[f"{plan_prefix}.dims"] = np.array(dims, np.int64)
+    out[f"{plan_prefix}.pair_clip"] = plan.pair_clip.numpy()
+    out[f"{plan_prefix}.pair_i"] = plan.pair_i.numpy()
+    out[f"{plan_prefix}.pair_j"] = plan.pair_j.numpy()
+    out[f"{plan_prefix}.seq_len"] = plan.seq_len.numpy()
+    out[f"{plan_prefix}.seq_pair"] = plan.seq_pair.numpy()
+    out[f"{plan_prefix}.loss_pairs"] = torch.stack(
+        [plan.loss_a, plan.loss_b, plan.loss_positive, plan.loss_kind],
+        dim=1).numpy()
+    out[f"{plan_prefix}.loss_weight"] = plan.loss_weight.numpy()
+    out[f"{P}.loss"] = as_out(hi[0]).reshape(1)
+    out[f"{P}.emb"] = as_out(hi[1])
+    out[f"{P}.d_emb"] = as_out(hi[3])
     for name, g in hi[2].items():
-        out["model.grad." + name] = as_out(g)
-    n_steps = int(plan.seq_len.sum())
-    report["pairs encoded / steps"] = f"{plan.n_pairs} / {n_steps}"
-    report["margin"] = loss_cfg.margin
+        out[f"{P}.grad." + name] = as_out(g)
 
 
 def generate(seed: int):
@@ -325,6 +353,7 @@ def generate(seed: int):
     lstm_case(rng, out, report)
     loss_case(rng, out, report)
     model_case(rng, seed, out, report)
+    model_case(rng, seed, out, report, "twins", TWIN_WEIGHTS)
     return out, report
 
 

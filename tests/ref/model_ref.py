@@ -254,9 +254,14 @@ def hinge_loss(emb: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
 # ---- recomposition tuples and the batch plan ----------------------------------
 
 SEQ_KINDS = ("full", "skip", "loop", "ident", "rev", "short")
-PAIR_KINDS = ("full_skip", "loop_ident", "full_rev", "full_ident", "full_short")
+PAIR_KINDS = ("full_skip", "loop_ident", "full_rev", "full_ident", "full_short",
+              "full_pan", "full_tex", "full_roll")
+TUPLE_PAIR_KINDS = 5  # the first five compare sequences of one tuple
 PAIR_KIND_SEQS = ((0, 1), (2, 3), (0, 4), (0, 3), (0, 5))
-PAIR_KIND_POSITIVE = (1, 1, 0, 0, 0)
+PAIR_KIND_POSITIVE = (1, 1, 0, 0, 0, 0, 1, 0)
+# Twin kinds (sampler.h, rc_twin_kind) in order, and the pair kind of each:
+# pan (negative), texture (positive), roll (negative).
+TWIN_PAIR_KINDS = (5, 6, 7)
 
 
 @dataclass
@@ -265,14 +270,21 @@ class LossConfig:
     squared: bool = True
     w_pos: float = 1.0
     w_neg: float = 1.0
-    w_kind: Tuple[float, ...] = (1.0,) * len(PAIR_KINDS)
+    w_kind: Tuple[float, ...] = (1.0,) * TUPLE_PAIR_KINDS + (0.0,) * 3
+
+    def twins(self) -> List[int]:
+        """The twin kinds this config enables (pair weight above zero)."""
+        w = lambda k: self.w_pos if PAIR_KIND_POSITIVE[k] else self.w_neg
+        return [t for t, k in enumerate(TWIN_PAIR_KINDS)
+                if len(self.w_kind) > k and self.w_kind[k] > 0 and w(k) > 0]
 
 
 @dataclass
 class Plan:
     """The work of one batch (rc_batch_plan). Sequence s of tuple b is row
-    b * 6 + kind; seq_pair is padded with -1; loss pairs are (a, b) rows of
-    the embeddings."""
+    b * 6 + kind; with twins, row 6B + slot*B + b is the sequence f_0, f_T
+    of clip B*(1+slot) + b; seq_pair is padded with -1; loss pairs are (a, b)
+    rows of the embeddings."""
 
     B: int
     T: int
@@ -286,6 +298,8 @@ class Plan:
     loss_positive: torch.Tensor
     loss_weight: torch.Tensor   # float32, as rc_loss_pair.weight
     loss_kind: torch.Tensor
+
+    n_clips: int = 0            # clips the frames hold (B without twins)
 
     @property
     def n_pairs(self) -> int:
@@ -324,9 +338,13 @@ def build_plan(tuples: Sequence[Sequence[Sequence[int]]], T: int,
     """rc_plan_build: the distinct (clip, i, j) pairs in order of first
     appearance (tuple by tuple, sequence kinds in order, steps in order),
     the step table, and one loss pair of each kind per tuple with weight
-    (w_pos or w_neg) * w_kind[kind]. dedup=False encodes every step."""
+    (w_pos or w_neg) * w_kind[kind]. dedup=False encodes every step. Twins
+    (loss.twins()): after the tuples, for each enabled twin kind (slot) and
+    tuple b the sequence f_0, f_T of clip B*(1+slot) + b, and a loss pair of
+    the twin's kind between it and tuple b's full sequence."""
     loss = loss or LossConfig()
     B = len(tuples)
+    twins = loss.twins()
     pairs: List[Tuple[int, int, int]] = []
     index: Dict[Tuple[int, int, int], int] = {}
     max_steps = max(len(s) - 1 for t in tuples for s in t)
@@ -346,12 +364,27 @@ def build_plan(tuples: Sequence[Sequence[Sequence[int]]], T: int,
                 row.append(index[key] if dedup else len(pairs) - 1)
             seq_len.append(len(row))
             seq_pair.append(row + [-1] * (max_steps - len(row)))
+    for slot in range(len(twins)):
+        for b in range(B):
+            pairs.append((B * (1 + slot) + b, 0, T))
+            seq_len.append(1)
+            seq_pair.append([len(pairs) - 1] + [-1] * (max_steps - 1))
     la, lb, lpos, lw, lk = [], [], [], [], []
     for b in range(B):
         for k, (sa, sb) in enumerate(PAIR_KIND_SEQS):
             pos = PAIR_KIND_POSITIVE[k]
             la.append(b * 6 + sa)
             lb.append(b * 6 + sb)
+            lpos.append(pos)
+            lw.append(np.float32(loss.w_pos if pos else loss.w_neg) *
+                      np.float32(loss.w_kind[k]))
+            lk.append(k)
+    for slot, t in enumerate(twins):
+        k = TWIN_PAIR_KINDS[t]
+        pos = PAIR_KIND_POSITIVE[k]
+        for b in range(B):
+            la.append(b * 6)
+            lb.append(6 * B + slot * B + b)
             lpos.append(pos)
             lw.append(np.float32(loss.w_pos if pos else loss.w_neg) *
                       np.float32(loss.w_kind[k]))
@@ -364,7 +397,7 @@ def build_plan(tuples: Sequence[Sequence[Sequence[int]]], T: int,
                 seq_len=i64(seq_len), seq_pair=i64(seq_pair),
                 loss_a=i64(la), loss_b=i64(lb), loss_positive=i64(lpos),
                 loss_weight=torch.tensor(np.asarray(lw, dtype=np.float32)),
-                loss_kind=i64(lk))
+                loss_kind=i64(lk), n_clips=B * (1 + len(twins)))
 
 
 def sample_plan(B: int, T: int, rng: np.random.Generator,
