@@ -102,8 +102,8 @@ static void twin_motion(const rc_config *c, uint64_t key, int kind,
 }
 
 /* Clips b = 0..B-1 of the step, then the twins: clip B*(1+slot) + b is twin
- * `slot` of clip b (rc_batch_plan), of which only f_0 and f_T are rendered
- * (the plan reads no other; the rest is zero). */
+ * `slot` of clip b (rc_batch_plan). With loss.twin_ends only a twin's f_0
+ * and f_T are rendered (the plan reads no other; the rest is zero). */
 static void render_synthetic_batch(const rc_config *c, int64_t step,
                                    float *frames) {
     rc_synth_config sc;
@@ -118,11 +118,11 @@ static void render_synthetic_batch(const rc_config *c, int64_t step,
         rc_motion motion;
         rc_synth_motion(&sc, key, &motion);
         float *clip = frames + (size_t)i * clip_elems;
-        if (i < B) {
+        if (i >= B) twin_motion(c, key, kinds[i / B - 1], &motion);
+        if (i < B || !c->loss.twin_ends) {
             rc_synth_render(&sc, &motion, 0, c->clip_steps + 1, clip);
             continue;
         }
-        twin_motion(c, key, kinds[i / B - 1], &motion);
         size_t fe = clip_elems / (size_t)(c->clip_steps + 1);
         memset(clip + fe, 0, (clip_elems - 2 * fe) * sizeof(float));
         rc_synth_render(&sc, &motion, 0, 1, clip);
@@ -791,7 +791,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     /* The longest sequence is the loop (2T pairs); a tuple has at most
      * 6 sequences x 2T steps distinct pairs. Reserve once. */
     int twins = rc_batch_clips(&c->loss, B) - B;
-    rc_model_reserve(t.model, B * RC_SEQ_KINDS * 2 * T + twins,
+    rc_model_reserve(t.model, B * RC_SEQ_KINDS * 2 * T + twins * T,
                      B * RC_SEQ_KINDS + twins, 2 * T);
 
     int64_t end = c->steps;

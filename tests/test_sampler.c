@@ -404,6 +404,7 @@ static void test_pan_twins(void) {
     rc_loss_config_default(&lc);
     lc.w_neg = 2.0f;
     lc.w_kind[RC_PAIR_FULL_PAN] = 0.5f;
+    lc.twin_ends = 1;
     int twins[RC_TWIN_KINDS];
     CHECK(rc_loss_twins(&lc, twins) == 1 && twins[0] == RC_TWIN_PAN &&
           rc_batch_clips(&lc, B) == 2 * B);
@@ -413,6 +414,16 @@ static void test_pan_twins(void) {
     CHECK(rc_plan_build(&plain, tuples, B, T, &lc, 1) == 0);
     CHECK(p.n_clips == 2 * B && p.n_seq == B * RC_SEQ_KINDS + B);
     CHECK(p.n_pairs == plain.n_pairs + B);
+    rc_batch_plan full;
+    lc.w_kind[RC_PAIR_FULL_PAN] = 0.5f;
+    lc.twin_ends = 0;
+    CHECK(rc_plan_build(&full, tuples, B, T, &lc, 1) == 0);
+    CHECK(full.n_pairs == plain.n_pairs + B * T && full.seq_len[B * RC_SEQ_KINDS] == T);
+    for (int t = 0; t < T; t++) {
+        int q = full.seq_pair[B * RC_SEQ_KINDS * full.max_steps + t];
+        CHECK(full.pair_clip[q] == B && full.pair_i[q] == t && full.pair_j[q] == t + 1);
+    }
+    rc_plan_free(&full);
     CHECK(p.n_loss_pairs == B * RC_TUPLE_PAIR_KINDS + B);
     for (int b = 0; b < B; b++) {
         int row = B * RC_SEQ_KINDS + b;

@@ -4,7 +4,8 @@
  *  - every twin starts where its clip starts: frame 0 of the pan and roll
  *    twins is frame 0 of the clip, bit for bit (a window that slides or
  *    turns from the same place); the texture twin's is another picture;
- *    a twin's sequence is f_0, f_T, so only those two frames are rendered;
+ *    with loss.twin_ends a twin's sequence is f_0, f_T, so only those two
+ *    frames are rendered (the full twin sequences: test_parity, train_emu);
  *  - the pan twin is the clip seen through a window sliding by u: where u is
  *    whole pixels, twin frame t at x is clip frame t at x + t*u;
  *  - the texture twin has the clip's motion: a pure translation by whole
@@ -29,6 +30,7 @@ static void small_config(rc_config *c) {
     c->loss.w_kind[RC_PAIR_FULL_PAN] = 1.0f;
     c->loss.w_kind[RC_PAIR_FULL_TEX] = 0.5f;
     c->loss.w_kind[RC_PAIR_FULL_ROLL] = 2.0f;
+    c->loss.twin_ends = 1;
 }
 
 static double max_abs_diff(const float *a, const float *b, size_t n) {

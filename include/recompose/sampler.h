@@ -103,6 +103,8 @@ typedef struct {
     float w_pos, w_neg;
     float w_kind[RC_PAIR_KINDS];       /* per pair kind: 1 for the tuple's,
                                           0 (off) for the optional ones */
+    int twin_ends;                     /* twin sequences: 0 the full f_0..f_T
+                                          (default), 1 only f_0, f_T */
 } rc_loss_config;
 
 /* The twin kinds a loss config enables (those whose pair weight is above
@@ -122,9 +124,9 @@ void rc_pan_velocity(uint64_t clip_key, float max, float *ux, float *uy);
 float rc_roll_rate(uint64_t clip_key, float max);
 
 /* The work of one batch. Sequence s of tuple b is row b*RC_SEQ_KINDS + kind;
- * with twins, row B*RC_SEQ_KINDS + slot*B + b is the sequence f_0, f_T of
- * clip B*(1+slot) + b (twin `slot` of clip b; of its frames only f_0 and
- * f_T are read). */
+ * with twins, row B*RC_SEQ_KINDS + slot*B + b is the full sequence of clip
+ * B*(1+slot) + b (twin `slot` of clip b), or with loss.twin_ends only its
+ * f_0, f_T (then no other frame of the twin is read). */
 typedef struct {
     int B, T;
     int n_clips;        /* clips the frames hold: rc_batch_clips */
