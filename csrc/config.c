@@ -80,6 +80,7 @@ static const enum_choice texture_choices[] = {
     {"mixed", RC_TEXTURE_MIXED}, {"shapes", RC_TEXTURE_SHAPES}, {NULL, 0}};
 static const enum_choice twin_sequence_choices[] = {
     {"full", 0}, {"ends", 1}, {NULL, 0}};
+static const enum_choice pool_choices[] = {{"mean", 0}, {"flatten", 1}, {NULL, 0}};
 static const enum_choice hinge_choices[] = {{"squared", 1}, {"plain", 0}, {NULL, 0}};
 
 static const char *rule_odd(long long v) {
@@ -111,6 +112,11 @@ static const config_key config_keys[] = {
      FIELD(hidden), NULL, 0, NULL},
     {"model", "embed_dim", KEY_INT, 1, 65536, 0, "64",
      "D: motion embedding size", FIELD(embed_dim), NULL, 0, NULL},
+    {"model", "pool", KEY_ENUM, 0, 0, 0, "mean",
+     "pair encoder pooling before encoder.fc: mean (global average of each "
+     "channel) or flatten (the whole last conv map: keeps where responses "
+     "are, so opposite motions in different places do not average out)",
+     FIELD(pool_flatten), pool_choices, 0, NULL},
 
     /* [data] */
     {"data", "source", KEY_ENUM, 0, 0, 0, "synthetic",

@@ -234,9 +234,16 @@ static void test_hinge_loss(void) {
 
 /* ---- the whole model --------------------------------------------------------- */
 
-static void read_model_shape(rc_model_shape *s) {
+/* PREFIX.shape: in_channels, image_size, n_conv, F, H, D (and 1 for
+ * model.pool = flatten); PREFIX.conv: channels, kernel, stride per layer. */
+static void read_model_shape(const char *prefix, rc_model_shape *s) {
     memset(s, 0, sizeof *s);
-    int *d = load_int("model.shape", 6);
+    char name[96];
+    snprintf(name, sizeof name, "%s.shape", prefix);
+    const rc_st_tensor *t = rc_safetensors_find(fixture, name);
+    int flat = t && t->ndim == 1 && t->shape[0] == 7;
+    int *d = load_int(name, flat ? 7 : 6);
+    s->pool_flatten = flat && d[6];
     s->in_channels = d[0];
     s->image_size = d[1];
     s->n_conv = d[2];
@@ -249,7 +256,8 @@ static void read_model_shape(rc_model_shape *s) {
                 s->n_conv);
         exit(1);
     }
-    int *conv = load_int("model.conv", (size_t)s->n_conv * 3);
+    snprintf(name, sizeof name, "%s.conv", prefix);
+    int *conv = load_int(name, (size_t)s->n_conv * 3);
     for (int l = 0; l < s->n_conv; l++) {
         s->conv_channels[l] = conv[3 * l];
         s->conv_kernels[l] = conv[3 * l + 1];
@@ -258,15 +266,15 @@ static void read_model_shape(rc_model_shape *s) {
     free(conv);
 }
 
-/* Every model parameter from "model.weight.<name>", shapes checked, and no
+/* Every model parameter from "PREFIX.weight.<name>", shapes checked, and no
  * fixture weight left over (a name recompose does not have). */
-static void copy_weights(rc_model *m, const rc_backend *be) {
+static void copy_weights(const char *prefix, rc_model *m, const rc_backend *be) {
     size_t total = rc_model_numel(m);
     float *host = rc_xcalloc(total, sizeof(float));
     for (int i = 0; i < rc_model_n_params(m); i++) {
         const rc_param *p = rc_model_param(m, i);
         char name[96];
-        snprintf(name, sizeof name, "model.weight.%s", p->name);
+        snprintf(name, sizeof name, "%s.weight.%s", prefix, p->name);
         const rc_st_tensor *t = need(name, RC_DT_F32, p->numel);
         int same = t->ndim == p->ndim;
         for (int k = 0; same && k < p->ndim; k++)
@@ -276,8 +284,10 @@ static void copy_weights(rc_model *m, const rc_backend *be) {
         memcpy(host + p->offset, t->data, p->numel * sizeof(float));
     }
     int in_fixture = 0;
+    char head[64];
+    snprintf(head, sizeof head, "%s.weight.", prefix);
     for (int i = 0; i < rc_safetensors_count(fixture); i++)
-        if (!strncmp(rc_safetensors_get(fixture, i)->name, "model.weight.", 13))
+        if (!strncmp(rc_safetensors_get(fixture, i)->name, head, strlen(head)))
             in_fixture++;
     CHECK_MSG(in_fixture == rc_model_n_params(m),
               "the fixture has %d model weights, recompose's model %d: a "
@@ -328,23 +338,28 @@ static void free_plan(rc_batch_plan *p) {
     free(p->loss_pairs), free(p->loss_pair_kind);
 }
 
-/* One training step: case "model" (plan under plan.*) or "twins" (a batch
- * with pan, texture and roll twins, plan under twins.plan.*), the same
- * weights. */
+/* One training step: case "model" (plan under plan.*), "twins" (the same
+ * weights, a batch with pan, texture and roll twins, plan under
+ * twins.plan.*) or "flat" (model.pool = flatten, weights and plan of its
+ * own under flat.*). */
 static void test_model_step(const char *P) {
     const rc_backend *be = rc_backend_cpu();
-    int twins = strcmp(P, "model") != 0;
+    int twins = !strcmp(P, "twins");
+    const char *weights = twins ? "model" : P;
     char name[96];
 #define CASE(field) (snprintf(name, sizeof name, "%s.%s", P, field), name)
     rc_model_shape shape;
-    read_model_shape(&shape);
+    read_model_shape(weights, &shape);
     rc_model *m = rc_model_create(&shape, be);
     CHECK_MSG(m != NULL, "rc_model_create: %s", rc_last_error());
     if (!m) return;
-    copy_weights(m, be);
+    copy_weights(weights, m, be);
 
     rc_batch_plan plan;
-    read_plan(twins ? "twins.plan" : "plan", twins, &plan);
+    char plan_prefix[32];
+    snprintf(plan_prefix, sizeof plan_prefix, "%s", !strcmp(P, "model") ? "plan" : P);
+    if (strcmp(P, "model")) strcat(plan_prefix, ".plan");
+    read_plan(plan_prefix, twins, &plan);
     int D = shape.embed_dim;
     size_t frame = (size_t)shape.in_channels * shape.image_size * shape.image_size;
     size_t n_frames = (size_t)plan.n_clips * (plan.T + 1) * frame;
@@ -415,6 +430,8 @@ int main(void) {
     test_model_step("model");
     printf("model step with pan, texture and roll twins\n");
     test_model_step("twins");
+    printf("model step, model.pool = flatten\n");
+    test_model_step("flat");
 
     rc_safetensors_close(fixture);
     TEST_DONE();

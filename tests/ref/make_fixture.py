@@ -50,6 +50,9 @@ MODEL_SHAPE = ref.ModelShape(in_channels=1, image_size=16,
 BATCH, CLIP_STEPS = 2, 3
 LOSS_WEIGHTS = ref.LossConfig(margin=1.0, squared=True, w_pos=1.0, w_neg=1.25,
                               w_kind=(1.0, 0.5, 2.0, 1.0, 0.75, 0, 0, 0))
+# The flatten case: model.pool = flatten (encoder.fc takes the whole last
+# conv map), weights of its own.
+FLAT_SHAPE = ref.ModelShape(**{**MODEL_SHAPE.__dict__, "pool": "flatten"})
 # The twins case: the same model, a batch with all three twin kinds (pan,
 # texture, roll: loss pairs of kinds full_pan, full_tex, full_roll).
 TWIN_WEIGHTS = ref.LossConfig(margin=1.0, squared=True, w_pos=1.0, w_neg=1.25,
@@ -251,11 +254,13 @@ def choose_margin(model, frames, plan) -> float:
 
 
 def model_case(rng: np.random.Generator, seed: int, out: dict, report: dict,
-               prefix: str = "model", weights_cfg: ref.LossConfig = LOSS_WEIGHTS):
+               prefix: str = "model", weights_cfg: ref.LossConfig = LOSS_WEIGHTS,
+               shape: ref.ModelShape = MODEL_SHAPE):
     """One training step of the whole model. The "model" case writes the
-    weights (model.weight.*) and its plan as plan.*; other cases (prefix
-    "twins") reuse those weights and write PREFIX.plan.*."""
-    shape, B, T = MODEL_SHAPE, BATCH, CLIP_STEPS
+    weights (model.weight.*) and its plan as plan.*; "twins" reuses those
+    weights and writes twins.plan.*; "flat" (another shape) writes its own
+    flat.shape, flat.conv, flat.weight.* and flat.plan.*."""
+    B, T = BATCH, CLIP_STEPS
     plan = ref.sample_plan(B, T, rng, weights_cfg)
     frames = make_frames(rng, plan.n_clips, T, shape.in_channels,
                          shape.image_size)
@@ -300,19 +305,21 @@ def model_case(rng: np.random.Generator, seed: int, out: dict, report: dict,
 
 
 def write_model_case(out, P, shape, weights, frames, loss_cfg, plan, hi):
-    B, T = plan.B, plan.T
-    if P != "model":
+    if P == "twins":
         return write_case_tensors(out, P, f"{P}.plan", frames, loss_cfg, plan,
                                   hi, shape)
-    out["model.shape"] = np.array(
-        [shape.in_channels, shape.image_size, len(shape.conv_channels),
-         shape.feature_dim, shape.hidden, shape.embed_dim], np.int64)
-    out["model.conv"] = np.array(list(zip(shape.conv_channels,
-                                          shape.conv_kernels,
-                                          shape.conv_strides)), np.int64)
+    dims = [shape.in_channels, shape.image_size, len(shape.conv_channels),
+            shape.feature_dim, shape.hidden, shape.embed_dim]
+    if shape.pool != "mean":
+        dims.append(1)  # pool flatten
+    out[f"{P}.shape"] = np.array(dims, np.int64)
+    out[f"{P}.conv"] = np.array(list(zip(shape.conv_channels,
+                                         shape.conv_kernels,
+                                         shape.conv_strides)), np.int64)
     for name, v in weights.items():
-        out["model.weight." + name] = v
-    write_case_tensors(out, "model", "plan", frames, loss_cfg, plan, hi, shape)
+        out[f"{P}.weight." + name] = v
+    write_case_tensors(out, P, "plan" if P == "model" else f"{P}.plan", frames,
+                       loss_cfg, plan, hi, shape)
 
 
 def write_case_tensors(out, P, plan_prefix, frames, loss_cfg, plan, hi, shape):
@@ -354,6 +361,7 @@ def generate(seed: int):
     loss_case(rng, out, report)
     model_case(rng, seed, out, report)
     model_case(rng, seed, out, report, "twins", TWIN_WEIGHTS)
+    model_case(rng, seed, out, report, "flat", LOSS_WEIGHTS, FLAT_SHAPE)
     return out, report
 
 
