@@ -78,8 +78,6 @@ static const enum_choice on_bad_choices[] = {
     {"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const enum_choice texture_choices[] = {
     {"mixed", RC_TEXTURE_MIXED}, {"shapes", RC_TEXTURE_SHAPES}, {NULL, 0}};
-static const enum_choice twin_sequence_choices[] = {
-    {"full", 0}, {"ends", 1}, {NULL, 0}};
 static const enum_choice pool_choices[] = {{"mean", 0}, {"flatten", 1}, {NULL, 0}};
 static const enum_choice hinge_choices[] = {{"squared", 1}, {"plain", 0}, {NULL, 0}};
 
@@ -267,10 +265,6 @@ static const config_key config_keys[] = {
      "motion on another texture (synthetic data; 0 = off, no twin clips "
      "rendered)",
      FIELD(loss.w_kind[RC_PAIR_FULL_TEX]), NULL, 0, NULL},
-    {"loss", "twin_sequence", KEY_ENUM, 0, 0, 0, "full",
-     "what a twin clip contributes: its full sequence f_0..f_T (full) or "
-     "only f_0, f_T (ends: one pair to encode, two frames to render)",
-     FIELD(loss.twin_ends), twin_sequence_choices, 0, NULL},
     {"loss", "w_full_roll", KEY_FLOAT, 0, 1e6, 0, "0",
      "weight of the negative pair (full, roll): the clip against itself seen "
      "through a window turning by data.roll_speed rad per frame (synthetic "

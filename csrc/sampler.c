@@ -97,7 +97,6 @@ void rc_loss_config_default(rc_loss_config *c) {
     c->w_neg = 1.0f;
     for (int k = 0; k < RC_PAIR_KINDS; k++)
         c->w_kind[k] = k < RC_TUPLE_PAIR_KINDS ? 1.0f : 0.0f;
-    c->twin_ends = 0;
 }
 
 int rc_loss_twins(const rc_loss_config *loss, int kinds[RC_TWIN_KINDS]) {
@@ -175,8 +174,7 @@ static int add_pair(rc_batch_plan *p, int clip, int i, int j) {
  * the current clip to its pair index; pairs of different clips never
  * coincide, so the table is reset per tuple and the numbering is the order
  * of first appearance. */
-static void plan_pairs(rc_batch_plan *p, const rc_tuple *tuples, int dedup,
-                       int twin_ends) {
+static void plan_pairs(rc_batch_plan *p, const rc_tuple *tuples, int dedup) {
     int side = p->T + 1;
     int *seen = rc_xmalloc(sizeof(int) * (size_t)side * (size_t)side);
     for (int b = 0; b < p->B; b++) {
@@ -198,18 +196,13 @@ static void plan_pairs(rc_batch_plan *p, const rc_tuple *tuples, int dedup,
             }
         }
     }
-    /* twins: the full sequence of clip B*(1+slot) + b, or its f_0, f_T (one
-     * pair: by composition the same embedding, and only the end frames need
-     * rendering) */
+    /* twins: the full sequence of clip B*(1+slot) + b. (Its f_0, f_T alone
+     * would be one pair and two frames, but measured worse: docs/RESULTS.md,
+     * issue 13 log.) */
     for (int slot = 0; slot < p->n_twins; slot++)
         for (int b = 0; b < p->B; b++) {
             int row = p->B * RC_SEQ_KINDS + slot * p->B + b, clip = p->B * (1 + slot) + b;
             int *steps = p->seq_pair + (size_t)row * (size_t)p->max_steps;
-            if (twin_ends) {
-                p->seq_len[row] = 1;
-                steps[0] = add_pair(p, clip, 0, p->T);
-                continue;
-            }
             p->seq_len[row] = p->T;
             for (int t = 0; t < p->T; t++) steps[t] = add_pair(p, clip, t, t + 1);
         }
@@ -257,7 +250,7 @@ int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
     plan->n_clips = B * (1 + plan->n_twins);
     int twins = plan->n_clips - B;
     plan->n_seq = B * RC_SEQ_KINDS + twins;
-    size_t total_steps = (size_t)twins * (loss->twin_ends ? 1 : (size_t)T);
+    size_t total_steps = (size_t)twins * (size_t)T;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < RC_SEQ_KINDS; k++) {
             int len = tuples[b].seq[k].n_frames - 1;
@@ -273,7 +266,7 @@ int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
     size_t grid = (size_t)plan->n_seq * (size_t)plan->max_steps;
     plan->seq_pair = rc_xmalloc(sizeof(int) * grid);
     for (size_t i = 0; i < grid; i++) plan->seq_pair[i] = -1;
-    plan_pairs(plan, tuples, dedup, loss->twin_ends);
+    plan_pairs(plan, tuples, dedup);
 
     plan->n_loss_pairs = B * RC_TUPLE_PAIR_KINDS + twins;
     plan->loss_pairs =

@@ -102,8 +102,7 @@ static void twin_motion(const rc_config *c, uint64_t key, int kind,
 }
 
 /* Clips b = 0..B-1 of the step, then the twins: clip B*(1+slot) + b is twin
- * `slot` of clip b (rc_batch_plan). With loss.twin_ends only a twin's f_0
- * and f_T are rendered (the plan reads no other; the rest is zero). */
+ * `slot` of clip b (rc_batch_plan). */
 static void render_synthetic_batch(const rc_config *c, int64_t step,
                                    float *frames) {
     rc_synth_config sc;
@@ -117,17 +116,9 @@ static void render_synthetic_batch(const rc_config *c, int64_t step,
         uint64_t key = train_clip_key(c, step, i % B);
         rc_motion motion;
         rc_synth_motion(&sc, key, &motion);
-        float *clip = frames + (size_t)i * clip_elems;
         if (i >= B) twin_motion(c, key, kinds[i / B - 1], &motion);
-        if (i < B || !c->loss.twin_ends) {
-            rc_synth_render(&sc, &motion, 0, c->clip_steps + 1, clip);
-            continue;
-        }
-        size_t fe = clip_elems / (size_t)(c->clip_steps + 1);
-        memset(clip + fe, 0, (clip_elems - 2 * fe) * sizeof(float));
-        rc_synth_render(&sc, &motion, 0, 1, clip);
-        rc_synth_render(&sc, &motion, c->clip_steps, 1,
-                        clip + (size_t)c->clip_steps * fe);
+        rc_synth_render(&sc, &motion, 0, c->clip_steps + 1,
+                        frames + (size_t)i * clip_elems);
     }
 }
 

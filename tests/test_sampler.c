@@ -393,7 +393,7 @@ static void test_names(void) {
 }
 
 /* Pan twins (loss.w_full_pan > 0): clip B + b is the twin of clip b; its
- * sequence f_0, f_T is row B*RC_SEQ_KINDS + b, encoded from the twin's own
+ * full sequence is row B*RC_SEQ_KINDS + b, encoded from the twin's own
  * frames (never deduplicated with clip b's pairs), and one negative pair per
  * tuple joins it to clip b's full sequence. The pan is in [max/2, max]. */
 static void test_pan_twins(void) {
@@ -404,7 +404,6 @@ static void test_pan_twins(void) {
     rc_loss_config_default(&lc);
     lc.w_neg = 2.0f;
     lc.w_kind[RC_PAIR_FULL_PAN] = 0.5f;
-    lc.twin_ends = 1;
     int twins[RC_TWIN_KINDS];
     CHECK(rc_loss_twins(&lc, twins) == 1 && twins[0] == RC_TWIN_PAN &&
           rc_batch_clips(&lc, B) == 2 * B);
@@ -413,23 +412,15 @@ static void test_pan_twins(void) {
     lc.w_kind[RC_PAIR_FULL_PAN] = 0;
     CHECK(rc_plan_build(&plain, tuples, B, T, &lc, 1) == 0);
     CHECK(p.n_clips == 2 * B && p.n_seq == B * RC_SEQ_KINDS + B);
-    CHECK(p.n_pairs == plain.n_pairs + B);
-    rc_batch_plan full;
-    lc.w_kind[RC_PAIR_FULL_PAN] = 0.5f;
-    lc.twin_ends = 0;
-    CHECK(rc_plan_build(&full, tuples, B, T, &lc, 1) == 0);
-    CHECK(full.n_pairs == plain.n_pairs + B * T && full.seq_len[B * RC_SEQ_KINDS] == T);
-    for (int t = 0; t < T; t++) {
-        int q = full.seq_pair[B * RC_SEQ_KINDS * full.max_steps + t];
-        CHECK(full.pair_clip[q] == B && full.pair_i[q] == t && full.pair_j[q] == t + 1);
-    }
-    rc_plan_free(&full);
+    CHECK(p.n_pairs == plain.n_pairs + B * T);
     CHECK(p.n_loss_pairs == B * RC_TUPLE_PAIR_KINDS + B);
     for (int b = 0; b < B; b++) {
         int row = B * RC_SEQ_KINDS + b;
-        CHECK(p.seq_len[row] == 1);
-        int q = p.seq_pair[row * p.max_steps];
-        CHECK(p.pair_clip[q] == B + b && p.pair_i[q] == 0 && p.pair_j[q] == T);
+        CHECK(p.seq_len[row] == T);
+        for (int t = 0; t < T; t++) {
+            int q = p.seq_pair[row * p.max_steps + t];
+            CHECK(p.pair_clip[q] == B + b && p.pair_i[q] == t && p.pair_j[q] == t + 1);
+        }
         const rc_loss_pair *lp = &p.loss_pairs[B * RC_TUPLE_PAIR_KINDS + b];
         CHECK(p.loss_pair_kind[B * RC_TUPLE_PAIR_KINDS + b] == RC_PAIR_FULL_PAN);
         CHECK(lp->a == b * RC_SEQ_KINDS + RC_SEQ_FULL && lp->b == row);

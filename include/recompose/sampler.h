@@ -103,8 +103,6 @@ typedef struct {
     float w_pos, w_neg;
     float w_kind[RC_PAIR_KINDS];       /* per pair kind: 1 for the tuple's,
                                           0 (off) for the optional ones */
-    int twin_ends;                     /* twin sequences: 0 the full f_0..f_T
-                                          (default), 1 only f_0, f_T */
 } rc_loss_config;
 
 /* The twin kinds a loss config enables (those whose pair weight is above
@@ -125,8 +123,7 @@ float rc_roll_rate(uint64_t clip_key, float max);
 
 /* The work of one batch. Sequence s of tuple b is row b*RC_SEQ_KINDS + kind;
  * with twins, row B*RC_SEQ_KINDS + slot*B + b is the full sequence of clip
- * B*(1+slot) + b (twin `slot` of clip b), or with loss.twin_ends only its
- * f_0, f_T (then no other frame of the twin is read). */
+ * B*(1+slot) + b (twin `slot` of clip b). */
 typedef struct {
     int B, T;
     int n_clips;        /* clips the frames hold: rc_batch_clips */

@@ -287,7 +287,6 @@ class LossConfig:
     w_pos: float = 1.0
     w_neg: float = 1.0
     w_kind: Tuple[float, ...] = (1.0,) * TUPLE_PAIR_KINDS + (0.0,) * 3
-    twin_ends: bool = False  # twins contribute f_0, f_T instead of f_0..f_T
 
     def twins(self) -> List[int]:
         """The twin kinds this config enables (pair weight above zero)."""
@@ -300,7 +299,7 @@ class LossConfig:
 class Plan:
     """The work of one batch (rc_batch_plan). Sequence s of tuple b is row
     b * 6 + kind; with twins, row 6B + slot*B + b is the full sequence of
-    clip B*(1+slot) + b (or its f_0, f_T with twin_ends); seq_pair is padded
+    clip B*(1+slot) + b; seq_pair is padded
     with -1; loss pairs are (a, b) rows of the embeddings."""
 
     B: int
@@ -357,8 +356,7 @@ def build_plan(tuples: Sequence[Sequence[Sequence[int]]], T: int,
     the step table, and one loss pair of each kind per tuple with weight
     (w_pos or w_neg) * w_kind[kind]. dedup=False encodes every step. Twins
     (loss.twins()): after the tuples, for each enabled twin kind (slot) and
-    tuple b the full sequence of clip B*(1+slot) + b (f_0, f_T only with
-    loss.twin_ends), never deduplicated with another clip's pairs, and a loss
+    tuple b the full sequence of clip B*(1+slot) + b, never deduplicated with another clip's pairs, and a loss
     pair of the twin's kind between it and tuple b's full sequence."""
     loss = loss or LossConfig()
     B = len(tuples)
@@ -382,7 +380,7 @@ def build_plan(tuples: Sequence[Sequence[Sequence[int]]], T: int,
                 row.append(index[key] if dedup else len(pairs) - 1)
             seq_len.append(len(row))
             seq_pair.append(row + [-1] * (max_steps - len(row)))
-    steps = [(0, T)] if loss.twin_ends else [(t, t + 1) for t in range(T)]
+    steps = [(t, t + 1) for t in range(T)]
     for slot in range(len(twins)):
         for b in range(B):
             row = []
