@@ -964,12 +964,17 @@ int rc_config_validate(const rc_config *c) {
         return rc_set_error("config: data.source = shards needs data.path "
                             "(a directory of shards written by 'recompose "
                             "pack')");
-    int twins[RC_TWIN_KINDS];
-    if (!strcmp(c->source, "shards") && rc_loss_twins(&c->loss, twins) > 0)
+    /* (the optional pair kinds come with twin clips: rc_loss_twins; the
+     * test here needs no sampler, so that config.c links alone) */
+    int twins = 0;
+    for (int k = RC_TUPLE_PAIR_KINDS; k < RC_PAIR_KINDS; k++)
+        twins |= c->loss.w_kind[k] > 0;
+    if (!strcmp(c->source, "shards") && twins)
         return rc_set_error("config: loss.w_full_pan, w_full_roll and "
                             "w_full_tex need data.source = synthetic (twins "
                             "of real footage are not implemented); set them "
-                            "to 0");
+                            "to 0 (configs/tiny.ini sets w_full_tex and "
+                            "w_full_pan to 1)");
     if (c->resize != 0 && c->resize < c->image_size)
         return rc_set_error("config: data.resize (%d) must be 0 or >= "
                             "data.image_size (%d)", c->resize, c->image_size);

@@ -87,6 +87,8 @@ for i in range(40):
 PY
   "$BIN" pack "$1/frames" --out "$1/shards" --channels 1 > "$1/pack.log" 2>&1 \
     || { cat "$1/pack.log"; fail "pack"; }
+  # (tiny.ini's twin terms are for synthetic clips only)
   video=(--set data.source=shards --set data.path="$1/shards"
+         --set loss.w_full_tex=0 --set loss.w_full_pan=0
          --set data.resize=32 --set data.loader_threads=2 --set data.ring=2)
 }

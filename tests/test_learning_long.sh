@@ -2,7 +2,7 @@
 # The whole tiny preset (as tools/quickstart.sh trains it) against a quality
 # goal: ridge-probe R^2 >= RC_LEARN_MIN_R2 (default 0.8) for each of dx, dy
 # and dtheta on held-out clips, on top of test_learning's checks. Not met by
-# the shipped preset yet (dy is dropped; docs/RESULTS.md). Long: enabled
+# the shipped preset yet (rotation is dropped; docs/RESULTS.md). Long: enabled
 # with RC_LONG_TESTS=1.
 export RC_LEARN_STEPS=$(grep -E '^steps *=' configs/tiny.ini | head -n1 | sed 's/.*= *//')
 export RC_LEARN_MIN_R2=${RC_LEARN_MIN_R2:-0.8}
