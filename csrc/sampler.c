@@ -257,6 +257,7 @@ int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
             total_steps += (size_t)len;
             if (len > plan->max_steps) plan->max_steps = len;
         }
+    if (twins && plan->max_steps < T) plan->max_steps = T; /* twin rows */
 
     /* Without dedup there is one pair per step: that bounds both modes. */
     plan->pair_clip = rc_xmalloc(sizeof(int) * total_steps);

@@ -351,11 +351,12 @@ void rc_synth_render(const rc_synth_config *c, const rc_motion *m, int first,
         double theta = t * ((double)m->omega - (double)m->roll);
         fw.cos_t = cos(theta);
         fw.sin_t = sin(theta);
-        /* the origin's path t*v, turned with the window: exactly t*v
-         * without roll (cos 0 = 1, sin 0 = 0) */
+        /* the origin's path t*v seen from the window, which has turned by
+         * t*roll: R(-t*roll) t*v; exactly t*v without roll (cos 0 = 1,
+         * sin 0 = 0) */
         double cr = cos(t * (double)m->roll), sr = sin(t * (double)m->roll);
-        fw.ox = centre + (cr * (t * (double)m->vx) - sr * (t * (double)m->vy));
-        fw.oy = centre + (sr * (t * (double)m->vx) + cr * (t * (double)m->vy));
+        fw.ox = centre + (cr * (t * (double)m->vx) + sr * (t * (double)m->vy));
+        fw.oy = centre + (-sr * (t * (double)m->vx) + cr * (t * (double)m->vy));
         render_frame(&tx, &fw, out + (size_t)f * frame_elems);
     }
     free(mem);

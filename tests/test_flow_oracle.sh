@@ -82,7 +82,7 @@ val_fraction = 0.4
 [eval]
 pixel_baseline_size = 8
 EOF
-RC_FLOW_ARGS="--footage $TMP/footage" \
+RECOMPOSE="$BIN" RC_FLOW_ARGS="--footage $TMP/footage" \
   bash "$ROOT/tools/oracle_eval.sh" "$TMP/c.ini" "$TMP/o" | tee "$TMP/log"
 
 echo "== flow targets against the known motion; probes on hand-made codes"

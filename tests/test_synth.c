@@ -206,9 +206,10 @@ static void test_rotation_exact(void) {
 /* A window turning by roll per frame about its centre: with the texture at
  * rest (v = 0, omega = 0) frame t is frame 0 turned by -t*roll, and a roll
  * of pi/4 turns frame 2 by exactly -90 degrees: the point at offset q in
- * frame 0 is at R(-90deg) q = (qy, -qx). With a translation, the window
- * turning with the content (omega = roll) shows the texture unturned, its
- * origin on the turned path R(t*roll) t*v. */
+ * frame 0 is at R(-90deg) q = (qy, -qx). With a translation, a window
+ * turning with the content (omega = roll) shows the texture unturned,
+ * moving along R(-t*roll) t*v: a window turned by +90 degrees sees content
+ * that moves right on the canvas move up. */
 static void test_roll_exact(void) {
     rc_synth_config c = gray_config();
     static float f[3 * N * N], g[3 * N * N];
@@ -222,14 +223,17 @@ static void test_roll_exact(void) {
         }
     CHECK_MSG(w < 1e-4, "roll pi/4, frame 2: max error %.3g", w);
     /* omega = roll = pi/2, v = (2, 0): frame 1 is frame 0 shifted by
-     * R(pi/2) (2, 0) = (0, 2), i.e. 2 px down, unturned */
+     * R(-pi/2) (2, 0) = (0, -2), i.e. 2 px up, unturned */
     rc_motion t = {2.0f, 0.0f, (float)(PI / 2), 99, RC_TEXTURE_MIXED, (float)(PI / 2)};
     rc_synth_render(&c, &t, 0, 2, g);
-    double worst = 0;
-    for (int y = 2; y < N; y++)
-        for (int x = 0; x < N; x++)
-            worst = fmax(worst, fabs(g[N * N + y * N + x] - g[(y - 2) * N + x]));
+    double worst = 0, moved = 0;
+    for (int y = 0; y + 2 < N; y++)
+        for (int x = 0; x < N; x++) {
+            worst = fmax(worst, fabs(g[N * N + y * N + x] - g[(y + 2) * N + x]));
+            moved = fmax(moved, fabs(g[N * N + y * N + x] - g[y * N + x]));
+        }
     CHECK_MSG(worst < 1e-4, "roll with translation: max error %.3g", worst);
+    CHECK(moved > 0.05);
 }
 
 static double bilinear(const float *f, double x, double y) {

@@ -206,14 +206,19 @@ def cmd_flow(args):
         os.path.dirname(os.path.normpath(side.get("data_path", "."))), "footage")
     flow_of = make_flow(args.method)
     sources, cache = {}, {}
+    # every frame a source's windows need, read in one pass per source
+    # (a video is decoded once, in order; the frames are kept in memory)
+    needed = {}
+    for it in items:
+        needed.setdefault(it["source"], set()).update(it["frames"])
+    for name, numbers in needed.items():
+        sources[name] = Frames(source_path(name, footage))
+        sources[name].preload(sorted(numbers))
     rows = []
     for it in items:
         name = it["source"]
-        if name not in sources:
-            sources[name] = Frames(source_path(name, footage))
         src = sources[name]
         frames = it["frames"]
-        src.preload(frames)
         g, cells, moving_share = np.zeros(4), 0, []
         h, w = src[frames[0]].shape
         box = crop_box(it.get("crop"), w, h)
@@ -309,11 +314,14 @@ def leave_one_sequence_out(X, Y, groups, k, lam):
     from sklearn.preprocessing import StandardScaler
     if lam is None:
         _, _, lam = fit_predict(X, Y, groups, X[:1], k, None)
-    n_fit = len(X) * (1 - 1 / len(set(groups)))
+    # alpha for the mean fold size (folds differ by a sequence's windows),
+    # k no larger than the smallest fold's fit set
+    _, counts = np.unique(groups, return_counts=True)
+    n_fit = len(X) - counts.mean()
     cv = LeaveOneGroupOut()
     ridge = make_pipeline(StandardScaler(), Ridge(alpha=lam * n_fit))
     pr = cross_val_predict(ridge, X, Y, groups=groups, cv=cv)
-    knn = KNeighborsRegressor(n_neighbors=min(k, int(n_fit)))
+    knn = KNeighborsRegressor(n_neighbors=max(1, min(k, len(X) - counts.max())))
     pk = cross_val_predict(knn, X, Y, groups=groups, cv=cv)
     return pr, pk, lam
 

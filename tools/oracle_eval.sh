@@ -18,10 +18,22 @@ if [ $# -lt 2 ]; then
   sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
-cd "$(dirname "$0")/.."
-CONFIG="$1"
-OUT="$2"
+# paths as given, resolved before moving to the repository root
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+CONFIG="$(abspath "$1")"
+OUT="$(abspath "$2")"
 shift 2
+specs=()
+for spec in "$@"; do
+  case "$spec" in
+    random_init=*|pixel_diff=*)
+      echo "oracle_eval: '${spec%%=*}' is the name of a baseline; call the checkpoint something else" >&2
+      exit 2 ;;
+    *=*) specs+=("${spec%%=*}=$(abspath "${spec#*=}")") ;;
+    *) echo "oracle_eval: '$spec': give checkpoints as NAME=FILE" >&2; exit 2 ;;
+  esac
+done
+cd "$(dirname "$0")/.."
 BIN="${RECOMPOSE:-build/recompose}"
 PY="${RC_PYTHON:-/usr/bin/python3}"
 read -r -a EMBED_ARGS <<<"${RC_EMBED_ARGS:-}"
@@ -36,11 +48,8 @@ embed() { # name, then the weights option(s)
     ${EMBED_ARGS[@]+"${EMBED_ARGS[@]}"}
   cols+=("$name=$OUT/$name")
 }
-for spec in "$@"; do
-  case "$spec" in
-    *=*) embed "${spec%%=*}" --checkpoint "${spec#*=}" ;;
-    *) echo "oracle_eval: '$spec': give checkpoints as NAME=FILE" >&2; exit 2 ;;
-  esac
+for spec in ${specs[@]+"${specs[@]}"}; do
+  embed "${spec%%=*}" --checkpoint "${spec#*=}"
 done
 embed random_init --random-init
 embed pixel_diff --pixel-diff

@@ -39,6 +39,10 @@ def read_metrics(run_dir):
     return rows
 
 
+# the pair kinds that pull together (sampler.h, rc_pair_kind_positive)
+POSITIVE_KINDS = ("full_skip", "loop_ident", "full_tex")
+
+
 def running_mean(values, n):
     out, acc = [], []
     for v in values:
@@ -82,8 +86,10 @@ def main():
         if by_kind:
             steps = [r["step"] for r in rows]
             for k, kind in enumerate(rows[-1]["loss_by_kind"]):
-                v = running_mean([r["loss_by_kind"][kind] for r in rows], a.smooth)
-                positive = kind in ("full_skip", "loop_ident")
+                # rows logged before a kind existed (a resumed run) count 0
+                v = running_mean([r.get("loss_by_kind", {}).get(kind, 0.0)
+                                  for r in rows], a.smooth)
+                positive = kind in POSITIVE_KINDS
                 # colour: the pair kind; line style: the run
                 ax[2, 0 if positive else 1].plot(
                     steps, v, ls=styles[i % len(styles)], lw=1.2, color=f"C{k}",

@@ -59,16 +59,23 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Median of d(full_i, full_j) over all pairs of different windows: the
- * typical distance between two motions, against which d(full, rev) is
- * judged. NaN with fewer than 2 rows. */
+#define MEDIAN_MAX_PAIRS 4000000 /* 32 MB of distances */
+
+/* Median of d(full_i, full_j) over all pairs of different windows (over
+ * every k-th pair when there are more than MEDIAN_MAX_PAIRS): the typical
+ * distance between two motions, against which d(full, rev) is judged. NaN
+ * with fewer than 2 rows. */
 static double median_between(const float *full, int n, int D) {
     if (n < 2) return NAN;
-    size_t pairs = (size_t)n * (n - 1) / 2, p = 0;
+    size_t all = (size_t)n * (n - 1) / 2, p = 0, q = 0;
+    size_t every = all > MEDIAN_MAX_PAIRS ? all / MEDIAN_MAX_PAIRS + 1 : 1;
+    size_t pairs = (all + every - 1) / every;
     double *d = rc_xmalloc(pairs * sizeof(double));
     for (int i = 0; i < n; i++)
-        for (int j = i + 1; j < n; j++)
-            d[p++] = l2_dist(full + (size_t)i * D, full + (size_t)j * D, D);
+        for (int j = i + 1; j < n; j++, q++)
+            if (q % every == 0 && p < pairs)
+                d[p++] = l2_dist(full + (size_t)i * D, full + (size_t)j * D, D);
+    pairs = p;
     qsort(d, pairs, sizeof(double), cmp_double);
     double m = pairs % 2 ? d[pairs / 2] : 0.5 * (d[pairs / 2 - 1] + d[pairs / 2]);
     free(d);
@@ -126,9 +133,10 @@ static json_t *full_vs_reversed(const rc_config *c, const rc_viz_clipset *cs,
     json_object_set_new(o, "margin", json_real(margin));
     json_object_set_new(o, "median_dist_between_windows",
                         isfinite(median) ? json_real(median) : json_null());
-    json_object_set_new(o, "median_dist_full_rev", json_real(sorted[n / 2]));
+    double median_fr = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    json_object_set_new(o, "median_dist_full_rev", json_real(median_fr));
     printf("full versus reversed over %d windows: median d(full, rev) %.4f, "
-           "margin %.2f, median d between windows %.4f\n", n, sorted[n / 2],
+           "margin %.2f, median d between windows %.4f\n", n, median_fr,
            margin, median);
     printf("  %-10s %8s %14s %14s %12s\n", "split", "windows", "d > margin",
            "d > median", "both");

@@ -52,7 +52,8 @@ typedef struct {
                             its centre (a camera roll; 0 for every clip drawn
                             by rc_synth_motion): frame t shows the texture
                             turned by t*(omega - roll) about the point
-                            c + R(t*roll) t*v */
+                            c + R(-t*roll) t*v: a window displacement d is
+                            the canvas displacement R(t*roll) d */
 } rc_motion;
 
 /* Key of clip `index` of `split` for a run seeded with `seed`. */
