@@ -358,10 +358,7 @@ typedef struct {
 
 /* Clip i of the set is clip first_index + i of `split`. Its tuple comes from
  * the same hash of the clip key as in training (train.c). */
-static void clip_set_init(clip_set *cs, const rc_config *cfg,
-                          const rc_synth_config *sc, int split,
-                          uint64_t first_index, int n, int seqs_per_clip) {
-    int T = cfg->clip_steps;
+static void clip_set_alloc(clip_set *cs, int n, int seqs_per_clip) {
     cs->n = n;
     cs->seqs_per_clip = seqs_per_clip;
     cs->key = rc_xmalloc((size_t)n * sizeof *cs->key);
@@ -369,6 +366,13 @@ static void clip_set_init(clip_set *cs, const rc_config *cfg,
     cs->tuple = rc_xmalloc((size_t)n * sizeof *cs->tuple);
     cs->target = rc_xmalloc((size_t)n * N_TARGETS * sizeof(double));
     cs->label = rc_xmalloc((size_t)n * sizeof(int));
+}
+
+static void clip_set_init(clip_set *cs, const rc_config *cfg,
+                          const rc_synth_config *sc, int split,
+                          uint64_t first_index, int n, int seqs_per_clip) {
+    int T = cfg->clip_steps;
+    clip_set_alloc(cs, n, seqs_per_clip);
     for (int i = 0; i < n; i++) {
         cs->key[i] = rc_synth_clip_key(cfg->seed, split, first_index + (uint64_t)i);
         rc_synth_motion(sc, cs->key[i], &cs->motion[i]);
@@ -387,13 +391,7 @@ static void clip_set_init(clip_set *cs, const rc_config *cfg,
  * tuples, targets and labels (full sequences only). */
 static void clip_set_retextured(clip_set *cs, const clip_set *src, int family) {
     int n = src->n;
-    cs->n = n;
-    cs->seqs_per_clip = 1;
-    cs->key = rc_xmalloc((size_t)n * sizeof *cs->key);
-    cs->motion = rc_xmalloc((size_t)n * sizeof *cs->motion);
-    cs->tuple = rc_xmalloc((size_t)n * sizeof *cs->tuple);
-    cs->target = rc_xmalloc((size_t)n * N_TARGETS * sizeof(double));
-    cs->label = rc_xmalloc((size_t)n * sizeof(int));
+    clip_set_alloc(cs, n, 1);
     memcpy(cs->key, src->key, (size_t)n * sizeof *cs->key);
     memcpy(cs->tuple, src->tuple, (size_t)n * sizeof *cs->tuple);
     memcpy(cs->target, src->target, (size_t)n * N_TARGETS * sizeof(double));

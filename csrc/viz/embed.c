@@ -54,11 +54,6 @@ static double l2_dist(const float *a, const float *b, int D) {
     return sqrt(s);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 #define MEDIAN_MAX_PAIRS 4000000 /* 32 MB of distances */
 
 /* Median of d(full_i, full_j) over all pairs of different windows (over
@@ -75,9 +70,7 @@ static double median_between(const float *full, int n, int D) {
         for (int j = i + 1; j < n; j++, q++)
             if (q % every == 0 && p < pairs)
                 d[p++] = l2_dist(full + (size_t)i * D, full + (size_t)j * D, D);
-    pairs = p;
-    qsort(d, pairs, sizeof(double), cmp_double);
-    double m = pairs % 2 ? d[pairs / 2] : 0.5 * (d[pairs / 2 - 1] + d[pairs / 2]);
+    double m = viz_median(d, p);
     free(d);
     return m;
 }
@@ -128,12 +121,11 @@ static json_t *full_vs_reversed(const rc_config *c, const rc_viz_clipset *cs,
     }
     double *sorted = rc_xmalloc(sizeof(double) * (size_t)n);
     memcpy(sorted, d, sizeof(double) * (size_t)n);
-    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
+    double median_fr = viz_median(sorted, (size_t)n);
     json_t *o = json_object();
     json_object_set_new(o, "margin", json_real(margin));
     json_object_set_new(o, "median_dist_between_windows",
                         isfinite(median) ? json_real(median) : json_null());
-    double median_fr = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
     json_object_set_new(o, "median_dist_full_rev", json_real(median_fr));
     printf("full versus reversed over %d windows: median d(full, rev) %.4f, "
            "margin %.2f, median d between windows %.4f\n", n, median_fr,

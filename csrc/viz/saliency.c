@@ -66,11 +66,6 @@ static void heat_of_clip(const float *grad, int T, int C, int S, float *heat) {
         }
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
@@ -270,10 +265,7 @@ int rc_saliency_main(int argc, char **argv) {
                                                    : json_null());
         double median_lift = NAN, above_one = NAN;
         if (n_lifts > 0) {
-            qsort(lifts, (size_t)n_lifts, sizeof(double), cmp_double);
-            median_lift = n_lifts % 2 ? lifts[n_lifts / 2]
-                                      : 0.5 * (lifts[n_lifts / 2 - 1] +
-                                               lifts[n_lifts / 2]);
+            median_lift = viz_median(lifts, (size_t)n_lifts);
             int above = 0;
             for (int i = 0; i < n_lifts; i++) above += lifts[i] > 1;
             above_one = (double)above / n_lifts;

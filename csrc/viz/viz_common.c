@@ -1,6 +1,7 @@
 /* viz_common.c: argument parsing, model loading and sidecar JSON shared by
  * `recompose embed`, `neighbors` and `saliency`. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,17 @@ int viz_open(viz_args *a, rc_config *c, int synthetic_clips, int out_dir,
         return -1;
     }
     return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double viz_median(double *v, size_t n) {
+    if (n == 0) return NAN;
+    qsort(v, n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 int viz_fail(const viz_args *a) {
