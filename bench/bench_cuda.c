@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
     for (int q = 0; q < np; q++) {
         pairs[q].a = (q / 5) * 6; pairs[q].b = (q / 5) * 6 + 1 + q % 5;
         pairs[q].positive = q % 5 < 2; pairs[q].weight = 1;
+        pairs[q].map = RC_MAP_NONE;
     }
     rc_hinge_params hp = {1.0, 1, 1.0 / 64};
     float *emb = dev_fill((size_t)ne * dim, 1), *demb = dev_fill((size_t)ne * dim, 0);

@@ -270,6 +270,18 @@ static const config_key config_keys[] = {
      "through a window turning by data.roll_speed rad per frame (synthetic "
      "data; 0 = off, no twin clips rendered)",
      FIELD(loss.w_kind[RC_PAIR_FULL_ROLL]), NULL, 0, NULL},
+    {"loss", "w_full_flip", KEY_FLOAT, 0, 1e6, 0, "0",
+     "weight of the equivariance pair (full, flip): the clip mirrored left "
+     "to right must embed as the flip map of the clip's embedding (dx and "
+     "rotation blocks negated; model.embed_dim a multiple of 4; any data "
+     "source; 0 = off)",
+     FIELD(loss.w_kind[RC_PAIR_FULL_FLIP]), NULL, 0, NULL},
+    {"loss", "w_full_transpose", KEY_FLOAT, 0, 1e6, 0, "0",
+     "weight of the equivariance pair (full, transpose): the clip with its "
+     "image axes swapped must embed as the transpose map of the clip's "
+     "embedding (dx and dy blocks swapped, rotation negated; model.embed_dim "
+     "a multiple of 4; any data source; 0 = off)",
+     FIELD(loss.w_kind[RC_PAIR_FULL_TRANSPOSE]), NULL, 0, NULL},
 
     /* [eval] */
     {"eval", "clips", KEY_INT, 2, 1000000, 0, "512",
@@ -966,15 +978,23 @@ int rc_config_validate(const rc_config *c) {
                             "pack')");
     /* (the optional pair kinds come with twin clips: rc_loss_twins; the
      * test here needs no sampler, so that config.c links alone) */
-    int twins = 0;
-    for (int k = RC_TUPLE_PAIR_KINDS; k < RC_PAIR_KINDS; k++)
-        twins |= c->loss.w_kind[k] > 0;
-    if (!strcmp(c->source, "shards") && twins)
+    int rendered_twins = c->loss.w_kind[RC_PAIR_FULL_PAN] > 0 ||
+                         c->loss.w_kind[RC_PAIR_FULL_TEX] > 0 ||
+                         c->loss.w_kind[RC_PAIR_FULL_ROLL] > 0;
+    if (!strcmp(c->source, "shards") && rendered_twins)
         return rc_set_error("config: loss.w_full_pan, w_full_roll and "
-                            "w_full_tex need data.source = synthetic (twins "
-                            "of real footage are not implemented); set them "
-                            "to 0 (configs/tiny.ini sets w_full_tex and "
-                            "w_full_pan to 1)");
+                            "w_full_tex need data.source = synthetic (their "
+                            "twins are rendered); set them to 0 for footage "
+                            "(configs/tiny.ini sets w_full_tex and w_full_pan "
+                            "to 1; w_full_flip and w_full_transpose work on "
+                            "footage)");
+    int mapped = c->loss.w_kind[RC_PAIR_FULL_FLIP] > 0 ||
+                 c->loss.w_kind[RC_PAIR_FULL_TRANSPOSE] > 0;
+    if (mapped && c->embed_dim % 4 != 0)
+        return rc_set_error("config: loss.w_full_flip and w_full_transpose "
+                            "split the embedding into four equal blocks; "
+                            "model.embed_dim = %d is not a multiple of 4",
+                            c->embed_dim);
     if (c->resize != 0 && c->resize < c->image_size)
         return rc_set_error("config: data.resize (%d) must be 0 or >= "
                             "data.image_size (%d)", c->resize, c->image_size);

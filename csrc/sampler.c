@@ -19,17 +19,38 @@ const char *const rc_seq_kind_names[RC_SEQ_KINDS] = {
 
 const char *const rc_pair_kind_names[RC_PAIR_KINDS] = {
     "full_skip", "loop_ident", "full_rev", "full_ident", "full_short",
-    "full_pan", "full_tex", "full_roll"};
+    "full_pan", "full_tex", "full_roll", "full_flip", "full_transpose"};
 
 const int rc_pair_kind_seqs[RC_TUPLE_PAIR_KINDS][2] = {
     {RC_SEQ_FULL, RC_SEQ_SKIP},  {RC_SEQ_LOOP, RC_SEQ_IDENT},
     {RC_SEQ_FULL, RC_SEQ_REV},   {RC_SEQ_FULL, RC_SEQ_IDENT},
     {RC_SEQ_FULL, RC_SEQ_SHORT}};
 
-const int rc_pair_kind_positive[RC_PAIR_KINDS] = {1, 1, 0, 0, 0, 0, 1, 0};
+const int rc_pair_kind_positive[RC_PAIR_KINDS] = {1, 1, 0, 0, 0,
+                                                  0, 1, 0, 1, 1};
+const int rc_pair_kind_map[RC_PAIR_KINDS] = {
+    [RC_PAIR_FULL_FLIP] = RC_MAP_FLIP,
+    [RC_PAIR_FULL_TRANSPOSE] = RC_MAP_TRANSPOSE};
 
 const int rc_twin_pair_kind[RC_TWIN_KINDS] = {
-    RC_PAIR_FULL_PAN, RC_PAIR_FULL_TEX, RC_PAIR_FULL_ROLL};
+    RC_PAIR_FULL_PAN, RC_PAIR_FULL_TEX, RC_PAIR_FULL_ROLL, RC_PAIR_FULL_FLIP,
+    RC_PAIR_FULL_TRANSPOSE};
+const int rc_twin_symmetry[RC_TWIN_KINDS] = {
+    [RC_TWIN_FLIP] = RC_MAP_FLIP, [RC_TWIN_TRANSPOSE] = RC_MAP_TRANSPOSE};
+
+void rc_twin_frames(int symmetry, int n_frames, int C, int S,
+                    const float *src, float *dst) {
+    size_t plane = (size_t)S * S;
+    for (size_t p = 0; p < (size_t)n_frames * C; p++) {
+        const float *in = src + p * plane;
+        float *out = dst + p * plane;
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++)
+                out[(size_t)y * S + x] = symmetry == RC_MAP_FLIP
+                                             ? in[(size_t)y * S + (S - 1 - x)]
+                                             : in[(size_t)x * S + y];
+    }
+}
 
 /* ---- tuples ------------------------------------------------------------- */
 
@@ -217,6 +238,7 @@ static void set_loss_pair(rc_batch_plan *p, const rc_loss_config *loss, int n,
     lp->b = b;
     lp->positive = positive;
     lp->weight = (positive ? loss->w_pos : loss->w_neg) * loss->w_kind[kind];
+    lp->map = rc_pair_kind_map[kind];
     p->loss_pair_kind[n] = kind;
 }
 

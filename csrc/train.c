@@ -102,7 +102,8 @@ static void twin_motion(const rc_config *c, uint64_t key, int kind,
 }
 
 /* Clips b = 0..B-1 of the step, then the twins: clip B*(1+slot) + b is twin
- * `slot` of clip b (rc_batch_plan). */
+ * `slot` of clip b (rc_batch_plan), rendered with its own motion or, for a
+ * symmetry twin, clip b's frames rearranged. */
 static void render_synthetic_batch(const rc_config *c, int64_t step,
                                    float *frames) {
     rc_synth_config sc;
@@ -113,12 +114,23 @@ static void render_synthetic_batch(const rc_config *c, int64_t step,
     int n = B * (1 + rc_loss_twins(&c->loss, kinds));
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
+        int kind = i >= B ? kinds[i / B - 1] : -1;
         uint64_t key = train_clip_key(c, step, i % B);
+        float *out = frames + (size_t)i * clip_elems;
+        if (kind >= 0 && rc_twin_symmetry[kind] != RC_MAP_NONE)
+            continue; /* made from clip b once it is rendered, below */
         rc_motion motion;
         rc_synth_motion(&sc, key, &motion);
-        if (i >= B) twin_motion(c, key, kinds[i / B - 1], &motion);
-        rc_synth_render(&sc, &motion, 0, c->clip_steps + 1,
-                        frames + (size_t)i * clip_elems);
+        if (kind >= 0) twin_motion(c, key, kind, &motion);
+        rc_synth_render(&sc, &motion, 0, c->clip_steps + 1, out);
+    }
+    #pragma omp parallel for schedule(static)
+    for (int i = B; i < n; i++) {
+        int sym = rc_twin_symmetry[kinds[i / B - 1]];
+        if (sym == RC_MAP_NONE) continue;
+        rc_twin_frames(sym, c->clip_steps + 1, sc.channels, sc.size,
+                       frames + (size_t)(i % B) * clip_elems,
+                       frames + (size_t)i * clip_elems);
     }
 }
 
@@ -150,6 +162,10 @@ static rc_loader *open_shard_loader(const rc_config *c, rc_dataset **ds,
     o.resize = c->resize;
     o.random_crop = c->random_crop;
     o.flip = c->flip;
+    /* symmetry twins of the clips (config.c allows no rendered twins here) */
+    int kinds[RC_TWIN_KINDS], n = rc_loss_twins(&c->loss, kinds);
+    for (int t = 0; t < n; t++)
+        o.twin_maps[o.n_twin_maps++] = rc_twin_symmetry[kinds[t]];
     /* the loader draws clips by (seed, step, b) for its own batch: other
      * ranks draw from streams of their own (statistically, not clip for
      * clip, the data of one process with the global batch) */

@@ -352,11 +352,14 @@ RC_KERNEL(rc_k_lstm_bwd_step, rc_lstm_bwd_args) {
  * (shared_math.h), and every thread adds coef * (emb[e] - emb[other]) to its
  * components of d_emb[e], which only this block writes: the gradient of a
  * row is summed in pair order, and each pair's loss is counted by the block
- * of its first row. loss_part[e] is then reduced by rc_k_reduce_final. */
+ * of its first row. loss_part[e] is then reduced by rc_k_reduce_final.
+ * An equivariance pair (map[p] != RC_MAP_NONE) compares a row with the other
+ * row's image under the map, M emb[other]; M is a symmetric involution, so
+ * the same expression serves both rows (shared_math.h, rc_emb_map_index). */
 typedef struct {
     int n_emb, dim;
     const float *emb;
-    const int *pa, *pb, *positive;
+    const int *pa, *pb, *positive, *map;
     const float *weight;
     const int *inc_off, *inc_pair;
     double margin, scale, eps;
@@ -379,9 +382,12 @@ RC_KERNEL(rc_k_hinge, rc_hinge_args) {
             int p = a.inc_pair[q];
             int other = a.pa[p] == e ? a.pb[p] : a.pa[p];
             const float *ot = a.emb + (size_t)other * a.dim;
+            int map = a.map[p];
             double part = 0.0;
             for (int k = (int)threadIdx.x; k < a.dim; k += (int)blockDim.x) {
-                double diff = (double)me[k] - (double)ot[k];
+                float sign;
+                int src = rc_emb_map_index(map, a.dim, k, &sign);
+                double diff = (double)me[k] - (double)(sign * ot[src]);
                 part += diff * diff;
             }
             double d2 = rc_block_sum(part, scratch);
@@ -395,8 +401,11 @@ RC_KERNEL(rc_k_hinge, rc_hinge_args) {
             RC_SYNC(); /* coef is visible */
             float k_coef = coef[0];
             if (grad)
-                for (int k = (int)threadIdx.x; k < a.dim; k += (int)blockDim.x)
-                    grad[k] += k_coef * (me[k] - ot[k]);
+                for (int k = (int)threadIdx.x; k < a.dim; k += (int)blockDim.x) {
+                    float sign;
+                    int src = rc_emb_map_index(map, a.dim, k, &sign);
+                    grad[k] += k_coef * (me[k] - sign * ot[src]);
+                }
             RC_SYNC(); /* everyone read coef before the next pair writes it */
         }
         if (threadIdx.x == 0) a.loss_part[e] = loss;

@@ -353,6 +353,7 @@ static double rc_op_hinge_loss(int n_emb, int dim, const float *emb,
     int *pa = (int *)rc_xmalloc(np * sizeof(int));
     int *pb = (int *)rc_xmalloc(np * sizeof(int));
     int *pos = (int *)rc_xmalloc(np * sizeof(int));
+    int *map = (int *)rc_xmalloc(np * sizeof(int));
     float *w = (float *)rc_xmalloc(np * sizeof(float));
     int *inc_off = (int *)rc_xcalloc((size_t)n_emb + 1, sizeof(int));
     int *inc = (int *)rc_xmalloc(2 * np * sizeof(int));
@@ -360,6 +361,7 @@ static double rc_op_hinge_loss(int n_emb, int dim, const float *emb,
         pa[q] = pairs[q].a;
         pb[q] = pairs[q].b;
         pos[q] = pairs[q].positive;
+        map[q] = pairs[q].map;
         w[q] = pairs[q].weight;
         inc_off[pairs[q].a + 1]++;
         if (pairs[q].b != pairs[q].a) inc_off[pairs[q].b + 1]++;
@@ -379,6 +381,7 @@ static double rc_op_hinge_loss(int n_emb, int dim, const float *emb,
         (const int *)rc_dev_upload(pa, np * sizeof(int)),
         (const int *)rc_dev_upload(pb, np * sizeof(int)),
         (const int *)rc_dev_upload(pos, np * sizeof(int)),
+        (const int *)rc_dev_upload(map, np * sizeof(int)),
         (const float *)rc_dev_upload(w, np * sizeof(float)),
         (const int *)rc_dev_upload(inc_off, ((size_t)n_emb + 1) * sizeof(int)),
         (const int *)rc_dev_upload(inc, 2 * np * sizeof(int)),
@@ -393,6 +396,7 @@ static double rc_op_hinge_loss(int n_emb, int dim, const float *emb,
     free(inc);
     free(inc_off);
     free(w);
+    free(map);
     free(pos);
     free(pb);
     free(pa);

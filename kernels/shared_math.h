@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include "recompose/ops.h" /* enum rc_emb_map */
+
 #ifdef __CUDACC__
 #define RC_HD __host__ __device__ inline
 #else
@@ -90,6 +92,39 @@ RC_HD rc_hinge_term rc_hinge_pair(double d2, int positive, double weight,
         r.coef = (float)(-scale * weight / dsafe);
     }
     return r;
+}
+
+/* The symmetry maps of the equivariance pairs (rc_loss_pair.map): signed
+ * permutations M of the embedding, one per image symmetry, chosen so that
+ * the embedding can carry motion the way the symmetry acts on it. With
+ * q = dim / 4 (dim a multiple of 4 whenever a map is used) the embedding is
+ * four blocks A = [0, q), B = [q, 2q), C = [2q, 3q), D = [3q, 4q):
+ *   flip      (horizontal mirror: dx, dtheta -> -dx, -dtheta; dy kept)
+ *             A -> -A, B -> B, C -> -C, D -> D
+ *   transpose (swap of the image axes: dx <-> dy, dtheta -> -dtheta)
+ *             A <-> B, C -> -C, D -> D
+ * so (A, B) can hold the translation as a vector, C what changes sign with
+ * the handedness (rotation), D what no symmetry changes (speed, length).
+ * Both maps are symmetric involutions (M = M^T = M^-1) and generate the
+ * symmetry group of the square (flip then transpose is a quarter turn), so
+ * d(a, b) = ||emb[a] - M emb[b]|| = ||M emb[a] - emb[b]|| and the gradient
+ * of a pair with respect to either row r is k * (emb[r] - M emb[other]).
+ * Returns the index j with (M x)[k] = *sign * x[j]. */
+RC_HD int rc_emb_map_index(int map, int dim, int k, float *sign) {
+    int q = dim / 4, block = q > 0 ? k / q : 4;
+    *sign = 1.0f;
+    if (map == RC_MAP_NONE || block > 3) return k;
+    if (block == 2) { /* C: odd under both */
+        *sign = -1.0f;
+        return k;
+    }
+    if (map == RC_MAP_FLIP) {
+        if (block == 0) *sign = -1.0f;
+        return k;
+    }
+    if (block == 0) return k + q; /* transpose: A <-> B */
+    if (block == 1) return k - q;
+    return k;
 }
 
 /* One AdamW element (torch.optim.AdamW): decoupled decay, then the moment

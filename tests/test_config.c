@@ -285,6 +285,19 @@ static void test_validate(void) {
     c.probe_train_clips = c.embed_dim + 1;
     CHECK_MSG(rc_config_validate(&c) == 0, "%s", rc_last_error());
 
+    /* rendered twins need synthetic clips; symmetry twins work on footage
+     * and need an embedding of four equal blocks */
+    rc_config_default(&c);
+    snprintf(c.source, sizeof c.source, "shards");
+    snprintf(c.data_path, sizeof c.data_path, "somewhere");
+    c.loss.w_kind[RC_PAIR_FULL_PAN] = 1;
+    CHECK(rc_config_validate(&c) == -1 && contains(rc_last_error(), "w_full_pan"));
+    c.loss.w_kind[RC_PAIR_FULL_PAN] = 0;
+    c.loss.w_kind[RC_PAIR_FULL_TRANSPOSE] = 1;
+    CHECK_MSG(rc_config_validate(&c) == 0, "%s", rc_last_error());
+    c.embed_dim = 30;
+    CHECK(rc_config_validate(&c) == -1 && contains(rc_last_error(), "multiple of 4"));
+
     /* fields set in code are checked against the same ranges as the file */
     rc_config_default(&c);
     c.hidden = 0;
@@ -330,7 +343,7 @@ static void test_describe(void) {
         CHECK_MSG(contains(buf, full), "describe lacks %s", full);
         keys++;
     }
-    CHECK(keys == 64);
+    CHECK(keys == 66);
     CHECK(contains(buf, "train.lr\n      float, (0, 10], default 0.002\n"));
     CHECK(contains(buf, "loss.hinge\n      enum, squared, plain, default squared"));
     free(ini);

@@ -93,6 +93,7 @@ static void test_lstm_loss_optim(void) {
     for (int q = 0; q < np; q++) {
         pairs[q].a = (q * 4) % ne; pairs[q].b = (q * 7 + 2) % ne;
         pairs[q].positive = q % 2; pairs[q].weight = 1.0f + 0.5f * (q % 3);
+        pairs[q].map = (q / 2) % RC_MAPS; /* equivariance pairs among them */
     }
     rc_hinge_params hp = {2.0, 1, 0.5};
     double l = rc_hinge_loss_f32(ne, dim, emb, np, pairs, &hp, d_emb);

@@ -126,7 +126,7 @@ static void test_lstm_mixed_lengths(void) {
 
 static void test_hinge(void) {
     const rc_backend *emu = rc_backend_emu();
-    int n_emb = 14, dim = 9, n_pairs = 12;
+    int n_emb = 14, dim = 12, n_pairs = 12;
     float *emb = rand_array((size_t)n_emb * dim);
     for (int k = 0; k < dim; k++) emb[3 * dim + k] = emb[4 * dim + k]; /* d = 0 */
     rc_loss_pair pairs[12];
@@ -135,9 +135,12 @@ static void test_hinge(void) {
         pairs[q].b = (q * 3 + 1) % n_emb;
         pairs[q].positive = q % 3 == 0;
         pairs[q].weight = 0.5f + 0.25f * (float)(q % 4);
+        pairs[q].map = q % RC_MAPS; /* equivariance pairs among them */
     }
     pairs[1].a = 3; pairs[1].b = 4; pairs[1].positive = 0;  /* hinge at d = 0 */
+    pairs[1].map = RC_MAP_NONE;
     pairs[2].a = 5; pairs[2].b = 5; pairs[2].positive = 1;  /* a row with itself */
+    pairs[2].map = RC_MAP_NONE;
     for (int squared = 0; squared <= 1; squared++) {
         for (double margin = 0.5; margin < 5; margin *= 4) {
             rc_hinge_params p = {margin, squared, 1.0 / 3};

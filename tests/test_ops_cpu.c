@@ -295,6 +295,7 @@ static void test_determinism(void) {
         pairs[q].b = rc_rng_int(&rng, n_emb);
         pairs[q].positive = q % 3 == 0;
         pairs[q].weight = 1.0f;
+        pairs[q].map = q % RC_MAPS;
     }
     rc_hinge_params p = {1.0, 1, 1.0 / 64};
     float *g0 = malloc((size_t)n_emb * dim * 4),

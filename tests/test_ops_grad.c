@@ -19,6 +19,7 @@
 #include "recompose/ops.h"
 #include "recompose/rng.h"
 #include "test_util.h"
+#include "../kernels/shared_math.h"
 
 #define FD_STEP 1e-6
 #define FD_TOL 1e-6
@@ -443,13 +444,88 @@ static double hinge_objective(void *p) {
                              &h->p, NULL);
 }
 
-static double pair_distance(const double *emb, int dim, int a, int b) {
+/* The symmetry maps written out as dense matrices from their definition
+ * (ops.h: blocks A, B, C, D of dim/4; flip: A, C negated; transpose: A and
+ * B swapped, C negated), independently of rc_emb_map_index. */
+static void dense_map(int map, int dim, double *M) {
+    int q = dim / 4;
+    memset(M, 0, sizeof(double) * (size_t)dim * dim);
+    for (int k = 0; k < dim; k++) {
+        int block = k / q, src = k;
+        double sign = 1;
+        if (map == RC_MAP_FLIP && (block == 0 || block == 2)) sign = -1;
+        if (map == RC_MAP_TRANSPOSE) {
+            if (block == 0) src = k + q;
+            if (block == 1) src = k - q;
+            if (block == 2) sign = -1;
+        }
+        M[(size_t)k * dim + src] = sign;
+    }
+}
+
+/* ||emb[a] - M emb[b]|| with M dense */
+static double pair_distance(const double *emb, int dim, int a, int b,
+                            int map) {
+    double M[64 * 64];
+    dense_map(map, dim, M);
     double s = 0;
     for (int j = 0; j < dim; j++) {
-        double e = emb[(size_t)a * dim + j] - emb[(size_t)b * dim + j];
+        double mb = 0;
+        for (int k = 0; k < dim; k++)
+            mb += M[(size_t)j * dim + k] * emb[(size_t)b * dim + k];
+        double e = emb[(size_t)a * dim + j] - mb;
         s += e * e;
     }
     return sqrt(s);
+}
+
+/* The maps are symmetric involutions generating the square's symmetry
+ * group: M = M^T, M M = I, and flip-then-transpose (a quarter turn) has
+ * order 4. Checked on the shared index function against dense_map. */
+static void test_emb_maps(void) {
+    enum { D = 12 };
+    for (int map = RC_MAP_NONE; map < RC_MAPS; map++) {
+        double M[D * D];
+        dense_map(map, D, M);
+        for (int k = 0; k < D; k++) {
+            float sign;
+            int src = rc_emb_map_index(map, D, k, &sign);
+            for (int j = 0; j < D; j++) {
+                double want = map == RC_MAP_NONE ? (j == k) : M[k * D + j];
+                double got = j == src ? sign : 0;
+                CHECK_MSG(got == want, "map %d: M[%d][%d] = %g, expected %g",
+                          map, k, j, got, want);
+                CHECK_MSG(M[k * D + j] == M[j * D + k] || map == RC_MAP_NONE,
+                          "map %d not symmetric", map);
+            }
+        }
+    }
+    double F[D * D], T[D * D], R[D * D], P[D * D];
+    dense_map(RC_MAP_FLIP, D, F);
+    dense_map(RC_MAP_TRANSPOSE, D, T);
+    for (int i = 0; i < D; i++) /* R = T F */
+        for (int j = 0; j < D; j++) {
+            double acc = 0;
+            for (int k = 0; k < D; k++) acc += T[i * D + k] * F[k * D + j];
+            R[i * D + j] = acc;
+        }
+    memcpy(P, R, sizeof P);
+    for (int power = 2; power <= 4; power++) {
+        double N[D * D];
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) {
+                double acc = 0;
+                for (int k = 0; k < D; k++) acc += P[i * D + k] * R[k * D + j];
+                N[i * D + j] = acc;
+            }
+        memcpy(P, N, sizeof P);
+        int identity = 1;
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++)
+                if (P[i * D + j] != (i == j)) identity = 0;
+        CHECK_MSG(identity == (power == 4), "(flip transpose)^%d %s identity",
+                  power, identity ? "is" : "is not");
+    }
 }
 
 static void test_hinge(int squared) {
@@ -457,15 +533,18 @@ static void test_hinge(int squared) {
      * the margin), row 5 a copy of row 2 (a negative at d = 0), row 7 a copy
      * of row 6 (a positive at d = 0), row 8 at distance 1.3 from row 0 (a
      * negative just beyond the margin: its loss must be 0, not (m - d)^2) */
-    enum { N = 9, DIM = 5 };
+    enum { N = 9, DIM = 8 };
     static const rc_loss_pair pairs[] = {
-        {0, 1, 1, 1.0f},  {2, 3, 1, 0.5f},  /* positives */
-        {0, 2, 0, 1.0f},  {1, 3, 0, 2.0f},  /* negatives within margin */
-        {0, 4, 0, 1.0f},  {4, 3, 0, 1.5f},  /* negatives beyond margin */
-        {2, 5, 0, 1.0f},                    /* negative at d = 0 */
-        {6, 7, 1, 1.0f},                    /* positive at d = 0 */
-        {1, 0, 0, 0.25f},                   /* reversed order, row reused */
-        {0, 8, 0, 1.0f},                    /* just beyond the margin */
+        {0, 1, 1, 1.0f, 0},  {2, 3, 1, 0.5f, 0},  /* positives */
+        {0, 2, 0, 1.0f, 0},  {1, 3, 0, 2.0f, 0},  /* negatives within margin */
+        {0, 4, 0, 1.0f, 0},  {4, 3, 0, 1.5f, 0},  /* negatives beyond margin */
+        {2, 5, 0, 1.0f, 0},                    /* negative at d = 0 */
+        {6, 7, 1, 1.0f, 0},                    /* positive at d = 0 */
+        {1, 0, 0, 0.25f, 0},                   /* reversed order, row reused */
+        {0, 8, 0, 1.0f, 0},                    /* just beyond the margin */
+        {1, 2, 1, 0.75f, RC_MAP_FLIP},         /* equivariance positives */
+        {3, 0, 1, 1.25f, RC_MAP_TRANSPOSE},
+        {2, 1, 0, 1.0f, RC_MAP_TRANSPOSE},     /* a mapped negative */
     };
     const int n_pairs = (int)(sizeof pairs / sizeof pairs[0]);
     hinge_ctx h = {N, DIM, n_pairs, NULL, pairs, {1.0, squared, 1.0 / 3}};
@@ -479,14 +558,16 @@ static void test_hinge(int squared) {
     const char *kind = squared ? "squared" : "plain";
     /* no FD step may cross the margin */
     for (int q = 0; q < n_pairs; q++) {
-        double d = pair_distance(h.emb, DIM, pairs[q].a, pairs[q].b);
+        double d = pair_distance(h.emb, DIM, pairs[q].a, pairs[q].b,
+                                 pairs[q].map);
         CHECK_MSG(fabs(d - h.p.margin) > 1e-3, "pair %d at the margin", q);
     }
 
     /* loss against the formula written out */
     double expect = 0;
     for (int q = 0; q < n_pairs; q++) {
-        double d = pair_distance(h.emb, DIM, pairs[q].a, pairs[q].b);
+        double d = pair_distance(h.emb, DIM, pairs[q].a, pairs[q].b,
+                                 pairs[q].map);
         double gap = h.p.margin - d > 0 ? h.p.margin - d : 0;
         expect += pairs[q].weight *
                   (pairs[q].positive ? d * d : squared ? gap * gap : gap);
@@ -507,7 +588,7 @@ static void test_hinge(int squared) {
              fd_rel_err(hinge_objective, &h, h.emb, ne, g));
 
     /* a lone negative pair at d = 0: loss w*m^2 (or w*m), gradient 0 */
-    rc_loss_pair zero = {2, 5, 0, 1.0f};
+    rc_loss_pair zero = {2, 5, 0, 1.0f, 0};
     double g0[N * DIM];
     double l0 = rc_hinge_loss_f64(N, DIM, h.emb, 1, &zero, &h.p, g0);
     double l0_expect =
@@ -544,6 +625,7 @@ int main(void) {
     test_gap();
     test_linear();
     test_lstm();
+    test_emb_maps();
     test_hinge(1);
     test_hinge(0);
     TEST_DONE();

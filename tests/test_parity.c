@@ -217,7 +217,7 @@ static void test_hinge_loss(void) {
     rc_loss_pair *lp = rc_xmalloc((size_t)np * sizeof *lp);
     for (int q = 0; q < np; q++)
         lp[q] = (rc_loss_pair){pairs[3 * q], pairs[3 * q + 1], pairs[3 * q + 2],
-                               weight[q]};
+                               weight[q], RC_MAP_NONE};
     float *d_emb = rc_xmalloc((size_t)n * D * sizeof(float));
     static const char *const tags[2] = {"plain", "sq"};
     for (int squared = 0; squared <= 1; squared++) {
@@ -325,7 +325,8 @@ static void read_plan(const char *prefix, int twins, rc_batch_plan *p) {
     p->loss_pair_kind = rc_xmalloc((size_t)p->n_loss_pairs * sizeof(int));
     for (int q = 0; q < p->n_loss_pairs; q++) {
         p->loss_pairs[q] = (rc_loss_pair){lp[4 * q], lp[4 * q + 1],
-                                          lp[4 * q + 2], w[q]};
+                                          lp[4 * q + 2], w[q],
+                                          rc_pair_kind_map[lp[4 * q + 3]]};
         p->loss_pair_kind[q] = lp[4 * q + 3];
     }
     free(lp);
@@ -339,7 +340,7 @@ static void free_plan(rc_batch_plan *p) {
 }
 
 /* One training step: case "model" (plan under plan.*), "twins" (the same
- * weights, a batch with pan, texture and roll twins, plan under
+ * weights, a batch with all twin kinds, plan under
  * twins.plan.*) or "flat" (model.pool = flatten, weights and plan of its
  * own under flat.*). */
 static void test_model_step(const char *P) {
@@ -360,6 +361,14 @@ static void test_model_step(const char *P) {
     snprintf(plan_prefix, sizeof plan_prefix, "%s", !strcmp(P, "model") ? "plan" : P);
     if (strcmp(P, "model")) strcat(plan_prefix, ".plan");
     read_plan(plan_prefix, twins, &plan);
+    if (twins) { /* the fixture exercises every twin kind, maps included */
+        int seen[RC_PAIR_KINDS] = {0};
+        for (int q = 0; q < plan.n_loss_pairs; q++)
+            seen[plan.loss_pair_kind[q]]++;
+        for (int k = RC_TUPLE_PAIR_KINDS; k < RC_PAIR_KINDS; k++)
+            CHECK_MSG(seen[k] == plan.B, "twins fixture: %d pairs of kind %s",
+                      seen[k], rc_pair_kind_names[k]);
+    }
     int D = shape.embed_dim;
     size_t frame = (size_t)shape.in_channels * shape.image_size * shape.image_size;
     size_t n_frames = (size_t)plan.n_clips * (plan.T + 1) * frame;
@@ -428,7 +437,7 @@ int main(void) {
     test_hinge_loss();
     printf("model step\n");
     test_model_step("model");
-    printf("model step with pan, texture and roll twins\n");
+    printf("model step with pan, texture, roll, flip and transpose twins\n");
     test_model_step("twins");
     printf("model step, model.pool = flatten\n");
     test_model_step("flat");

@@ -5,8 +5,8 @@
 # batches rendered ahead on a thread, the loader decoding into the stage's
 # host buffers) on the CPU. Its run must match the CPU backend's loss at
 # every step, on synthetic data (with and without twin clips, mean and
-# flatten pooling) and on packed
-# footage, and a stopped and
+# flatten pooling) and on packed footage (with its flip and transpose
+# twins), and a stopped and
 # resumed emu run must end bitwise where a straight one does.
 . "$(dirname "$0")/lib_train_compare.sh"
 
@@ -15,8 +15,11 @@ run emu configs/tiny.ini --set train.device=emu
 grep -q "emulated CUDA backend" "$tmp/emu.log" || fail "emu run did not say which backend"
 same_losses "$tmp/cpu/metrics.jsonl" "$tmp/emu/metrics.jsonl" 1e-5 || fail "synthetic: emu vs cpu"
 
-# with pan, texture and roll twins (four times the clips through the feed)
-twins=(--set loss.w_full_pan=1 --set loss.w_full_tex=1 --set loss.w_full_roll=1)
+# with every twin kind: pan, texture, roll, flip and transpose (six times
+# the clips through the feed; the flip and transpose pairs through their
+# embedding maps in the hinge kernel)
+twins=(--set loss.w_full_pan=1 --set loss.w_full_tex=1 --set loss.w_full_roll=1
+       --set loss.w_full_flip=1 --set loss.w_full_transpose=0.5)
 run tcpu configs/tiny.ini --set train.device=cpu "${twins[@]}"
 run temu configs/tiny.ini --set train.device=emu "${twins[@]}"
 same_losses "$tmp/tcpu/metrics.jsonl" "$tmp/temu/metrics.jsonl" 1e-5 || fail "twins: emu vs cpu"
@@ -35,8 +38,11 @@ same_tensors "$tmp/emu/ckpt-00000008.safetensors" "$tmp/emu_r/ckpt-00000008.safe
 
 if "$BIN" pack --help >/dev/null 2>&1; then
   make_shards "$tmp"
-  run vcpu configs/tiny.ini --set train.device=cpu "${video[@]}"
-  run vemu configs/tiny.ini --set train.device=emu "${video[@]}"
+  # footage with its symmetry twins, made by the loader in the stage's
+  # host buffers
+  sym=(--set loss.w_full_flip=1 --set loss.w_full_transpose=1)
+  run vcpu configs/tiny.ini --set train.device=cpu "${video[@]}" "${sym[@]}"
+  run vemu configs/tiny.ini --set train.device=emu "${video[@]}" "${sym[@]}"
   same_losses "$tmp/vcpu/metrics.jsonl" "$tmp/vemu/metrics.jsonl" 1e-5 || fail "shards: emu vs cpu"
 else
   echo "no video input in this build: footage part not run"

@@ -8,6 +8,9 @@
  *    whole pixels, twin frame t at x is clip frame t at x + t*u;
  *  - the texture twin has the clip's motion: a pure translation by whole
  *    pixels moves its frames by the same amount;
+ *  - the flip and transpose twins are the clip's pixels mirrored and
+ *    transposed, and a clip translating by (1, 2) becomes one translating
+ *    by (-1, 2) and (2, 1);
  *  - the plan lays the twins out as documented (slots in rc_twin_kind order)
  *    and its loss pairs join each twin to its own clip's full sequence;
  *  - the loss of a twin batch equals the loss recomputed by hand from the
@@ -28,7 +31,12 @@ static void small_config(rc_config *c) {
     c->loss.w_kind[RC_PAIR_FULL_PAN] = 1.0f;
     c->loss.w_kind[RC_PAIR_FULL_TEX] = 0.5f;
     c->loss.w_kind[RC_PAIR_FULL_ROLL] = 2.0f;
+    c->loss.w_kind[RC_PAIR_FULL_FLIP] = 0.75f;
+    c->loss.w_kind[RC_PAIR_FULL_TRANSPOSE] = 1.5f;
+    c->embed_dim = 8; /* the maps need a multiple of 4 */
 }
+
+enum { NT = RC_TWIN_KINDS }; /* small_config enables every twin kind */
 
 static double max_abs_diff(const float *a, const float *b, size_t n) {
     double w = 0;
@@ -38,22 +46,27 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
 
 static void check_layout(const rc_config *c, const rc_batch_plan *p) {
     int B = c->batch, T = c->clip_steps;
-    CHECK(p->n_twins == 3 && p->n_clips == 4 * B);
-    CHECK(p->twin_kind[0] == RC_TWIN_PAN && p->twin_kind[1] == RC_TWIN_TEXTURE &&
-          p->twin_kind[2] == RC_TWIN_ROLL);
-    CHECK(p->n_seq == B * RC_SEQ_KINDS + 3 * B);
-    CHECK(p->n_loss_pairs == B * (RC_TUPLE_PAIR_KINDS + 3));
-    static const int kind[3] = {RC_PAIR_FULL_PAN, RC_PAIR_FULL_TEX, RC_PAIR_FULL_ROLL};
-    static const float weight[3] = {1.0f, 0.5f, 2.0f};
-    for (int slot = 0; slot < 3; slot++)
+    CHECK(p->n_twins == NT && p->n_clips == (1 + NT) * B);
+    for (int slot = 0; slot < NT; slot++) CHECK(p->twin_kind[slot] == slot);
+    CHECK(p->n_seq == B * RC_SEQ_KINDS + NT * B);
+    CHECK(p->n_loss_pairs == B * (RC_TUPLE_PAIR_KINDS + NT));
+    static const int kind[NT] = {RC_PAIR_FULL_PAN, RC_PAIR_FULL_TEX,
+                                 RC_PAIR_FULL_ROLL, RC_PAIR_FULL_FLIP,
+                                 RC_PAIR_FULL_TRANSPOSE};
+    static const int map[NT] = {RC_MAP_NONE, RC_MAP_NONE, RC_MAP_NONE,
+                                RC_MAP_FLIP, RC_MAP_TRANSPOSE};
+    static const float weight[NT] = {1.0f, 0.5f, 2.0f, 0.75f, 1.5f};
+    for (int slot = 0; slot < NT; slot++)
         for (int b = 0; b < B; b++) {
             int n = B * (RC_TUPLE_PAIR_KINDS + slot) + b;
             int row = B * (RC_SEQ_KINDS + slot) + b;
             const rc_loss_pair *lp = &p->loss_pairs[n];
             CHECK(p->loss_pair_kind[n] == kind[slot]);
             CHECK(lp->a == b * RC_SEQ_KINDS + RC_SEQ_FULL && lp->b == row);
-            CHECK(lp->positive == (kind[slot] == RC_PAIR_FULL_TEX));
+            CHECK(lp->positive == (kind[slot] != RC_PAIR_FULL_PAN &&
+                                   kind[slot] != RC_PAIR_FULL_ROLL));
             CHECK(lp->weight == weight[slot]);
+            CHECK(lp->map == map[slot]);
             CHECK(p->seq_len[row] == T);
             for (int t = 0; t < T; t++) {
                 int q = p->seq_pair[row * p->max_steps + t];
@@ -82,9 +95,9 @@ int main(void) {
     small_config(&c);
     rc_set_threads(2);
     int B = c.batch, T = c.clip_steps, S = c.image_size;
-    CHECK(rc_batch_clips(&c.loss, B) == 4 * B);
+    CHECK(rc_batch_clips(&c.loss, B) == (1 + NT) * B);
     size_t fe = (size_t)S * S, clip = (size_t)(T + 1) * fe;
-    float *frames = rc_xmalloc(4 * B * clip * sizeof(float));
+    float *frames = rc_xmalloc((1 + NT) * B * clip * sizeof(float));
     rc_batch_plan plan;
     memset(&plan, 0, sizeof plan);
     CHECK(rc_make_train_batch(&c, 9, frames, &plan) == 0);
@@ -94,6 +107,16 @@ int main(void) {
         const float *pan = frames + (size_t)(B + b) * clip;
         const float *tex = frames + (size_t)(2 * B + b) * clip;
         const float *roll = frames + (size_t)(3 * B + b) * clip;
+        const float *flip = frames + (size_t)(4 * B + b) * clip;
+        const float *tr = frames + (size_t)(5 * B + b) * clip;
+        /* the symmetry twins are the clip's pixels mirrored / transposed */
+        for (int t = 0; t <= T; t++)
+            for (int y = 0; y < S; y++)
+                for (int x = 0; x < S; x++) {
+                    float v = orig[t * fe + y * S + x];
+                    CHECK(flip[t * fe + y * S + (S - 1 - x)] == v);
+                    CHECK(tr[t * fe + x * S + y] == v);
+                }
         CHECK(!memcmp(orig, pan, fe * sizeof(float)));
         CHECK(!memcmp(orig, roll, fe * sizeof(float)));
         CHECK(max_abs_diff(orig, tex, fe) > 0.1);
@@ -127,6 +150,22 @@ int main(void) {
         CHECK_MSG(e < 1e-5, "texture twin frame %d does not move by (1, 2): %.3g",
                   t, e);
     }
+    /* and the symmetry twins of that clip move by (-1, 2) (mirror) and
+     * (2, 1) (transpose): the motion the flip and transpose maps stand for */
+    float *sym = rc_xmalloc(clip * sizeof(float));
+    rc_twin_frames(RC_MAP_FLIP, T + 1, 1, S, d, sym);
+    for (int t = 1; t <= T; t++) {
+        double e = shift_error(sym + t * fe, sym, S, t, 1, -2);
+        CHECK_MSG(e < 1e-5, "mirrored frame %d does not move by (-1, 2): %.3g",
+                  t, e);
+    }
+    rc_twin_frames(RC_MAP_TRANSPOSE, T + 1, 1, S, d, sym);
+    for (int t = 1; t <= T; t++) {
+        double e = shift_error(sym + t * fe, sym, S, t, -2, -1);
+        CHECK_MSG(e < 1e-5, "transposed frame %d does not move by (2, 1): %.3g",
+                  t, e);
+    }
+    free(sym);
 
     /* The step's loss over the twin pairs, recomputed from its embeddings. */
     rc_model_shape shape;
@@ -144,8 +183,8 @@ int main(void) {
     rc_plan_loss_by_kind(&plan, emb, c.embed_dim, &c.loss, kinds);
     for (int k = 0; k < RC_PAIR_KINDS; k++) sum += kinds[k];
     CHECK(fabs(sum - L) < 1e-5 * fmax(1, fabs(L)));
-    CHECK(kinds[RC_PAIR_FULL_PAN] > 0 && kinds[RC_PAIR_FULL_TEX] > 0 &&
-          kinds[RC_PAIR_FULL_ROLL] > 0);
+    for (int k = RC_TUPLE_PAIR_KINDS; k < RC_PAIR_KINDS; k++)
+        CHECK_MSG(kinds[k] > 0, "no loss from kind %s", rc_pair_kind_names[k]);
 
     rc_model_free(m);
     rc_plan_free(&plan);

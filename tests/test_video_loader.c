@@ -81,6 +81,43 @@ static void test_determinism(const rc_dataset *d) {
     free(e);
 }
 
+/* Symmetry twins: the batch grows by B clips per map, the first B clips
+ * are the batch without twins bit for bit (over several threads), and twin
+ * clip B*(1+t) + b is clip b mirrored or transposed, pixel for pixel. */
+static void test_twin_maps(const rc_dataset *d) {
+    int seq[3] = {0, 1, 2};
+    rc_loader_options o = base_options();
+    size_t clip = (size_t)(T + 1) * 3 * S * S, nf = (size_t)B * clip;
+    float *plain = batches(d, o, 2, 2, seq, 3);
+    o.n_twin_maps = 2;
+    o.twin_maps[0] = RC_MAP_TRANSPOSE;
+    o.twin_maps[1] = RC_MAP_FLIP;
+    float *tw = batches(d, o, 3, 2, seq, 3);
+    if (!plain || !tw) return;
+    for (int i = 0; i < 3; i++) {
+        const float *p = plain + nf * i, *w = tw + 3 * nf * i;
+        CHECK_MSG(memcmp(p, w, nf * sizeof(float)) == 0,
+                  "step %d: the clips change when twins are added", i);
+        for (int b = 0; b < B; b++) {
+            const float *x = w + clip * b, *tr = w + clip * (B + b),
+                        *fl = w + clip * (2 * B + b);
+            for (int f = 0; f < (T + 1) * 3; f++)
+                for (int y = 0; y < S; y++)
+                    for (int xx = 0; xx < S; xx++) {
+                        size_t at = (size_t)f * S * S;
+                        float v = x[at + (size_t)y * S + xx];
+                        CHECK(tr[at + (size_t)xx * S + y] == v);
+                        CHECK(fl[at + (size_t)y * S + (S - 1 - xx)] == v);
+                    }
+        }
+    }
+    o.twin_maps[1] = RC_MAP_NONE; /* not a symmetry: refused */
+    CHECK(rc_loader_create(d, &o) == NULL);
+    CHECK(strstr(rc_last_error(), "twin map 1") != NULL);
+    free(plain);
+    free(tw);
+}
+
 /* Frame number of record `start` of dataset sequence i. */
 static int first_number(const rc_dataset *d, int i) {
     const rc_shard *sh;
@@ -244,6 +281,7 @@ int main(void) {
     CHECK_MSG(d != NULL, "%s", rc_last_error());
     if (d) {
         test_determinism(d);
+        test_twin_maps(d);
         test_content_raw(d, 3);
         test_content_raw(d, 1);
         rc_dataset_close(d);

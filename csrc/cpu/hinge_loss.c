@@ -10,6 +10,10 @@
  * division uses max(d, RC_HINGE_EPS): at d = 0, u = 0 and the gradient is 0,
  * finite.
  *
+ * An equivariance pair compares emb[a] with M emb[b], M a symmetric signed
+ * permutation (shared_math.h): u = emb[a] - M emb[b], and the gradient of
+ * either row r is k (emb[r] - M emb[other]), for M = I the formulas above.
+ *
  * Pairs are independent, so their distances and gradient coefficients are
  * computed in parallel; the loss sum and the scatter into d_emb (rows are
  * shared between pairs) then run serially in pair order: deterministic.
@@ -20,6 +24,7 @@
 
 #include "recompose/common.h"
 #include "cpu/real.h"
+#include "../../kernels/shared_math.h"
 
 #define RC_HINGE_OMP_MIN 4096
 
@@ -46,10 +51,19 @@ static double pair_term(double d2, const rc_loss_pair *pr,
     return w * gap;
 }
 
-static double squared_distance(int dim, const real *u, const real *v) {
+/* (M v)[j] for the pair's map. */
+static double mapped(int map, int dim, const real *v, int j) {
+    float sign;
+    int src = rc_emb_map_index(map, dim, j, &sign);
+    return (double)sign * (double)v[src];
+}
+
+/* ||u - M v||^2 */
+static double squared_distance(int map, int dim, const real *u,
+                               const real *v) {
     double acc = 0;
     for (int j = 0; j < dim; j++) {
-        double e = (double)u[j] - (double)v[j];
+        double e = (double)u[j] - mapped(map, dim, v, j);
         acc += e * e;
     }
     return acc;
@@ -67,7 +81,7 @@ double RC_FN(rc_hinge_loss)(int n_emb, int dim, const real *emb, int n_pairs,
         if ((size_t)n_pairs * dim > RC_HINGE_OMP_MIN)
     for (int q = 0; q < n_pairs; q++) {
         const rc_loss_pair *pr = &pairs[q];
-        double d2 = squared_distance(dim, emb + (size_t)pr->a * dim,
+        double d2 = squared_distance(pr->map, dim, emb + (size_t)pr->a * dim,
                                      emb + (size_t)pr->b * dim);
         loss[q] = pair_term(d2, pr, p, &coef[q]);
     }
@@ -84,10 +98,17 @@ double RC_FN(rc_hinge_loss)(int n_emb, int dim, const real *emb, int n_pairs,
             const real *eb = emb + (size_t)pr->b * dim;
             real *ga = d_emb + (size_t)pr->a * dim;
             real *gb = d_emb + (size_t)pr->b * dim;
+            if (pr->map == RC_MAP_NONE) {
+                for (int j = 0; j < dim; j++) {
+                    real g = (real)(k * ((double)ea[j] - (double)eb[j]));
+                    ga[j] += g;
+                    gb[j] -= g;
+                }
+                continue;
+            }
             for (int j = 0; j < dim; j++) {
-                real g = (real)(k * ((double)ea[j] - (double)eb[j]));
-                ga[j] += g;
-                gb[j] -= g;
+                ga[j] += (real)(k * ((double)ea[j] - mapped(pr->map, dim, eb, j)));
+                gb[j] += (real)(k * ((double)eb[j] - mapped(pr->map, dim, ea, j)));
             }
         }
     }

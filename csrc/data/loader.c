@@ -10,6 +10,7 @@
 #include "recompose/common.h"
 #include "recompose/data_internal.h"
 #include "recompose/rng.h"
+#include "recompose/sampler.h"
 #include "recompose/video.h"
 
 #include <math.h>
@@ -374,7 +375,12 @@ static void *worker_main(void *arg) {
         l->next_job++;
         l->in_flight++;
         pthread_mutex_unlock(&l->mu);
-        int rc = load_clip(w, step, b, s->buf + (size_t)b * l->clip_floats);
+        float *clip = s->buf + (size_t)b * l->clip_floats;
+        int rc = load_clip(w, step, b, clip);
+        for (int t = 0; rc == 0 && t < l->o.n_twin_maps; t++)
+            rc_twin_frames(l->o.twin_maps[t], l->o.clip_steps + 1,
+                           l->o.channels, l->o.size, clip,
+                           s->buf + (size_t)(B * (1 + t) + b) * l->clip_floats);
         pthread_mutex_lock(&l->mu);
         if (rc != 0 && (s->failed_b < 0 || b < s->failed_b)) {
             s->failed_b = b;
@@ -414,6 +420,12 @@ static int check_options(const rc_loader_options *o) {
         return rc_set_error("loader: resize (%d) must be >= size (%d) or 0",
                             o->resize, o->size);
     if (o->ring < 1) return rc_set_error("loader: ring must be >= 1");
+    if (o->n_twin_maps < 0 || o->n_twin_maps > 4)
+        return rc_set_error("loader: n_twin_maps must be 0..4");
+    for (int t = 0; t < o->n_twin_maps; t++)
+        if (o->twin_maps[t] != RC_MAP_FLIP && o->twin_maps[t] != RC_MAP_TRANSPOSE)
+            return rc_set_error("loader: twin map %d must be RC_MAP_FLIP or "
+                                "RC_MAP_TRANSPOSE", t);
     if (o->threads < 0) return rc_set_error("loader: threads must be >= 0");
     if (!(o->val_fraction >= 0 && o->val_fraction < 1))
         return rc_set_error("loader: val_fraction must be in [0, 1)");
@@ -483,7 +495,7 @@ rc_loader *rc_loader_create(const rc_dataset *d, const rc_loader_options *o) {
     l->bad_flags = rc_xcalloc(l->n_flags ? l->n_flags : 1, sizeof(atomic_uchar));
     for (uint32_t i = 0; i < l->n_flags; i++) atomic_init(&l->bad_flags[i], 0);
     l->clip_floats = (size_t)(o->clip_steps + 1) * o->channels * o->size * o->size;
-    l->batch_floats = l->clip_floats * (size_t)o->batch;
+    l->batch_floats = l->clip_floats * (size_t)o->batch * (1 + o->n_twin_maps);
     l->slots = rc_xcalloc((size_t)o->ring, sizeof *l->slots);
     for (int i = 0; i < o->ring; i++) {
         l->slots[i].buf = l->o.alloc(l->batch_floats * sizeof(float),

@@ -105,7 +105,9 @@ typedef struct {
 size_t rc_lstm_cache_size(const rc_lstm_shape *s);
 
 /* ---- Contrastive hinge loss (SPEC section 4) ----
- * For each pair (a, b): d = ||emb[a] - emb[b]||_2,
+ * For each pair (a, b): d = ||emb[a] - M emb[b]||_2, M the identity or, for
+ * an equivariance pair, the pair's symmetry map (kernels/shared_math.h,
+ * rc_emb_map_index; the embedding size is then a multiple of 4),
  *   positive: weight * d^2
  *   negative: weight * max(0, margin - d)^2   (squared hinge, default)
  *             weight * max(0, margin - d)     (plain hinge)
@@ -113,10 +115,18 @@ size_t rc_lstm_cache_size(const rc_lstm_shape *s);
  * weights into `weight` and 1/B into `scale`. At d = 0 the gradient of the
  * hinge term uses d = max(d, RC_HINGE_EPS): finite, never NaN. */
 #define RC_HINGE_EPS 1e-12
+/* The symmetry map of a pair (kernels/shared_math.h, rc_emb_map_index). */
+enum rc_emb_map {
+    RC_MAP_NONE = 0,
+    RC_MAP_FLIP,      /* horizontal mirror of the frames */
+    RC_MAP_TRANSPOSE, /* swap of the image axes */
+    RC_MAPS
+};
 typedef struct {
     int a, b;       /* rows of emb */
     int positive;   /* 1: pull together, 0: push beyond margin */
     float weight;
+    int map;        /* RC_MAP_NONE (0), RC_MAP_FLIP or RC_MAP_TRANSPOSE */
 } rc_loss_pair;
 
 typedef struct {

@@ -46,7 +46,16 @@ enum rc_seq_kind {
  *   full_tex  (positive) the clip against the same motion on another
  *             texture of the same family: a positive across appearance,
  *             which a code private to each clip cannot satisfy.
- * Each optional kind comes with a twin of every clip (rc_twin_kind). */
+ *   full_flip (positive, equivariance) the clip mirrored left to right
+ *             against the clip, through the flip map of the embedding
+ *             (RC_MAP_FLIP): d = ||phi(full) - M_flip phi(flip full)||. The
+ *             mirror negates dx and dtheta; the map says where that shows.
+ *   full_transpose (positive, equivariance) the same with the image axes
+ *             swapped (dx <-> dy, dtheta negated) and RC_MAP_TRANSPOSE. A
+ *             code must then carry dy as it carries dx.
+ * Each optional kind comes with a twin of every clip (rc_twin_kind). The
+ * flip and transpose twins are the clip's own pixels rearranged, so they
+ * exist for real footage too; the others are rendered (synthetic only). */
 enum rc_pair_kind {
     RC_PAIR_FULL_SKIP = 0, /* positive */
     RC_PAIR_LOOP_IDENT,    /* positive */
@@ -56,6 +65,9 @@ enum rc_pair_kind {
     RC_PAIR_FULL_PAN,      /* negative, optional (loss.w_full_pan) */
     RC_PAIR_FULL_TEX,      /* positive, optional (loss.w_full_tex) */
     RC_PAIR_FULL_ROLL,     /* negative, optional (loss.w_full_roll) */
+    RC_PAIR_FULL_FLIP,     /* positive, mapped, optional (loss.w_full_flip) */
+    RC_PAIR_FULL_TRANSPOSE,/* positive, mapped, optional
+                              (loss.w_full_transpose) */
     RC_PAIR_KINDS
 };
 #define RC_TUPLE_PAIR_KINDS 5
@@ -67,16 +79,29 @@ enum rc_twin_kind {
     RC_TWIN_PAN = 0,       /* pair kind full_pan */
     RC_TWIN_TEXTURE,       /* pair kind full_tex */
     RC_TWIN_ROLL,          /* pair kind full_roll */
+    RC_TWIN_FLIP,          /* pair kind full_flip: frames mirrored */
+    RC_TWIN_TRANSPOSE,     /* pair kind full_transpose: frames transposed */
     RC_TWIN_KINDS
 };
 extern const int rc_twin_pair_kind[RC_TWIN_KINDS];
+/* For each twin kind: the image symmetry (enum rc_emb_map) that makes it
+ * from the clip's own frames, or RC_MAP_NONE for a rendered twin. */
+extern const int rc_twin_symmetry[RC_TWIN_KINDS];
+
+/* A symmetry twin of n_frames frames [C][S][S]: dst = the frames mirrored
+ * left to right (RC_MAP_FLIP) or with rows and columns swapped
+ * (RC_MAP_TRANSPOSE). src and dst do not overlap. */
+void rc_twin_frames(int symmetry, int n_frames, int C, int S,
+                    const float *src, float *dst);
 
 extern const char *const rc_seq_kind_names[RC_SEQ_KINDS];
 extern const char *const rc_pair_kind_names[RC_PAIR_KINDS];
 /* For each pair kind within a tuple: the two sequence kinds. */
 extern const int rc_pair_kind_seqs[RC_TUPLE_PAIR_KINDS][2];
-/* For each pair kind: whether it is positive. */
+/* For each pair kind: whether it is positive, and its embedding map
+ * (rc_loss_pair.map). */
 extern const int rc_pair_kind_positive[RC_PAIR_KINDS];
+extern const int rc_pair_kind_map[RC_PAIR_KINDS];
 
 typedef struct {
     int n_frames;                    /* >= 2 */
@@ -151,7 +176,7 @@ void rc_plan_free(rc_batch_plan *plan);
 
 /* The loss of a plan split by pair kind: out[kind] is that kind's share of
  * the batch loss (the same hinge, weights and 1/B scale as the step, so the
- * five add up to the step's loss). emb [n_seq][dim] host memory, as
+ * kinds add up to the step's loss). emb [n_seq][dim] host memory, as
  * rc_model_step's emb_out. Shows which constraints a run satisfies and
  * which it gives up (metrics.jsonl, loss_by_kind). */
 void rc_plan_loss_by_kind(const rc_batch_plan *plan, const float *emb,

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "recompose/ops.h" /* enum rc_emb_map: the twin maps */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -220,6 +222,11 @@ typedef struct {
                             (>= size; 0 = size), then cropped to size x size */
     int random_crop;     /* 1 random crop, 0 centre crop */
     int flip;            /* 1 random horizontal flip (p = 0.5) */
+    /* Symmetry twins (sampler.h): after the B clips, for each of the
+     * n_twin_maps maps (enum rc_emb_map, not RC_MAP_NONE), B more clips,
+     * clip B*(1+slot) + b being clip b mirrored or transposed. */
+    int n_twin_maps;
+    int twin_maps[4];
     uint64_t seed;
     int ring;            /* batch buffers in flight, >= 1 (default 4) */
     rc_on_bad on_bad;
@@ -247,9 +254,10 @@ typedef struct {
 typedef struct rc_loader rc_loader;
 rc_loader *rc_loader_create(const rc_dataset *d, const rc_loader_options *o);
 void rc_loader_destroy(rc_loader *l);
-/* Floats per batch: B * (T+1) * C * S * S. */
+/* Floats per batch: B * (1 + n_twin_maps) * (T+1) * C * S * S. */
 size_t rc_loader_batch_floats(const rc_loader *l);
-/* The batch of `step`: [B][T+1][C][S][S] floats in [0, 1], a pure function
+/* The batch of `step`: [B'][T+1][C][S][S] floats in [0, 1] (B' = B times
+ * 1 + n_twin_maps: the clips, then their twins), a pure function
  * of (dataset, options, seed, step), whatever the thread count, ring depth
  * or timing. The pointer stays valid until rc_loader_release(step). Steps
  * are expected in increasing order (the ring prefetches ahead); asking for

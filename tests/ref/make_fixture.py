@@ -53,10 +53,13 @@ LOSS_WEIGHTS = ref.LossConfig(margin=1.0, squared=True, w_pos=1.0, w_neg=1.25,
 # The flatten case: model.pool = flatten (encoder.fc takes the whole last
 # conv map), weights of its own.
 FLAT_SHAPE = ref.ModelShape(**{**MODEL_SHAPE.__dict__, "pool": "flatten"})
-# The twins case: the same model, a batch with all three twin kinds (pan,
-# texture, roll: loss pairs of kinds full_pan, full_tex, full_roll).
+# The twins case: the same model, a batch with all five twin kinds (pan,
+# texture, roll, flip, transpose: loss pairs of kinds full_pan, full_tex,
+# full_roll and the equivariance pairs full_flip, full_transpose through
+# their embedding maps).
 TWIN_WEIGHTS = ref.LossConfig(margin=1.0, squared=True, w_pos=1.0, w_neg=1.25,
-                              w_kind=(1.0, 0.5, 2.0, 1.0, 0.75, 1.5, 0.5, 0.8))
+                              w_kind=(1.0, 0.5, 2.0, 1.0, 0.75, 1.5, 0.5, 0.8,
+                                      0.6, 0.7))
 
 
 class DrawRejected(Exception):

@@ -245,16 +245,48 @@ def count_parameters(model: nn.Module) -> int:
 # ---- the loss -----------------------------------------------------------------
 
 
+# Embedding maps of the equivariance pairs (ops.h enum rc_emb_map).
+MAP_NONE, MAP_FLIP, MAP_TRANSPOSE = 0, 1, 2
+
+
+def emb_map_matrix(kind: int, dim: int, dtype=torch.float64) -> torch.Tensor:
+    """The signed permutation M of a map: the embedding as four blocks A, B,
+    C, D of dim/4; flip negates A and C; transpose swaps A and B and negates
+    C (what a horizontal mirror and a swap of the image axes do to dx, dy
+    and dtheta)."""
+    q = dim // 4
+    eye = torch.eye(dim, dtype=dtype)
+    if kind == MAP_NONE:
+        return eye
+    if dim % 4:
+        raise ValueError(f"a map needs an embedding size divisible by 4, got {dim}")
+    M = eye.clone()
+    M[2 * q:3 * q] *= -1
+    if kind == MAP_FLIP:
+        M[:q] *= -1
+    else:
+        M[:q], M[q:2 * q] = eye[q:2 * q].clone(), eye[:q].clone()
+    return M
+
+
 def hinge_loss(emb: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                positive: torch.Tensor, weight: torch.Tensor, margin: float,
-               squared: bool = True, scale: float = 1.0) -> torch.Tensor:
+               squared: bool = True, scale: float = 1.0,
+               maps: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Contrastive hinge loss (SPEC section 4) over loss pairs (a, b):
+    d = ||emb[a] - M emb[b]|| (M the pair's map, the identity without maps);
     positive: weight * d^2; negative: weight * max(0, margin - d)^2 (squared)
     or weight * max(0, margin - d) (plain); the sum times scale.
     At d = 0 the gradient is zero, never NaN: d^2 is a sum of squares and
     the square root of a negative pair's d^2 is taken above 1e-24 (the
     clamp passes no gradient at 0)."""
-    diff = emb[a] - emb[b]
+    other = emb[b]
+    if maps is not None and bool((maps != MAP_NONE).any()):
+        D = emb.shape[1]
+        Ms = torch.stack([emb_map_matrix(k, D, emb.dtype).to(emb.device)
+                          for k in (MAP_NONE, MAP_FLIP, MAP_TRANSPOSE)])
+        other = torch.einsum("pij,pj->pi", Ms[maps], other)
+    diff = emb[a] - other
     d2 = (diff * diff).sum(dim=1)
     pos = positive.to(torch.bool)
     weight = weight.to(emb.dtype)
@@ -271,13 +303,15 @@ def hinge_loss(emb: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
 
 SEQ_KINDS = ("full", "skip", "loop", "ident", "rev", "short")
 PAIR_KINDS = ("full_skip", "loop_ident", "full_rev", "full_ident", "full_short",
-              "full_pan", "full_tex", "full_roll")
+              "full_pan", "full_tex", "full_roll", "full_flip", "full_transpose")
 TUPLE_PAIR_KINDS = 5  # the first five compare sequences of one tuple
 PAIR_KIND_SEQS = ((0, 1), (2, 3), (0, 4), (0, 3), (0, 5))
-PAIR_KIND_POSITIVE = (1, 1, 0, 0, 0, 0, 1, 0)
+PAIR_KIND_POSITIVE = (1, 1, 0, 0, 0, 0, 1, 0, 1, 1)
+PAIR_KIND_MAP = (0,) * 8 + (MAP_FLIP, MAP_TRANSPOSE)
 # Twin kinds (sampler.h, rc_twin_kind) in order, and the pair kind of each:
-# pan (negative), texture (positive), roll (negative).
-TWIN_PAIR_KINDS = (5, 6, 7)
+# pan (negative), texture (positive), roll (negative), flip and transpose
+# (positive, through their maps).
+TWIN_PAIR_KINDS = (5, 6, 7, 8, 9)
 
 
 @dataclass
@@ -286,7 +320,7 @@ class LossConfig:
     squared: bool = True
     w_pos: float = 1.0
     w_neg: float = 1.0
-    w_kind: Tuple[float, ...] = (1.0,) * TUPLE_PAIR_KINDS + (0.0,) * 3
+    w_kind: Tuple[float, ...] = (1.0,) * TUPLE_PAIR_KINDS + (0.0,) * 5
 
     def twins(self) -> List[int]:
         """The twin kinds this config enables (pair weight above zero)."""
@@ -433,7 +467,9 @@ def step_loss(model: RecomposeRef, frames: torch.Tensor, plan: Plan,
     dev = emb.device
     L = hinge_loss(emb, plan.loss_a.to(dev), plan.loss_b.to(dev),
                    plan.loss_positive.to(dev), plan.loss_weight.to(dev),
-                   loss.margin, loss.squared, 1.0 / plan.B)
+                   loss.margin, loss.squared, 1.0 / plan.B,
+                   torch.tensor([PAIR_KIND_MAP[k] for k in plan.loss_kind.tolist()],
+                                dtype=torch.int64, device=dev))
     return L, emb
 
 
