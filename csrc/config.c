@@ -78,7 +78,10 @@ static const enum_choice on_bad_choices[] = {
     {"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const enum_choice texture_choices[] = {
     {"mixed", RC_TEXTURE_MIXED}, {"shapes", RC_TEXTURE_SHAPES}, {NULL, 0}};
-static const enum_choice pool_choices[] = {{"mean", 0}, {"flatten", 1}, {NULL, 0}};
+/* model.pool had a second choice, flatten (encoder.fc over the whole last
+ * conv map); it measured worse and was removed (docs/RESULTS.md section 5).
+ * The key stays so that configs and checkpoints that name it still load. */
+static const enum_choice pool_choices[] = {{"mean", 0}, {NULL, 0}};
 static const enum_choice hinge_choices[] = {{"squared", 1}, {"plain", 0}, {NULL, 0}};
 
 static const char *rule_odd(long long v) {
@@ -112,9 +115,8 @@ static const config_key config_keys[] = {
      "D: motion embedding size", FIELD(embed_dim), NULL, 0, NULL},
     {"model", "pool", KEY_ENUM, 0, 0, 0, "mean",
      "pair encoder pooling before encoder.fc: mean (global average of each "
-     "channel) or flatten (the whole last conv map: keeps where responses "
-     "are, so opposite motions in different places do not average out)",
-     FIELD(pool_flatten), pool_choices, 0, NULL},
+     "channel; flatten was measured and removed, docs/RESULTS.md section 5)",
+     FIELD(pool), pool_choices, 0, NULL},
 
     /* [data] */
     {"data", "source", KEY_ENUM, 0, 0, 0, "synthetic",

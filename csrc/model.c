@@ -37,7 +37,6 @@ struct rc_model {
     conv_layer conv[RC_MAX_CONV];
     int fc_w, fc_b, lstm_wih, lstm_whh, lstm_b, head_w, head_b;
     int c_last; /* channels after the last conv */
-    int fc_in;  /* encoder.fc inputs: c_last (mean pooling) or c_last*h*w */
 
     /* activation buffers, capacity in pairs / sequences / steps */
     int cap_pairs, cap_seq, cap_steps;
@@ -88,9 +87,8 @@ static void build_param_table(rc_model *m) {
         c_in = co;
     }
     m->c_last = c_in;
-    m->fc_in = s->pool_flatten ? c_in * size * size : c_in;
     int F = s->feature_dim, H = s->hidden, D = s->embed_dim, G = 4 * H;
-    m->fc_w = add_param(m, "encoder.fc.weight", 2, (int[]){F, m->fc_in}, 1);
+    m->fc_w = add_param(m, "encoder.fc.weight", 2, (int[]){F, c_in}, 1);
     m->fc_b = add_param(m, "encoder.fc.bias", 1, &F, 0);
     m->lstm_wih = add_param(m, "composer.weight_ih", 2, (int[]){G, F}, 1);
     m->lstm_whh = add_param(m, "composer.weight_hh", 2, (int[]){G, H}, 1);
@@ -112,7 +110,6 @@ void rc_model_shape_from_config(const rc_config *c, rc_model_shape *s) {
     s->feature_dim = c->feature_dim;
     s->hidden = c->hidden;
     s->embed_dim = c->embed_dim;
-    s->pool_flatten = c->pool_flatten;
 }
 
 rc_model *rc_model_create(const rc_model_shape *s, const rc_backend *be) {
@@ -317,13 +314,10 @@ static void forward(rc_model *m, const rc_batch_plan *plan, const float *frames)
         }
         x = m->act[l];
     }
-    /* mean pooling, or the last map itself: [P][C][h][w] is [P][fc_in] */
     const conv_layer *last = &m->conv[s->n_conv - 1];
-    if (!s->pool_flatten)
-        be->gap_forward(P, m->c_last, last->shape.h_out * last->shape.w_out, x,
-                        m->pooled);
-    be->linear_forward(P, m->fc_in, s->feature_dim,
-                       s->pool_flatten ? x : m->pooled, W(m, m->fc_w),
+    be->gap_forward(P, m->c_last, last->shape.h_out * last->shape.w_out, x,
+                    m->pooled);
+    be->linear_forward(P, m->c_last, s->feature_dim, m->pooled, W(m, m->fc_w),
                        W(m, m->fc_b), m->feat);
 
     be->gather_steps(plan->n_seq, plan->max_steps, plan->seq_pair,
@@ -356,15 +350,10 @@ static void backward(rc_model *m, const rc_batch_plan *plan, float *d_input) {
                       s->feature_dim, m->d_steps, P, m->d_feat);
     const conv_layer *last = &m->conv[s->n_conv - 1];
     float *dy = m->d_buf[0];
-    /* flatten: fc's input gradient is the last map's gradient */
-    be->linear_backward(P, m->fc_in, s->feature_dim,
-                        s->pool_flatten ? m->act[s->n_conv - 1] : m->pooled,
-                        W(m, m->fc_w), m->d_feat,
-                        s->pool_flatten ? dy : m->d_pooled, G(m, m->fc_w),
-                        G(m, m->fc_b));
-    if (!s->pool_flatten)
-        be->gap_backward(P, m->c_last, last->shape.h_out * last->shape.w_out,
-                         m->d_pooled, dy);
+    be->linear_backward(P, m->c_last, s->feature_dim, m->pooled, W(m, m->fc_w),
+                        m->d_feat, m->d_pooled, G(m, m->fc_w), G(m, m->fc_b));
+    be->gap_backward(P, m->c_last, last->shape.h_out * last->shape.w_out,
+                     m->d_pooled, dy);
     for (int l = s->n_conv - 1; l >= 0; l--) {
         conv_layer *c = &m->conv[l];
         const float *x = l > 0 ? m->act[l - 1] : m->x_in;

@@ -234,16 +234,13 @@ static void test_hinge_loss(void) {
 
 /* ---- the whole model --------------------------------------------------------- */
 
-/* PREFIX.shape: in_channels, image_size, n_conv, F, H, D (and 1 for
- * model.pool = flatten); PREFIX.conv: channels, kernel, stride per layer. */
+/* PREFIX.shape: in_channels, image_size, n_conv, F, H, D; PREFIX.conv:
+ * channels, kernel, stride per layer. */
 static void read_model_shape(const char *prefix, rc_model_shape *s) {
     memset(s, 0, sizeof *s);
     char name[96];
     snprintf(name, sizeof name, "%s.shape", prefix);
-    const rc_st_tensor *t = rc_safetensors_find(fixture, name);
-    int flat = t && t->ndim == 1 && t->shape[0] == 7;
-    int *d = load_int(name, flat ? 7 : 6);
-    s->pool_flatten = flat && d[6];
+    int *d = load_int(name, 6);
     s->in_channels = d[0];
     s->image_size = d[1];
     s->n_conv = d[2];
@@ -339,10 +336,8 @@ static void free_plan(rc_batch_plan *p) {
     free(p->loss_pairs), free(p->loss_pair_kind);
 }
 
-/* One training step: case "model" (plan under plan.*), "twins" (the same
- * weights, a batch with all twin kinds, plan under
- * twins.plan.*) or "flat" (model.pool = flatten, weights and plan of its
- * own under flat.*). */
+/* One training step: case "model" (plan under plan.*) or "twins" (the same
+ * weights, a batch with all twin kinds, plan under twins.plan.*). */
 static void test_model_step(const char *P) {
     const rc_backend *be = rc_backend_cpu();
     int twins = !strcmp(P, "twins");
@@ -439,8 +434,6 @@ int main(void) {
     test_model_step("model");
     printf("model step with pan, texture, roll, flip and transpose twins\n");
     test_model_step("twins");
-    printf("model step, model.pool = flatten\n");
-    test_model_step("flat");
 
     rc_safetensors_close(fixture);
     TEST_DONE();

@@ -32,7 +32,7 @@ typedef struct {
     int feature_dim;                 /* model.feature_dim F */
     int hidden;                      /* model.hidden H */
     int embed_dim;                   /* model.embed_dim D */
-    int pool_flatten;                /* model.pool: 0 mean, 1 flatten */
+    int pool;                        /* model.pool: 0 mean (the only one) */
 
     /* [data] */
     char source[32];                 /* data.source = synthetic */

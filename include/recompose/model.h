@@ -40,9 +40,6 @@ typedef struct {
     int conv_channels[RC_MAX_CONV], conv_kernels[RC_MAX_CONV],
         conv_strides[RC_MAX_CONV];
     int feature_dim, hidden, embed_dim;
-    int pool_flatten;  /* model.pool: 0 mean (global average pooling), 1
-                          flatten (the last conv map, C x h x w, into
-                          encoder.fc: keeps where each response is) */
 } rc_model_shape;
 
 typedef struct rc_model rc_model;

@@ -50,9 +50,6 @@ MODEL_SHAPE = ref.ModelShape(in_channels=1, image_size=16,
 BATCH, CLIP_STEPS = 2, 3
 LOSS_WEIGHTS = ref.LossConfig(margin=1.0, squared=True, w_pos=1.0, w_neg=1.25,
                               w_kind=(1.0, 0.5, 2.0, 1.0, 0.75, 0, 0, 0))
-# The flatten case: model.pool = flatten (encoder.fc takes the whole last
-# conv map), weights of its own.
-FLAT_SHAPE = ref.ModelShape(**{**MODEL_SHAPE.__dict__, "pool": "flatten"})
 # The twins case: the same model, a batch with all five twin kinds (pan,
 # texture, roll, flip, transpose: loss pairs of kinds full_pan, full_tex,
 # full_roll and the equivariance pairs full_flip, full_transpose through
@@ -261,8 +258,7 @@ def model_case(rng: np.random.Generator, seed: int, out: dict, report: dict,
                shape: ref.ModelShape = MODEL_SHAPE):
     """One training step of the whole model. The "model" case writes the
     weights (model.weight.*) and its plan as plan.*; "twins" reuses those
-    weights and writes twins.plan.*; "flat" (another shape) writes its own
-    flat.shape, flat.conv, flat.weight.* and flat.plan.*."""
+    weights and writes twins.plan.*."""
     B, T = BATCH, CLIP_STEPS
     plan = ref.sample_plan(B, T, rng, weights_cfg)
     frames = make_frames(rng, plan.n_clips, T, shape.in_channels,
@@ -313,8 +309,6 @@ def write_model_case(out, P, shape, weights, frames, loss_cfg, plan, hi):
                                   hi, shape)
     dims = [shape.in_channels, shape.image_size, len(shape.conv_channels),
             shape.feature_dim, shape.hidden, shape.embed_dim]
-    if shape.pool != "mean":
-        dims.append(1)  # pool flatten
     out[f"{P}.shape"] = np.array(dims, np.int64)
     out[f"{P}.conv"] = np.array(list(zip(shape.conv_channels,
                                          shape.conv_kernels,
@@ -364,7 +358,6 @@ def generate(seed: int):
     loss_case(rng, out, report)
     model_case(rng, seed, out, report)
     model_case(rng, seed, out, report, "twins", TWIN_WEIGHTS)
-    model_case(rng, seed, out, report, "flat", LOSS_WEIGHTS, FLAT_SHAPE)
     return out, report
 
 

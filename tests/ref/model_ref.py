@@ -65,7 +65,7 @@ class ModelShape:
     feature_dim: int = 128
     hidden: int = 128
     embed_dim: int = 64
-    pool: str = "mean"  # model.pool: mean (global average) or flatten
+    pool: str = "mean"  # model.pool: mean (global average), the only one
 
     def __post_init__(self):
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
@@ -79,15 +79,9 @@ class ModelShape:
                 f"{self.conv_kernels}, {self.conv_strides}")
         if any(k % 2 == 0 for k in self.conv_kernels):
             raise ValueError(f"conv kernels must be odd: {self.conv_kernels}")
-        if self.pool not in ("mean", "flatten"):
-            raise ValueError(f"pool is mean or flatten, not {self.pool!r}")
-
-    def last_map_size(self) -> int:
-        """Side of the last conv map (padding k//2)."""
-        size = self.image_size
-        for k, s in zip(self.conv_kernels, self.conv_strides):
-            size = (size + 2 * (k // 2) - k) // s + 1
-        return size
+        if self.pool != "mean":
+            raise ValueError(f"model.pool is mean (flatten was removed), "
+                             f"not {self.pool!r}")
 
     @staticmethod
     def tiny() -> "ModelShape":
@@ -139,8 +133,7 @@ class ModelShape:
 
 class Encoder(nn.Module):
     """Pair encoder: [P][2C][S][S] -> [P][F]. conv{k} + ReLU, global average
-    pooling (pool "mean") or the whole last map flattened in (C, h, w) order
-    (pool "flatten"), then the linear encoder.fc (no activation)."""
+    pooling, then the linear encoder.fc (no activation)."""
 
     def __init__(self, shape: ModelShape):
         super().__init__()
@@ -152,15 +145,12 @@ class Encoder(nn.Module):
             setattr(self, f"conv{k}",
                     nn.Conv2d(c_in, c_out, ks, stride=st, padding=ks // 2))
             c_in = c_out
-        self.flatten = shape.pool == "flatten"
-        if self.flatten:
-            c_in *= shape.last_map_size() ** 2
         self.fc = nn.Linear(c_in, shape.feature_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for k in range(self.n_conv):
             x = F.relu(getattr(self, f"conv{k}")(x))
-        return self.fc(x.flatten(1) if self.flatten else x.mean(dim=(2, 3)))
+        return self.fc(x.mean(dim=(2, 3)))
 
 
 class Composer(nn.Module):
