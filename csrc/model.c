@@ -50,6 +50,9 @@ struct rc_model {
     float *d_buf[2];           /* ping-pong conv gradients */
     float *conv_ws;
     size_t conv_ws_elems, lstm_cache_elems;
+
+    rc_grad_ready_fn grad_ready; /* NULL: nobody listens */
+    void *grad_ready_ctx;
 };
 
 /* ---- parameter table ---------------------------------------------------- */
@@ -330,28 +333,48 @@ static void forward(rc_model *m, const rc_batch_plan *plan, const float *frames)
                        W(m, m->head_w), W(m, m->head_b), m->emb);
 }
 
+int rc_model_conv_fused(const rc_model *m) { return m->fused != NULL; }
+
+void rc_model_on_grad_ready(rc_model *m, rc_grad_ready_fn fn, void *ctx) {
+    m->grad_ready = fn;
+    m->grad_ready_ctx = ctx;
+}
+
+/* The gradient of parameter `param` is final (rc_model_on_grad_ready). */
+static void grad_final(const rc_model *m, int announce, int param) {
+    if (announce && m->grad_ready)
+        m->grad_ready(m->grad_ready_ctx, &m->params[param]);
+}
+
 /* Backward from m->d_emb. d_input, if not NULL, receives the gradient with
- * respect to the pair inputs [P][2C][S][S] (saliency); training passes NULL
- * and skips that work. */
+ * respect to the pair inputs [P][2C][S][S] (saliency); training passes NULL,
+ * skips that work and announces each finished weight gradient. */
 static void backward(rc_model *m, const rc_batch_plan *plan, float *d_input) {
     const rc_backend *be = m->be;
     const rc_model_shape *s = &m->shape;
-    int P = plan->n_pairs;
+    int P = plan->n_pairs, announce = d_input == NULL;
 
     be->linear_backward(plan->n_seq, s->hidden, s->embed_dim, m->h_last,
                         W(m, m->head_w), m->d_emb, m->d_h, G(m, m->head_w),
                         G(m, m->head_b));
+    grad_final(m, announce, m->head_w);
+    grad_final(m, announce, m->head_b);
     rc_lstm_shape ls = {plan->n_seq, plan->max_steps, s->feature_dim,
                         s->hidden, plan->seq_len};
     be->lstm_backward(&ls, m->steps_in, W(m, m->lstm_wih), W(m, m->lstm_whh),
                       m->lstm_cache, m->d_h, m->d_steps, G(m, m->lstm_wih),
                       G(m, m->lstm_whh), G(m, m->lstm_b));
+    grad_final(m, announce, m->lstm_wih);
+    grad_final(m, announce, m->lstm_whh);
+    grad_final(m, announce, m->lstm_b);
     be->scatter_steps(plan->n_seq, plan->max_steps, plan->seq_pair,
                       s->feature_dim, m->d_steps, P, m->d_feat);
     const conv_layer *last = &m->conv[s->n_conv - 1];
     float *dy = m->d_buf[0];
     be->linear_backward(P, m->c_last, s->feature_dim, m->pooled, W(m, m->fc_w),
                         m->d_feat, m->d_pooled, G(m, m->fc_w), G(m, m->fc_b));
+    grad_final(m, announce, m->fc_w);
+    grad_final(m, announce, m->fc_b);
     be->gap_backward(P, m->c_last, last->shape.h_out * last->shape.w_out,
                      m->d_pooled, dy);
     for (int l = s->n_conv - 1; l >= 0; l--) {
@@ -370,6 +393,8 @@ static void backward(rc_model *m, const rc_batch_plan *plan, float *d_input) {
                                 G(m, c->w_param), G(m, c->b_param),
                                 m->conv_ws);
         }
+        grad_final(m, announce, c->w_param);
+        grad_final(m, announce, c->b_param);
         dy = dx;
     }
 }

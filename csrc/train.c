@@ -687,16 +687,14 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
             return -1;
         }
     }
-    /* the wrapped backend reports finished gradients, so they are reduced
-     * in buckets while the backward pass goes on */
-    const rc_backend *compute = use_gpu   ? rc_backend_cuda()
-                                : use_emu ? rc_backend_emu()
-                                          : rc_backend_cpu();
+    const rc_backend *be = use_gpu   ? rc_backend_cuda()
+                           : use_emu ? rc_backend_emu()
+                                     : rc_backend_cpu();
     /* a device backend takes its input through a feed: copies overlap */
     const rc_stage_ops *stage = use_gpu   ? rc_stage_cuda()
                                 : use_emu ? rc_stage_emu()
                                           : NULL;
-    if (!compute) {
+    if (!be) {
         rc_comm_fail(comm, rc_last_error());
         return -1;
     }
@@ -711,7 +709,6 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     if (use_emu)
         rc_log("training on the emulated CUDA backend (its kernels and input "
                "stage on the CPU; slow, for tests)");
-    const rc_backend *be = rc_comm_backend(comm, compute);
     data_rank = rc_comm_rank(comm);
     data_world = rc_comm_size(comm);
     rc_checkpoint_set_world_size(data_world);
@@ -723,6 +720,9 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
         return -1;
     }
     rc_model_init_weights(t.model, c->seed);
+    if (!opt->quiet)
+        rc_log("%d rank(s), %s backend, convolution and ReLU %s", data_world,
+               be->name, rc_model_conv_fused(t.model) ? "fused" : "separate");
     rc_adamw_init(&t.adam, c, rc_model_numel(t.model), be);
     saved_handlers handlers;
     install_handlers(&handlers);

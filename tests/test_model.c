@@ -3,7 +3,8 @@
  *    encoding every step separately (the sum over uses is exact);
  *  - rc_model_embed of a tuple's sequences equals the embeddings of the
  *    training step;
- *  - a weight-gradient entry matches a central finite difference of the loss. */
+ *  - a weight-gradient entry matches a central finite difference of the loss;
+ *  - the backward pass announces each weight gradient once, when final. */
 #include <string.h>
 
 #include "recompose/common.h"
@@ -15,6 +16,60 @@
 static void small_config(rc_config *c) {
     rc_test_small_config(c, 24);
     c->threads = 2;
+}
+
+/* Gradient announcements (rc_model_on_grad_ready): each parameter once per
+ * training step, layer by layer from the head back to the first
+ * convolution, and what was announced is already the step's final
+ * gradient. */
+typedef struct {
+    const rc_model *m;
+    int n, order[64];
+    float *snapshot; /* each parameter's gradient when it was announced */
+} announced;
+
+static void record_grad(void *ctx, const rc_param *p) {
+    announced *a = ctx;
+    if (a->n < 64) a->order[a->n] = (int)(p - rc_model_param(a->m, 0));
+    a->n++;
+    memcpy(a->snapshot + p->offset,
+           rc_model_grads((rc_model *)a->m) + p->offset, p->numel * sizeof(float));
+}
+
+static void check_announcements(rc_model *m, const rc_batch_plan *plan,
+                                const float *frames, const rc_config *c) {
+    size_t n = rc_model_numel(m);
+    announced a = {m, 0, {0}, rc_xmalloc(n * sizeof(float))};
+    memset(a.snapshot, 0xff, n * sizeof(float)); /* NaN: not announced */
+    rc_model_on_grad_ready(m, record_grad, &a);
+    rc_model_step(m, plan, frames, &c->loss, 1, NULL);
+    int np = rc_model_n_params(m);
+    CHECK_MSG(a.n == np, "%d announcements for %d parameters", a.n, np);
+    char expect[64][40];
+    int n_expect = 0;
+    const char *tail[] = {"head.weight", "head.bias", "composer.weight_ih",
+                          "composer.weight_hh", "composer.bias",
+                          "encoder.fc.weight", "encoder.fc.bias"};
+    for (int k = 0; k < 7; k++) snprintf(expect[n_expect++], 40, "%s", tail[k]);
+    for (int l = c->n_conv - 1; l >= 0; l--) {
+        snprintf(expect[n_expect++], 40, "encoder.conv%d.weight", l);
+        snprintf(expect[n_expect++], 40, "encoder.conv%d.bias", l);
+    }
+    CHECK(n_expect == np);
+    for (int i = 0; i < np && i < a.n; i++)
+        CHECK_MSG(!strcmp(rc_model_param(m, a.order[i])->name, expect[i]),
+                  "announcement %d is %s, expected %s", i,
+                  rc_model_param(m, a.order[i])->name, expect[i]);
+    CHECK_MSG(!memcmp(a.snapshot, rc_model_grads(m), n * sizeof(float)),
+              "a gradient changed after it was announced");
+    /* the forward-only step and unsubscribing announce nothing */
+    a.n = 0;
+    rc_model_step(m, plan, frames, &c->loss, 0, NULL);
+    CHECK(a.n == 0);
+    rc_model_on_grad_ready(m, NULL, NULL);
+    rc_model_step(m, plan, frames, &c->loss, 1, NULL);
+    CHECK(a.n == 0);
+    free(a.snapshot);
 }
 
 int main(void) {
@@ -46,6 +101,7 @@ int main(void) {
     float *grad_a = rc_xmalloc(n * sizeof(float));
     double la = rc_model_step(m, &dedup, frames, &c.loss, 1, emb_a);
     memcpy(grad_a, rc_model_grads(m), n * sizeof(float));
+    check_announcements(m, &dedup, frames, &c);
     double lb = rc_model_step(m, &plain, frames, &c.loss, 1, emb_b);
     const float *grad_b = rc_model_grads(m);
     CHECK(isfinite(la) && la > 0);

@@ -1,6 +1,6 @@
 /* comm.c: the communicator every build has: launcher detection, the
- * single-process case, gradient buckets and the backend wrapper that tells
- * them when the backward pass has finished a weight gradient.
+ * single-process case, and gradient buckets filled as the model announces
+ * finished weight gradients (rc_model_on_grad_ready).
  *
  * The transports (comm_mpi.c, comm_nccl.c) only move bytes; which range is
  * reduced when, and in what order, is decided here, identically on every
@@ -21,8 +21,7 @@
  * large enough that each all-reduce runs at bandwidth (docs/scaling.md). */
 #define DEFAULT_BUCKET_BYTES (4u << 20)
 
-/* The op table of the wrapped backend has no context pointer: the hooks
- * reach the (one per process) communicator through this. */
+/* One communicator per process (MPI is initialised once). */
 static rc_comm *the_comm;
 
 /* ---- launcher environment --------------------------------------------------- */
@@ -254,18 +253,21 @@ static size_t bucket_bytes_setting(size_t requested) {
     return DEFAULT_BUCKET_BYTES;
 }
 
+/* The model announced a finished weight gradient. */
+static void on_grad_ready(void *ctx, const rc_param *p) {
+    rc_comm *c = ctx;
+    mark_ready(c, c->grads + p->offset, p->numel);
+}
+
 int rc_comm_attach(rc_comm *c, rc_model *m, size_t bucket_bytes) {
     free_buckets(c);
+    c->be = rc_model_backend(m);
     c->grads = rc_model_grads(m);
     c->n_grads = rc_model_numel(m);
     if (c->size == 1) return 0;
-    if (rc_model_backend(m) != &c->wrapped)
-        return rc_set_error("rc_comm_attach: the model was not created on "
-                            "rc_comm_backend(), so gradients would be reduced "
-                            "only after the whole backward pass: create it "
-                            "on the wrapped backend");
     size_t floats = bucket_bytes_setting(bucket_bytes) / sizeof(float);
     cut_buckets(c, m, floats ? floats : 1);
+    rc_model_on_grad_ready(m, on_grad_ready, c);
     return 0;
 }
 
@@ -294,49 +296,8 @@ double rc_comm_grads_end(rc_comm *c, double local_loss) {
 #endif
     /* sum, then divide: the mean of the ranks' gradients, each of which is
      * already scaled by 1/B_rank, is the gradient of the global batch */
-    c->inner->scale(c->n_grads, c->grads, 1.0f / (float)c->size);
+    c->be->scale(c->n_grads, c->grads, 1.0f / (float)c->size);
     return rc_comm_sum(c, local_loss) / c->size;
-}
-
-/* ---- the wrapped backend ---------------------------------------------------------- */
-
-static void hooked_conv2d_backward(const rc_conv_shape *s, const float *x,
-                                   const float *w, const float *dy, float *dx,
-                                   float *dw, float *db, float *ws) {
-    the_comm->inner->conv2d_backward(s, x, w, dy, dx, dw, db, ws);
-    mark_ready(the_comm, dw, (size_t)s->c_out * s->c_in * s->k * s->k);
-    mark_ready(the_comm, db, (size_t)s->c_out);
-}
-
-static void hooked_linear_backward(int n, int in, int out, const float *x,
-                                   const float *w, const float *dy, float *dx,
-                                   float *dw, float *db) {
-    the_comm->inner->linear_backward(n, in, out, x, w, dy, dx, dw, db);
-    mark_ready(the_comm, dw, (size_t)out * in);
-    mark_ready(the_comm, db, (size_t)out);
-}
-
-static void hooked_lstm_backward(const rc_lstm_shape *s, const float *x,
-                                 const float *w_ih, const float *w_hh,
-                                 const float *cache, const float *dh_last,
-                                 float *dx, float *dw_ih, float *dw_hh,
-                                 float *db) {
-    the_comm->inner->lstm_backward(s, x, w_ih, w_hh, cache, dh_last, dx,
-                                   dw_ih, dw_hh, db);
-    size_t G = 4 * (size_t)s->H;
-    mark_ready(the_comm, dw_ih, G * s->F);
-    mark_ready(the_comm, dw_hh, G * s->H);
-    mark_ready(the_comm, db, G);
-}
-
-const rc_backend *rc_comm_backend(rc_comm *c, const rc_backend *inner) {
-    c->inner = inner;
-    if (c->size == 1) return inner;
-    c->wrapped = *inner;
-    c->wrapped.conv2d_backward = hooked_conv2d_backward;
-    c->wrapped.linear_backward = hooked_linear_backward;
-    c->wrapped.lstm_backward = hooked_lstm_backward;
-    return &c->wrapped;
 }
 
 /* ---- host collectives ---------------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /* comm_internal.h: the parts of a communicator that comm.c (environment,
- * buckets, the wrapped backend) shares with the MPI and NCCL transports. */
+ * buckets, the gradient subscription) shares with the MPI and NCCL
+ * transports. */
 #ifndef RECOMPOSE_COMM_INTERNAL_H
 #define RECOMPOSE_COMM_INTERNAL_H
 
@@ -17,8 +18,7 @@ struct rc_comm {
     int use_gpu;
 
     /* gradients */
-    const rc_backend *inner;
-    rc_backend wrapped;
+    const rc_backend *be;      /* the attached model's */
     float *grads;
     size_t n_grads;
     rc_bucket *buckets;        /* [0] ends the buffer: the first finished */

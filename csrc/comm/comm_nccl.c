@@ -108,7 +108,7 @@ static int launch(rc_comm *c, float *buf, size_t n) {
         CUDA_OK(cudaEventRecord(s->ready, compute), "cudaEventRecord");
         CUDA_OK(cudaStreamWaitEvent(s->stream, s->ready, 0), "cudaStreamWaitEvent");
     } else {
-        c->inner->synchronize();
+        c->be->synchronize();
     }
     NCCL_OK(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, s->comm, s->stream),
             "ncclAllReduce (gradients)");

@@ -12,8 +12,10 @@
  * MPI_Init when the process is one of several ranks.
  *
  * Gradients are reduced in buckets while the backward pass still runs:
- * rc_comm_backend() wraps a backend so that each op that finishes a weight
- * gradient marks its range of the flat gradient buffer ready; when a whole
+ * rc_comm_attach() subscribes to the model's gradient announcements
+ * (rc_model_on_grad_ready), each of which marks a parameter's range of the
+ * flat gradient buffer ready; the backend is not touched, so its fused ops
+ * serve every world size. When a whole
  * bucket is ready it is reduced (MPI_Iallreduce, or ncclAllReduce on the
  * communication stream). Buckets are cut at parameter boundaries from the
  * end of the buffer, the order in which the backward pass finishes them,
@@ -69,11 +71,9 @@ int rc_comm_local_rank(const rc_comm *c);    /* rank within the node */
 int rc_comm_device(const rc_comm *c);
 
 /* ---- gradients -------------------------------------------------------------
- * rc_comm_backend: `inner` with its weight-gradient ops wrapped so that they
- * report finished ranges (the other ops are inner's). Create the model on
- * it, then attach the model: the buckets are cut from its parameter table
- * (about bucket_bytes each; 0 = RC_COMM_BUCKET_BYTES or 4 MiB). */
-const rc_backend *rc_comm_backend(rc_comm *c, const rc_backend *inner);
+ * rc_comm_attach: reduce model m's gradients. The buckets are cut from its
+ * parameter table (about bucket_bytes each; 0 = RC_COMM_BUCKET_BYTES or
+ * 4 MiB) and filled as its backward pass announces finished gradients. */
 int rc_comm_attach(rc_comm *c, rc_model *m, size_t bucket_bytes);
 void rc_comm_grads_begin(rc_comm *c);
 double rc_comm_grads_end(rc_comm *c, double local_loss);

@@ -58,12 +58,26 @@ void rc_model_init_weights(rc_model *m, uint64_t seed);
 const rc_model_shape *rc_model_get_shape(const rc_model *m);
 /* The backend whose memory holds the weights, gradients and activations. */
 const rc_backend *rc_model_backend(const rc_model *m);
+/* 1 when the convolutions run with their ReLU fused (rc_backend_fused). */
+int rc_model_conv_fused(const rc_model *m);
 int rc_model_n_params(const rc_model *m);
 const rc_param *rc_model_param(const rc_model *m, int i);
 const rc_param *rc_model_find_param(const rc_model *m, const char *name);
 size_t rc_model_numel(const rc_model *m);
 float *rc_model_weights(rc_model *m);   /* flat, rc_model_numel() floats */
 float *rc_model_grads(rc_model *m);
+
+/* Gradient announcements: during rc_model_step's backward pass, fn(ctx, p)
+ * is called once per parameter p as soon as its gradient (the numel floats
+ * at rc_model_grads() + p->offset) is final for the step; nothing writes
+ * them again before the next step. Parameters finish layer by layer from
+ * the last (head) back to the first convolution, weight then bias (the
+ * parameter table's layers in reverse order). A communicator subscribes to start reducing gradients while
+ * the backward pass goes on (comm.h); the backend's ops, fused ones
+ * included, stay as they are. fn = NULL unsubscribes. The saliency and
+ * embedding passes announce nothing. */
+typedef void (*rc_grad_ready_fn)(void *ctx, const rc_param *p);
+void rc_model_on_grad_ready(rc_model *m, rc_grad_ready_fn fn, void *ctx);
 
 /* Size the activation buffers for batches of up to n_pairs distinct pairs,
  * n_seq sequences and max_steps steps, so that steps do not allocate. */
