@@ -6,7 +6,7 @@
  * usage: bench_loader SHARD_DIR [--seconds X] [--threads N]
  * (pack vtest first: tools/fetch-footage.sh; results: bench/RESULTS.md) */
 #include "recompose/common.h"
-#include "recompose/data_internal.h"
+#include "data/data_internal.h"
 #include "recompose/video.h"
 
 #include <stdio.h>

@@ -17,7 +17,6 @@
 #include "recompose/eval.h"
 #include "recompose/model.h"
 #include "recompose/train.h"
-#include "recompose/comm.h"
 #ifdef RC_HAVE_VIDEO
 #include "recompose/video.h"
 #endif
@@ -228,10 +227,8 @@ static int cmd_train(int argc, char **argv) {
         return rc_train_exit_status(&res);
     }
     if (res.stop == RC_STOP_SIGNAL) return rc_train_exit_status(&res);
-    /* Under mpirun every rank gets here; rank 0 alone reports and evaluates
-     * (rc_comm_create returns the communicator training already made). */
-    rc_comm *comm = rc_comm_create(0);
-    if (comm && rc_comm_rank(comm) != 0) return 0;
+    /* Under mpirun every rank gets here; rank 0 alone reports and evaluates */
+    if (res.rank != 0) return 0;
     rc_log("trained to step %lld in %.1f s: loss %.4f -> %.4f; checkpoint %s",
            (long long)res.steps_done, res.seconds, res.first_loss,
            res.final_loss, res.last_checkpoint);

@@ -658,6 +658,8 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     rc_comm *comm = rc_comm_create(use_gpu);
     if (!comm) return -1;
     int is_root = rc_comm_rank(comm) == 0;
+    res->rank = rc_comm_rank(comm);
+    res->world = rc_comm_size(comm);
     rc_train_options rank_opt = *opt;
     if (!is_root) rank_opt.quiet = 1;
     opt = &rank_opt;
@@ -721,8 +723,9 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     }
     rc_model_init_weights(t.model, c->seed);
     if (!opt->quiet)
-        rc_log("%d rank(s), %s backend, convolution and ReLU %s", data_world,
-               be->name, rc_model_conv_fused(t.model) ? "fused" : "separate");
+        rc_log("%d rank(s) (%s), %s backend, convolution and ReLU %s",
+               data_world, rc_comm_kind(comm), be->name,
+               rc_model_conv_fused(t.model) ? "fused" : "separate");
     rc_adamw_init(&t.adam, c, rc_model_numel(t.model), be);
     saved_handlers handlers;
     install_handlers(&handlers);
@@ -930,6 +933,9 @@ done:
      * non-finite streak or a signal: they decide on reduced values.) */
     if (status != 0 && res->stop != RC_STOP_NONFINITE)
         rc_comm_fail(t.comm, rc_last_error());
+    /* every rank gets here together (a lone failure ended the job above):
+     * the communicator's last collective is behind us */
+    rc_comm_free(t.comm);
     data_rank = 0;
     data_world = 1;
     return status;

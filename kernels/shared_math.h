@@ -1,6 +1,15 @@
-/* shared_math.h: the per-element arithmetic that the CPU reference, the CUDA
- * kernels and their CPU emulation must agree on. Written once here so that a
- * formula cannot drift between backends; usable from C (gcc) and CUDA (nvcc).
+/* shared_math.h: per-element arithmetic of the CUDA kernels, written once
+ * for the device build (nvcc) and for their CPU emulation (gcc), so that the
+ * emulated kernels CI runs compute exactly what the GPU does.
+ *
+ * The CPU reference (csrc/cpu/) does not use these formulas: it is the
+ * oracle the kernels are tested against (test_emu_kernels, test_cuda_ops),
+ * so its LSTM cell, hinge term and AdamW are written independently (AdamW
+ * in another, algebraically equal, order). A formula wrong here shows up as
+ * a difference from the reference instead of in both. The one thing the
+ * reference does take from here is a definition, not arithmetic: the
+ * embedding maps of the equivariance pairs (rc_emb_map_index), which are
+ * checked on their own against dense matrices (test_ops_grad).
  */
 #ifndef RC_KERNELS_SHARED_MATH_H
 #define RC_KERNELS_SHARED_MATH_H

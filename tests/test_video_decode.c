@@ -7,7 +7,7 @@
 #ifndef RC_HAVE_VIDEO
 int main(void) { TEST_SKIP("built without video input (RC_HAVE_VIDEO)"); }
 #else
-#include "recompose/data_internal.h"
+#include "data/data_internal.h"
 
 static void test_png_exact(const char *dir) {
     char path[600];

@@ -161,13 +161,11 @@ void rc_comm_fail(rc_comm *c, const char *msg) {
 const char *rc_comm_kind(const rc_comm *c) { return c->kind; }
 int rc_comm_rank(const rc_comm *c) { return c->rank; }
 int rc_comm_size(const rc_comm *c) { return c->size; }
-int rc_comm_local_rank(const rc_comm *c) { return c->local_rank; }
 int rc_comm_device(const rc_comm *c) {
     /* a launcher that shows each rank only its own GPU (Slurm
      * --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank): ordinal 0 */
     return rc_cuda_device_count() == 1 ? 0 : c->local_rank;
 }
-int rc_comm_n_buckets(const rc_comm *c) { return c->n_buckets; }
 void rc_comm_set_cuda_stream(rc_comm *c, void *stream) { c->cuda_stream = stream; }
 
 /* ---- buckets -------------------------------------------------------------------- */
@@ -331,13 +329,6 @@ void rc_comm_broadcast(rc_comm *c, void *buf, size_t bytes, int root) {
     if (c->mpi) rc_mpi_broadcast(c, buf, bytes, root);
 #endif
     (void)c, (void)buf, (void)bytes, (void)root;
-}
-
-void rc_comm_barrier(rc_comm *c) {
-#ifdef RC_HAVE_MPI
-    if (c->mpi) rc_mpi_barrier(c);
-#endif
-    (void)c;
 }
 
 uint64_t rc_comm_hash(const void *buf, size_t bytes) {

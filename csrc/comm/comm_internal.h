@@ -43,7 +43,6 @@ void rc_mpi_abort(rc_comm *c);
 double rc_mpi_sum(rc_comm *c, double v);
 void rc_mpi_max_u64(rc_comm *c, uint64_t *v, int n);
 void rc_mpi_broadcast(rc_comm *c, void *buf, size_t bytes, int root);
-void rc_mpi_barrier(rc_comm *c);
 /* Sum a host buffer over the ranks in place, without waiting. */
 void rc_mpi_reduce_start(rc_comm *c, int bucket, float *buf, size_t n);
 void rc_mpi_reduce_progress(rc_comm *c);

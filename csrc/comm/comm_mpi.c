@@ -44,10 +44,9 @@ static int node_local_rank(void) {
     return local;
 }
 
-/* The communicator lives as long as the process (rc_train may run more
- * than once, and the caller still needs the rank after it), so MPI is
- * finalized at exit unless rc_comm_free did it first. A rank that fails
- * calls MPI_Abort instead and never gets here. */
+/* rc_train frees its communicator (MPI_Finalize) when it ends cleanly; this
+ * finalizes MPI at exit where a run ended otherwise without aborting. A rank
+ * that fails calls MPI_Abort instead and never gets here. */
 static void finalize_at_exit(void) {
     int initialised = 0, finalized = 0;
     MPI_Initialized(&initialised);
@@ -58,6 +57,12 @@ static void finalize_at_exit(void) {
 int rc_mpi_init(rc_comm *c, int expected_size) {
     int initialised = 0, provided = 0;
     MPI_Initialized(&initialised);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized)
+        return rc_set_error("MPI was shut down by an earlier training run in "
+                            "this process: under mpirun, a process trains "
+                            "once");
     if (!initialised &&
         MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         return rc_set_error("MPI_Init failed");
@@ -126,11 +131,6 @@ void rc_mpi_broadcast(rc_comm *c, void *buf, size_t bytes, int root) {
         p += n;
         bytes -= (size_t)n;
     }
-}
-
-void rc_mpi_barrier(rc_comm *c) {
-    (void)c;
-    check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
 }
 
 static void ensure_requests(mpi_state *s, int n) {

@@ -1,6 +1,6 @@
 /* dataset.c: a set of shards opened for training, and the sequence split. */
 #include "recompose/common.h"
-#include "recompose/data_internal.h"
+#include "data/data_internal.h"
 #include "recompose/rng.h"
 #include "recompose/video.h"
 

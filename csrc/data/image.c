@@ -4,7 +4,7 @@
  * "successfully" into a gray-filled bottom half with only a warning, and
  * such a frame would silently poison training. */
 #include "recompose/common.h"
-#include "recompose/data_internal.h"
+#include "data/data_internal.h"
 #include "recompose/video.h"
 
 #include <errno.h>

@@ -8,7 +8,7 @@
  * record was already known bad or is found bad now, so skipping too leaves
  * the result independent of timing. */
 #include "recompose/common.h"
-#include "recompose/data_internal.h"
+#include "data/data_internal.h"
 #include "recompose/rng.h"
 #include "recompose/sampler.h"
 #include "recompose/video.h"

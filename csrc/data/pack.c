@@ -4,7 +4,7 @@
  * current segment: the frames before and after it become two sequences, so
  * no clip sampled later can span the hole. */
 #include "recompose/common.h"
-#include "recompose/data_internal.h"
+#include "data/data_internal.h"
 #include "recompose/video.h"
 
 #include <dirent.h>

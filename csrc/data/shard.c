@@ -5,7 +5,7 @@
  * record its own, so a truncated file, a flipped bit or an index pointing
  * outside the file is found before any byte reaches training. */
 #include "recompose/common.h"
-#include "recompose/data_internal.h"
+#include "data/data_internal.h"
 #include "recompose/video.h"
 
 #include <errno.h>
@@ -417,7 +417,6 @@ rc_shard *rc_shard_open(const char *path) {
     return s;
 }
 
-const char *rc_shard_path(const rc_shard *s) { return s->path; }
 int rc_shard_encoding(const rc_shard *s) { return s->encoding; }
 uint32_t rc_shard_n_sequences(const rc_shard *s) { return s->n_seq; }
 uint32_t rc_shard_n_records(const rc_shard *s) { return s->n_rec; }

@@ -1,7 +1,7 @@
 /* source.c: what the user points at: video files, folders of numbered
  * frames, manifests, and directories in which to discover those. */
 #include "recompose/common.h"
-#include "recompose/data_internal.h"
+#include "data/data_internal.h"
 #include "recompose/video.h"
 
 #include <ctype.h>

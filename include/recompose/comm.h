@@ -54,7 +54,7 @@ typedef struct rc_comm rc_comm;
 rc_comm *rc_comm_create(int use_gpu);
 
 /* Shut down after a successful run: wait for outstanding work, finalize
- * MPI. Collective: every rank must call it. */
+ * MPI. Collective: every rank must call it (rc_train does, at its end). */
 void rc_comm_free(rc_comm *c);
 
 /* A rank that cannot go on: print "recompose: rank R of W failed: MSG" and
@@ -65,7 +65,6 @@ void rc_comm_fail(rc_comm *c, const char *msg);
 const char *rc_comm_kind(const rc_comm *c);  /* "single", "mpi", "nccl" */
 int rc_comm_rank(const rc_comm *c);
 int rc_comm_size(const rc_comm *c);
-int rc_comm_local_rank(const rc_comm *c);    /* rank within the node */
 /* The CUDA device ordinal of this rank: its local rank, or 0 where the
  * process sees a single GPU (the launcher gave each rank its own). */
 int rc_comm_device(const rc_comm *c);
@@ -77,7 +76,6 @@ int rc_comm_device(const rc_comm *c);
 int rc_comm_attach(rc_comm *c, rc_model *m, size_t bucket_bytes);
 void rc_comm_grads_begin(rc_comm *c);
 double rc_comm_grads_end(rc_comm *c, double local_loss);
-int rc_comm_n_buckets(const rc_comm *c);
 
 /* CUDA stream (cudaStream_t) the backend computes on. With it, buckets are
  * ordered after the gradient kernels by events; without it (NULL, the
@@ -91,7 +89,6 @@ double rc_comm_sum(rc_comm *c, double v);
 int rc_comm_check_same(rc_comm *c, uint64_t value, const char *what);
 /* Host memory, from rank `root` to all. */
 void rc_comm_broadcast(rc_comm *c, void *buf, size_t bytes, int root);
-void rc_comm_barrier(rc_comm *c);
 
 /* FNV-1a of a buffer, for rc_comm_check_same. */
 uint64_t rc_comm_hash(const void *buf, size_t bytes);

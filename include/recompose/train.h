@@ -46,6 +46,8 @@ typedef struct {
     char last_checkpoint[512];
     rc_stop_reason stop;
     int signal;              /* RC_STOP_SIGNAL: which signal */
+    int rank, world;         /* this process among the data-parallel ranks
+                                (rank 0 writes; 0 and 1 when alone) */
 } rc_train_result;
 
 /* Exit status of `recompose train` for a result (see rc_stop_reason). */
@@ -65,7 +67,9 @@ int rc_make_train_batch(const rc_config *c, int64_t step, float *frames,
  * SIGINT and SIGUSR1 ask it to stop after the current step with a
  * checkpoint (a second one exits at once), and SIGXFSZ is ignored so that
  * a file size limit is a write error (EFBIG), not a crash. The previous
- * handlers are restored on return.
+ * handlers are restored on return. The communicator (MPI, NCCL) is shut
+ * down when training ends cleanly on every rank; under mpirun a process
+ * trains once.
  *
  * Fault injection for tests: the environment variable RC_INJECT_NONFINITE
  * = "S[-E][,...]" makes the gradient of those 0-based steps NaN. */

@@ -149,7 +149,6 @@ rc_shard *rc_shard_open(const char *path);
 rc_shard *rc_shard_open_memory(const uint8_t *data, size_t n,
                                const char *name);
 void rc_shard_close(rc_shard *s);
-const char *rc_shard_path(const rc_shard *s);
 int rc_shard_encoding(const rc_shard *s);
 uint32_t rc_shard_n_sequences(const rc_shard *s);
 uint32_t rc_shard_n_records(const rc_shard *s);

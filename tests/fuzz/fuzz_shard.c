@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "recompose/data_internal.h"
+#include "data/data_internal.h"
 #include "recompose/video.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
