@@ -71,10 +71,10 @@ int main(int argc, char **argv) {
     printf("device %s\n", rc_cuda_device_name());
     double copy = rc_cuda_measure_copy_gbs((size_t)1 << 30);
     double gemm_tf32 = rc_cuda_measure_gemm_tflops(8192);
-    o.strict_fp32 = 1;
+    o.precision = RC_PRECISION_FP32;
     rc_cuda_configure(&o);
     double gemm_fp32 = rc_cuda_measure_gemm_tflops(8192);
-    o.strict_fp32 = 0;
+    o.precision = RC_PRECISION_TF32;
     rc_cuda_configure(&o);
     printf("copy_bandwidth %.1f GB/s\n", copy);
     printf("gemm_tf32 %.1f TFLOP/s\n", gemm_tf32);

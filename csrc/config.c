@@ -70,10 +70,12 @@ typedef struct {
 
 static const enum_choice source_choices[] = {
     {"synthetic", 0}, {"shards", 1}, {NULL, 0}};
+/* the names rc_backend_lookup knows (backend.h; test_config checks) */
 static const enum_choice device_choices[] = {
-    {"cpu", 0}, {"cuda", 1}, {"auto", 2}, {"emu", 3}, {NULL, 0}};
+    {"cpu", 0}, {"cuda", 1}, {"emu", 2}, {"auto", 3}, {NULL, 0}};
 static const enum_choice precision_choices[] = {
-    {"tf32", 0}, {"fp32", 1}, {"bf16", 2}, {NULL, 0}};
+    {"tf32", RC_PRECISION_TF32}, {"fp32", RC_PRECISION_FP32},
+    {"bf16", RC_PRECISION_BF16}, {NULL, 0}};
 static const enum_choice on_bad_choices[] = {
     {"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const enum_choice texture_choices[] = {
@@ -177,7 +179,8 @@ static const config_key config_keys[] = {
     {"train", "device", KEY_ENUM, 0, 0, 0, "cpu",
      "backend: cpu, cuda (the CUDA backend; an error without a GPU), auto "
      "(cuda when a GPU is visible) or emu (the CUDA backend's kernels and "
-     "input stage emulated on the CPU: slow, for tests)", FIELD(device), device_choices, 0, NULL},
+     "input stage emulated on the CPU: slow, for tests)", FIELD(device),
+     device_choices, sizeof(((rc_config *)0)->device), NULL},
     {"train", "precision", KEY_ENUM, 0, 0, 0, "tf32",
      "GPU arithmetic: tf32 (cuDNN and cuBLAS may round inputs to TF32), "
      "fp32 (strict float32, what the GPU tests compare at 1e-5) or bf16 "

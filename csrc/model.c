@@ -124,7 +124,7 @@ rc_model *rc_model_create(const rc_model_shape *s, const rc_backend *be) {
     rc_model *m = rc_xcalloc(1, sizeof *m);
     m->shape = *s;
     m->be = be;
-    m->fused = rc_backend_fused_for(be);
+    m->fused = be->fused;
     build_param_table(m);
     if (m->conv[s->n_conv - 1].shape.h_out < 1) {
         rc_set_error("image_size %d is too small for %d stride-2 layers",

@@ -30,6 +30,7 @@
 #include "recompose/comm.h"
 #include "recompose/common.h"
 #include "recompose/cuda_backend.h"
+#include "recompose/backend.h"
 #include "recompose/feed.h"
 #include "recompose/model.h"
 #include "recompose/optim.h"
@@ -37,7 +38,6 @@
 #include "recompose/safetensors.h"
 #include "recompose/sampler.h"
 #include "recompose/synth.h"
-#include "emu/emu_backend.h"
 #include "train_input.h"
 #ifdef RC_HAVE_VIDEO
 #include "recompose/video.h"
@@ -653,9 +653,9 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     if (rc_config_validate(c) != 0) return -1;
     /* Under mpirun or srun: one of several data-parallel ranks. Rank 0 alone
      * writes (checkpoints, metrics, progress); train.batch is per rank. */
-    int use_gpu = c->device == 1 || (c->device == 2 && rc_cuda_device_count() > 0);
-    int use_emu = c->device == 3;
-    rc_comm *comm = rc_comm_create(use_gpu);
+    const rc_backend_kind *kind = rc_backend_lookup(c->device);
+    if (!kind) return -1;
+    rc_comm *comm = rc_comm_create(kind->is_gpu);
     if (!comm) return -1;
     int is_root = rc_comm_rank(comm) == 0;
     res->rank = rc_comm_rank(comm);
@@ -676,39 +676,31 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
 
     trainer t = {.cfg = c, .opt = opt, .comm = comm,
                  .inject = getenv("RC_INJECT_NONFINITE")};
-    if (use_gpu) {
-        /* before the backend starts: its device and arithmetic */
-        rc_cuda_options co;
-        rc_cuda_options_default(&co);
-        co.device = rc_comm_device(comm); /* one GPU per rank of a node */
-        co.strict_fp32 = c->precision == 1;
-        co.bf16 = c->precision == 2;
-        co.benchmark = c->cudnn_benchmark;
-        if (rc_cuda_configure(&co) != 0) {
-            rc_comm_fail(comm, rc_last_error());
-            return -1;
-        }
+    /* before the backend starts: its device and arithmetic */
+    rc_backend_settings settings = {rc_comm_device(comm), /* a GPU per rank */
+                                    (rc_precision)c->precision,
+                                    c->cudnn_benchmark};
+    if (kind->configure && kind->configure(&settings) != 0) {
+        rc_comm_fail(comm, rc_last_error());
+        return -1;
     }
-    const rc_backend *be = use_gpu   ? rc_backend_cuda()
-                           : use_emu ? rc_backend_emu()
-                                     : rc_backend_cpu();
+    const rc_backend *be = kind->ops();
     /* a device backend takes its input through a feed: copies overlap */
-    const rc_stage_ops *stage = use_gpu   ? rc_stage_cuda()
-                                : use_emu ? rc_stage_emu()
-                                          : NULL;
+    const rc_stage_ops *stage = kind->stage ? kind->stage() : NULL;
     if (!be) {
         rc_comm_fail(comm, rc_last_error());
         return -1;
     }
-    if (use_gpu) {
+    if (kind->is_gpu) {
         /* the gradient all-reduce waits for the backward pass by an event
          * on this stream, not by a host synchronisation per bucket */
         rc_comm_set_cuda_stream(comm, rc_cuda_stream());
+        static const char *const arithmetic[] = {"TF32", "strict float32",
+                                                 "bfloat16"};
         rc_log("training on the GPU (CUDA backend, %s on %s)",
-               c->precision == 1 ? "strict float32" : c->precision == 2 ? "bfloat16" : "TF32",
-               rc_cuda_device_name());
+               arithmetic[settings.precision], rc_cuda_device_name());
     }
-    if (use_emu)
+    if (stage && !kind->is_gpu)
         rc_log("training on the emulated CUDA backend (its kernels and input "
                "stage on the CPU; slow, for tests)");
     data_rank = rc_comm_rank(comm);

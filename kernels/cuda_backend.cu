@@ -57,7 +57,7 @@ static void rc_cuda_die(const char *call, const char *file, int line,
 typedef struct conv_entry {
     struct conv_entry *next;
     rc_conv_shape s;
-    int mode; /* 0 tf32, 1 strict, 2 bf16 */
+    int mode; /* rc_precision */
     cudnnTensorDescriptor_t x, y;
     cudnnFilterDescriptor_t w;
     cudnnConvolutionDescriptor_t conv;
@@ -272,20 +272,20 @@ static void from_bf16(const __nv_bfloat16 *x, size_t n, float *y) {
 
 /* ---- cuDNN convolutions --------------------------------------------------------- */
 
-static int conv_mode(void) { return G.opt.bf16 ? 2 : G.opt.strict_fp32 ? 1 : 0; }
+static int conv_mode(void) { return (int)G.opt.precision; }
 
 /* The math type set on the descriptor before cudnnFind*. cudnnFind* also
  * tries CUDNN_DEFAULT_MATH, which permits TF32 on Ampere and later, so the
  * results are filtered as well (math_allowed). */
 static cudnnMathType_t conv_math(int mode) {
-    return mode == 1 ? CUDNN_FMA_MATH                /* strict float32 */
-           : mode == 2 ? CUDNN_TENSOR_OP_MATH        /* data already bf16 */
+    return mode == RC_PRECISION_FP32 ? CUDNN_FMA_MATH          /* strict */
+           : mode == RC_PRECISION_BF16 ? CUDNN_TENSOR_OP_MATH /* data bf16 */
                        : CUDNN_DEFAULT_MATH;         /* TF32 allowed */
 }
 
 static int math_allowed(cudnnMathType_t m) {
     /* strict float32: FMA only (DEFAULT_MATH may round inputs to TF32) */
-    if (conv_mode() == 1) return m == CUDNN_FMA_MATH;
+    if (conv_mode() == RC_PRECISION_FP32) return m == CUDNN_FMA_MATH;
     /* never let cuDNN down-convert float32 tensors to half precision:
      * small backward gradients would underflow */
     return m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
@@ -409,7 +409,7 @@ static conv_entry *conv_lookup(const rc_conv_shape *s) {
     conv_entry *e = (conv_entry *)rc_xcalloc(1, sizeof *e);
     e->s = *s;
     e->mode = mode;
-    cudnnDataType_t dt = mode == 2 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    cudnnDataType_t dt = mode == RC_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     RC_DNN(cudnnCreateTensorDescriptor(&e->x));
     RC_DNN(cudnnCreateTensorDescriptor(&e->y));
     RC_DNN(cudnnCreateFilterDescriptor(&e->w));
@@ -469,7 +469,7 @@ static void cuda_conv2d_forward(const rc_conv_shape *s, const float *x,
     void *ws = e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL;
     const float one = 1.0f, zero = 0.0f;
     RC_DNN(cudnnSetConvolutionMathType(e->conv, e->fwd_math));
-    if (e->mode == 2) {
+    if (e->mode == RC_PRECISION_BF16) {
         __nv_bfloat16 *x16 = to_bf16(x, elems_x(s)), *w16 = to_bf16(w, elems_w(s));
         __nv_bfloat16 *y16 =
             (__nv_bfloat16 *)rc_dev_scratch(elems_y(s) * sizeof(__nv_bfloat16));
@@ -492,7 +492,7 @@ static void cuda_conv2d_backward(const rc_conv_shape *s, const float *x,
     void *ws = e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL;
     const float one = 1.0f, zero = 0.0f;
     rc_op_conv_bias_grad(s->n, s->c_out, s->h_out * s->w_out, dy, db);
-    if (e->mode == 2) {
+    if (e->mode == RC_PRECISION_BF16) {
         __nv_bfloat16 *x16 = to_bf16(x, elems_x(s)), *dy16 = to_bf16(dy, elems_y(s));
         __nv_bfloat16 *g16 = (__nv_bfloat16 *)rc_dev_scratch(
             (elems_w(s) > elems_x(s) ? elems_w(s) : elems_x(s)) * sizeof(__nv_bfloat16));
@@ -564,12 +564,13 @@ static const rc_backend cuda_backend = {
     cuda_conv2d_forward,
     cuda_conv2d_backward,
     RC_OPS_SHARED_ENTRIES,
+    NULL, /* fused: cuDNN's conv and a ReLU kernel */
 };
 
 /* ---- setup ----------------------------------------------------------------------- */
 
 static void apply_math_mode(void) {
-    RC_BLAS(cublasSetMathMode(G.blas, G.opt.strict_fp32 ? CUBLAS_PEDANTIC_MATH
+    RC_BLAS(cublasSetMathMode(G.blas, G.opt.precision == RC_PRECISION_FP32 ? CUBLAS_PEDANTIC_MATH
                                                         : CUBLAS_TF32_TENSOR_OP_MATH));
     while (G.convs) { /* algorithms depend on the math mode */
         conv_entry *n = G.convs->next;
@@ -621,8 +622,8 @@ static int init_once(void) {
 }
 
 extern "C" int rc_cuda_configure(const rc_cuda_options *o) {
-    if (o->strict_fp32 && o->bf16)
-        return rc_set_error("CUDA backend: strict_fp32 and bf16 exclude each other");
+    if ((unsigned)o->precision > RC_PRECISION_BF16)
+        return rc_set_error("CUDA backend: unknown precision %d", (int)o->precision);
     if (G.ready && o->device != G.opt.device)
         return rc_set_error("CUDA backend: the device cannot change after start");
     G.opt = *o;

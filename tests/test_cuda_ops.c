@@ -198,8 +198,7 @@ int main(void) {
         int bf16 = mode == 1;
         rc_cuda_options o;
         rc_cuda_options_default(&o);
-        o.strict_fp32 = !bf16;
-        o.bf16 = bf16;
+        o.precision = bf16 ? RC_PRECISION_BF16 : RC_PRECISION_FP32;
         o.benchmark = mode == 2;
         CHECK(rc_cuda_configure(&o) == 0);
         gpu = rc_backend_cuda();

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "emu/emu_backend.h"
+#include "recompose/backend.h"
 #include "recompose/common.h"
 #include "recompose/model.h"
 #include "recompose/train.h"
@@ -31,8 +32,8 @@ int main(void) {
     double t0 = rc_now();
     rc_model_shape shape;
     rc_model_shape_from_config(&c, &shape);
-    rc_model *cpu = rc_model_create(&shape, rc_backend_cpu());
-    rc_model *emu = rc_model_create(&shape, rc_backend_emu());
+    rc_model *cpu = rc_model_create(&shape, rc_backend_lookup("cpu")->ops());
+    rc_model *emu = rc_model_create(&shape, rc_backend_lookup("emu")->ops());
     rc_model_init_weights(cpu, 11);
     rc_model_init_weights(emu, 11);
     size_t n = rc_model_numel(cpu);

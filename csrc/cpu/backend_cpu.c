@@ -87,6 +87,11 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
 
 static void cpu_synchronize(void) {}
 
+static const rc_backend_fused cpu_fused = {
+    .conv2d_relu_forward = rc_conv2d_relu_forward_f32,
+    .conv2d_relu_backward = rc_conv2d_relu_backward_f32,
+};
+
 static const rc_backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -113,20 +118,10 @@ static const rc_backend cpu_backend = {
     .gather_pairs = rc_gather_pairs_f32,
     .gather_steps = rc_gather_steps_f32,
     .scatter_steps = rc_scatter_steps_f32,
+    .fused = &cpu_fused,
 };
 
 const rc_backend *rc_backend_cpu(void) { return &cpu_backend; }
 
-static const rc_backend_fused cpu_fused = {
-    .conv2d_relu_forward = rc_conv2d_relu_forward_f32,
-    .conv2d_relu_backward = rc_conv2d_relu_backward_f32,
-};
-
-const rc_backend_fused *rc_backend_fused_for(const rc_backend *be) {
-    return be && be->conv2d_forward == rc_conv2d_forward_f32 &&
-                   be->conv2d_backward == rc_conv2d_backward_f32
-               ? &cpu_fused
-               : NULL;
-}
 
 #endif

@@ -120,6 +120,7 @@ static const rc_backend emu_backend = {
     emu_conv2d_forward,
     emu_conv2d_backward,
     RC_OPS_SHARED_ENTRIES,
+    NULL, /* fused: none, as the CUDA backend */
 };
 
 const rc_backend *rc_backend_emu(void) { return &emu_backend; }

@@ -65,8 +65,8 @@ typedef struct {
     uint64_t seed;                   /* train.seed */
     int threads;                     /* train.threads (0 = all cores) */
     int dedup;                       /* train.dedup (bool) */
-    int device;                      /* train.device: 0 cpu, 1 cuda, 2 auto, 3 emu */
-    int precision;                   /* train.precision: 0 tf32, 1 fp32, 2 bf16 */
+    char device[16];                 /* train.device: a backend.h name */
+    int precision;                   /* train.precision: enum rc_precision */
     int cudnn_benchmark;             /* train.cudnn_benchmark (bool) */
     int log_every;                   /* train.log_every steps */
     int checkpoint_every;            /* train.checkpoint_every steps */

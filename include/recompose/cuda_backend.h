@@ -21,10 +21,7 @@ extern "C" {
 
 typedef struct {
     int device;       /* CUDA device ordinal (default 0) */
-    int strict_fp32;  /* 1: no TF32 in cuDNN or cuBLAS (default 0: TF32) */
-    int bf16;         /* 1: convolutions read and write bfloat16 activations
-                         and weights, accumulate in float32; master weights,
-                         gradients and optimizer state stay float32 */
+    rc_precision precision; /* default RC_PRECISION_TF32 */
     int benchmark;    /* 1: convolution algorithms by timing (cudnnFind*, once
                          per layer, reused for other batch sizes); 0 (default):
                          by cuDNN's heuristics, the same in every run */

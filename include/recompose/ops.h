@@ -169,6 +169,30 @@ void rc_adamw_update_f32(size_t n, float *w, const float *g, float *m,
                          float eps, float weight_decay, float c1, float c2);
 
 /* ---- Backend interface (float32) ---- */
+
+/* Arithmetic of a GPU run (train.precision, rc_cuda_options). The CPU
+ * backends are float32 whatever it says. */
+typedef enum {
+    RC_PRECISION_TF32 = 0, /* cuDNN and cuBLAS may round inputs to TF32 */
+    RC_PRECISION_FP32,     /* strict float32 */
+    RC_PRECISION_BF16      /* bfloat16 convolution activations and weights,
+                              float32 accumulation, master weights,
+                              gradients and optimizer state */
+} rc_precision;
+
+/* Fused ops a backend may offer (rc_backend.fused). */
+typedef struct {
+    /* y = max(conv(x) + b, 0) */
+    void (*conv2d_relu_forward)(const rc_conv_shape *s, const float *x,
+                                const float *w, const float *b, float *y,
+                                float *ws);
+    /* backward of conv2d_relu_forward from its output y; dx nullable */
+    void (*conv2d_relu_backward)(const rc_conv_shape *s, const float *x,
+                                 const float *w, const float *y,
+                                 const float *dy, float *dx, float *dw,
+                                 float *db, float *ws);
+} rc_backend_fused;
+
 typedef struct rc_backend {
     const char *name;
     void *(*alloc)(size_t bytes);              /* zero-filled */
@@ -218,29 +242,15 @@ typedef struct rc_backend {
     void (*scatter_steps)(int n_seq, int max_steps, const int *seq_pair,
                           int dim, const float *d_steps, int n_pairs,
                           float *d_feat);
+    /* Optional: fused versions of conv2d + relu sharing conv2d_workspace
+     * (NULL: the model runs them one after the other). A wrapper that
+     * replaces the conv2d entries must replace or clear this too. */
+    const rc_backend_fused *fused;
 } rc_backend;
 
 /* The CPU reference backend (OpenBLAS + OpenMP). */
 const rc_backend *rc_backend_cpu(void);
 
-/* Fused ops that a backend may offer beside its table (kept out of
- * rc_backend so that existing backends need no change). */
-typedef struct {
-    /* y = max(conv(x) + b, 0) */
-    void (*conv2d_relu_forward)(const rc_conv_shape *s, const float *x,
-                                const float *w, const float *b, float *y,
-                                float *ws);
-    /* backward of conv2d_relu_forward from its output y; dx nullable */
-    void (*conv2d_relu_backward)(const rc_conv_shape *s, const float *x,
-                                 const float *w, const float *y,
-                                 const float *dy, float *dx, float *dw,
-                                 float *db, float *ws);
-} rc_backend_fused;
-
-/* The fused ops for backend be, or NULL. The CPU ones are returned when
- * be's convolution is the CPU one (rc_conv2d_forward_f32), since they share
- * its workspace and semantics. */
-const rc_backend_fused *rc_backend_fused_for(const rc_backend *be);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,57 @@
+/* test_backend.c: the backend registry (backend.h).
+ *  - every train.device the config accepts names a backend (or "auto");
+ *  - cpu and emu run here: their op tables are the CPU reference and the
+ *    emulated CUDA kernels, emu with its input stage, cpu without;
+ *    the CPU table carries its fused conv + ReLU, the emulated one none;
+ *  - cuda without a GPU: its op table is refused with a message, never a
+ *    silent CPU run; auto without a GPU is the CPU;
+ *  - an unknown name is refused with the choices. */
+#include <string.h>
+
+#include "recompose/backend.h"
+#include "recompose/common.h"
+#include "recompose/config.h"
+#include "recompose/cuda_backend.h"
+#include "test_util.h"
+
+static int contains(const char *s, const char *part) {
+    return s && strstr(s, part) != NULL;
+}
+
+int main(void) {
+    for (int i = 0; rc_backend_names[i]; i++) {
+        rc_config c;
+        rc_config_default(&c);
+        char set[64];
+        snprintf(set, sizeof set, "train.device=%s", rc_backend_names[i]);
+        CHECK_MSG(rc_config_set(&c, set) == 0, "%s: %s", set, rc_last_error());
+        CHECK_MSG(rc_backend_lookup(c.device) != NULL, "%s: %s", c.device,
+                  rc_last_error());
+    }
+    const rc_backend_kind *cpu = rc_backend_lookup("cpu");
+    const rc_backend_kind *emu = rc_backend_lookup("emu");
+    CHECK(cpu && emu);
+    if (cpu && emu) {
+        CHECK(cpu->ops() == rc_backend_cpu() && cpu->stage == NULL && !cpu->is_gpu);
+        CHECK(cpu->ops()->fused != NULL);
+        const rc_backend *e = emu->ops();
+        CHECK(e != NULL && strcmp(e->name, "cpu") != 0 && e->fused == NULL);
+        CHECK(emu->stage != NULL && emu->stage() != NULL && !emu->is_gpu);
+    }
+    const rc_backend_kind *cuda = rc_backend_lookup("cuda");
+    CHECK(cuda && cuda->is_gpu && cuda->configure && cuda->stage);
+    if (rc_cuda_device_count() == 0) {
+        if (cuda) CHECK(cuda->ops() == NULL && rc_last_error()[0] != '\0');
+        CHECK(rc_backend_lookup("auto") == cpu);
+    } else {
+        CHECK(rc_backend_lookup("auto") == cuda);
+    }
+    CHECK(rc_backend_lookup("gpu") == NULL &&
+          contains(rc_last_error(), "choose cpu, cuda, emu or auto"));
+    CHECK(rc_backend_lookup(NULL) == NULL);
+    rc_config c;
+    rc_config_default(&c);
+    CHECK(rc_config_set(&c, "train.device=gpu") != 0 &&
+          contains(rc_last_error(), "allowed: cpu, cuda, emu, auto"));
+    TEST_DONE();
+}
