@@ -40,35 +40,6 @@ __attribute__((used)) static const void *const plugin_imports[] = {
     (const void *)rc_comm_device,
 };
 
-/* Every forwarded function: X(return type, name, parameters, arguments,
- * value returned when there is no plugin) or V(name, parameters,
- * arguments) for those returning nothing. */
-#define RC_CUDA_FUNCS(X, V)                                                     \
-    X(int, rc_cuda_configure, (const rc_cuda_options *o), (o), -1)              \
-    X(int, rc_cuda_device_count, (void), (), 0)                                 \
-    X(const rc_backend *, rc_backend_cuda, (void), (), NULL)                    \
-    X(void *, rc_cuda_stream, (void), (), NULL)                                 \
-    X(const char *, rc_cuda_device_name, (void), (), "none")                    \
-    X(void *, rc_cuda_pinned_alloc, (size_t bytes), (bytes), NULL)              \
-    V(rc_cuda_pinned_free, (void *p), (p))                                      \
-    X(rc_cuda_input *, rc_cuda_input_create, (size_t max_bytes, int slots),     \
-      (max_bytes, slots), NULL)                                                 \
-    V(rc_cuda_input_free, (rc_cuda_input * in), (in))                           \
-    X(int, rc_cuda_input_submit, (rc_cuda_input * in, const void *p, size_t n), \
-      (in, p, n), -1)                                                           \
-    X(const float *, rc_cuda_input_acquire, (rc_cuda_input * in, int slot),     \
-      (in, slot), NULL)                                                         \
-    V(rc_cuda_input_release, (rc_cuda_input * in, int slot), (in, slot))        \
-    V(rc_cuda_input_wait_host_free, (rc_cuda_input * in, int slot), (in, slot)) \
-    X(rc_cuda_graph *, rc_cuda_graph_capture, (void (*fn)(void *), void *ctx),  \
-      (fn, ctx), NULL)                                                          \
-    X(int, rc_cuda_graph_launch, (rc_cuda_graph * g), (g), -1)                  \
-    X(double, rc_cuda_graph_scalar, (const rc_cuda_graph *g, int i), (g, i), 0) \
-    X(int, rc_cuda_graph_n_scalars, (const rc_cuda_graph *g), (g), 0)           \
-    V(rc_cuda_graph_free, (rc_cuda_graph * g), (g))                             \
-    X(double, rc_cuda_measure_copy_gbs, (size_t bytes), (bytes), 0)             \
-    X(double, rc_cuda_measure_gemm_tflops, (int n), (n), 0)
-
 #ifdef RC_HAVE_NCCL
 #define RC_NCCL_FUNCS(X, V)                                                     \
     X(int, rc_nccl_init, (rc_comm * c), (c), -1)                                \

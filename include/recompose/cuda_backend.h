@@ -96,6 +96,48 @@ void rc_cuda_graph_free(rc_cuda_graph *g);
 double rc_cuda_measure_copy_gbs(size_t bytes);
 double rc_cuda_measure_gemm_tflops(int n);
 
+/* ---- the entry list ----------------------------------------------------------
+ * Every function above except rc_cuda_options_default and
+ * rc_cuda_plugin_error, once: X(return type, name, parameters, arguments,
+ * value returned when there is no backend) or V(name, parameters,
+ * arguments) for those returning nothing. The CUDA build's loader forwards
+ * each to the plugin (csrc/cuda/cuda_loader.c), a build without CUDA
+ * answers each with that value (csrc/cuda/cuda_absent.c), and the
+ * declarations generated below make the compiler check the list against
+ * the documented declarations above. An entry point is added here and
+ * above, and nowhere else. */
+#define RC_CUDA_FUNCS(X, V)                                                     \
+    X(int, rc_cuda_configure, (const rc_cuda_options *o), (o), -1)              \
+    X(int, rc_cuda_device_count, (void), (), 0)                                 \
+    X(const rc_backend *, rc_backend_cuda, (void), (), NULL)                    \
+    X(void *, rc_cuda_stream, (void), (), NULL)                                 \
+    X(const char *, rc_cuda_device_name, (void), (), "none")                    \
+    X(void *, rc_cuda_pinned_alloc, (size_t bytes), (bytes), NULL)              \
+    V(rc_cuda_pinned_free, (void *p), (p))                                      \
+    X(rc_cuda_input *, rc_cuda_input_create, (size_t max_bytes, int slots),     \
+      (max_bytes, slots), NULL)                                                 \
+    V(rc_cuda_input_free, (rc_cuda_input * in), (in))                           \
+    X(int, rc_cuda_input_submit, (rc_cuda_input * in, const void *p, size_t n), \
+      (in, p, n), -1)                                                           \
+    X(const float *, rc_cuda_input_acquire, (rc_cuda_input * in, int slot),     \
+      (in, slot), NULL)                                                         \
+    V(rc_cuda_input_release, (rc_cuda_input * in, int slot), (in, slot))        \
+    V(rc_cuda_input_wait_host_free, (rc_cuda_input * in, int slot), (in, slot)) \
+    X(rc_cuda_graph *, rc_cuda_graph_capture, (void (*fn)(void *), void *ctx),  \
+      (fn, ctx), NULL)                                                          \
+    X(int, rc_cuda_graph_launch, (rc_cuda_graph * g), (g), -1)                  \
+    X(double, rc_cuda_graph_scalar, (const rc_cuda_graph *g, int i), (g, i), 0) \
+    X(int, rc_cuda_graph_n_scalars, (const rc_cuda_graph *g), (g), 0)           \
+    V(rc_cuda_graph_free, (rc_cuda_graph * g), (g))                             \
+    X(double, rc_cuda_measure_copy_gbs, (size_t bytes), (bytes), 0)             \
+    X(double, rc_cuda_measure_gemm_tflops, (int n), (n), 0)
+
+#define RC_CUDA_DECLARE_X(ret, name, params, args, fail) ret name params;
+#define RC_CUDA_DECLARE_V(name, params, args) void name params;
+RC_CUDA_FUNCS(RC_CUDA_DECLARE_X, RC_CUDA_DECLARE_V)
+#undef RC_CUDA_DECLARE_X
+#undef RC_CUDA_DECLARE_V
+
 #ifdef __cplusplus
 }
 #endif
