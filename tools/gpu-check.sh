@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # gpu-check.sh: everything that needs a real GPU, in one run.
 #   1. configure with the CUDA backend forced on and build
-#   2. the GPU tests (tests/test_cuda_*) and the emulated ones
+#   2. the GPU tests (tests/test_cuda_*), the emulated ones and the
+#      cross-backend op test (tests/test_backend_ops.c: every op on cpu, emu
+#      and cuda against the float64 reference)
 #   3. compute-sanitizer memcheck and racecheck over the GPU tests
 #   4. the benchmarks (bench_cuda) and the same model in PyTorch
 #   5. a summary table
@@ -53,7 +55,7 @@ else
     printf '%-28s %s\n' "${NAMES[@]/%/}" 2>/dev/null; exit 1
 fi
 
-for t in "$BUILD"/test_cuda_* "$BUILD"/test_emu_*; do
+for t in "$BUILD"/test_cuda_* "$BUILD"/test_emu_* "$BUILD"/test_backend_ops; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     out=$("$t" 2>&1); rc=$?
