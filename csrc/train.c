@@ -1,4 +1,7 @@
-/* train.c: the training loop.
+/* train.c: the training loop, and rc_train's other jobs each in a function
+ * of its own (start_backend, open_outputs, open_batch_origin, the
+ * checkpoint, resume, signal and non-finite helpers); the data of a step is
+ * in train_data.c, the way it reaches the backend in train_input.c.
  *
  * The data of step k is a pure function of (seed, k): the clip keys, the
  * tuple sampling and the rendering all derive from them. With the optimiser
@@ -48,154 +51,6 @@ void rc_set_threads(int threads) {
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
 }
-
-/* ---- data ------------------------------------------------------------------ */
-
-/* Data-parallel ranks split each step's global batch: rank r of W trains on
- * clips r*B .. r*B+B-1 of the step's W*B, so W ranks of train.batch = B see
- * exactly the clips and tuples of one process with batch W*B. Set by
- * rc_train (one training per process at a time); 0 and 1 otherwise. */
-static int data_rank = 0, data_world = 1;
-
-/* Key of clip b (of this rank's part) of training step `step`. For
- * synthetic data it also determines the clip's texture and motion. */
-static uint64_t train_clip_key(const rc_config *c, int64_t step, int b) {
-    uint64_t global_batch = (uint64_t)c->batch * (uint64_t)data_world;
-    return rc_synth_clip_key(c->seed, RC_SPLIT_TRAIN,
-                             (uint64_t)step * global_batch +
-                                 (uint64_t)data_rank * (uint64_t)c->batch +
-                                 (uint64_t)b);
-}
-
-/* The recomposition tuples of a step: one per clip, drawn from its key. */
-static int plan_for_step(const rc_config *c, int64_t step, rc_tuple *tuples,
-                         rc_batch_plan *plan) {
-    for (int b = 0; b < c->batch; b++) {
-        rc_rng rng;
-        rc_rng_seed(&rng, rc_hash_combine(train_clip_key(c, step, b),
-                                          0x7475706cULL /* "tupl" */));
-        rc_sample_tuple(c->clip_steps, &rng, &tuples[b]);
-    }
-    rc_plan_free(plan);
-    return rc_plan_build(plan, tuples, c->batch, c->clip_steps, &c->loss,
-                         c->dedup);
-}
-
-/* The motion of twin `kind` of a clip (sampler.h, rc_twin_kind):
- *   pan      the clip seen through a window sliding by u per frame, which is
- *            the same texture moving at v - u (synth.h: content moves by +v)
- *   texture  the same motion on another texture of the training family
- *   roll     the clip seen through a window turning by alpha per frame */
-static void twin_motion(const rc_config *c, uint64_t key, int kind,
-                        rc_motion *m) {
-    if (kind == RC_TWIN_PAN) {
-        float ux, uy;
-        rc_pan_velocity(key, c->pan_speed, &ux, &uy);
-        m->vx -= ux;
-        m->vy -= uy;
-    } else if (kind == RC_TWIN_ROLL) {
-        m->roll = rc_roll_rate(key, c->roll_speed);
-    } else {
-        rc_motion orig = *m;
-        rc_synth_retexture(&orig, 2, c->texture, m);
-    }
-}
-
-/* Clips b = 0..B-1 of the step, then the twins: clip B*(1+slot) + b is twin
- * `slot` of clip b (rc_batch_plan), rendered with its own motion or, for a
- * symmetry twin, clip b's frames rearranged. */
-static void render_synthetic_batch(const rc_config *c, int64_t step,
-                                   float *frames) {
-    rc_synth_config sc;
-    rc_config_synth(c, &sc);
-    size_t clip_elems = (size_t)(c->clip_steps + 1) * sc.channels * sc.size *
-                        sc.size;
-    int B = c->batch, kinds[RC_TWIN_KINDS];
-    int n = B * (1 + rc_loss_twins(&c->loss, kinds));
-    #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        int kind = i >= B ? kinds[i / B - 1] : -1;
-        uint64_t key = train_clip_key(c, step, i % B);
-        float *out = frames + (size_t)i * clip_elems;
-        if (kind >= 0 && rc_twin_symmetry[kind] != RC_MAP_NONE)
-            continue; /* made from clip b once it is rendered, below */
-        rc_motion motion;
-        rc_synth_motion(&sc, key, &motion);
-        if (kind >= 0) twin_motion(c, key, kind, &motion);
-        rc_synth_render(&sc, &motion, 0, c->clip_steps + 1, out);
-    }
-    #pragma omp parallel for schedule(static)
-    for (int i = B; i < n; i++) {
-        int sym = rc_twin_symmetry[kinds[i / B - 1]];
-        if (sym == RC_MAP_NONE) continue;
-        rc_twin_frames(sym, c->clip_steps + 1, sc.channels, sc.size,
-                       frames + (size_t)(i % B) * clip_elems,
-                       frames + (size_t)i * clip_elems);
-    }
-}
-
-int rc_make_train_batch(const rc_config *c, int64_t step, float *frames,
-                        rc_batch_plan *plan) {
-    render_synthetic_batch(c, step, frames);
-    rc_tuple *tuples = rc_xmalloc((size_t)c->batch * sizeof *tuples);
-    int status = plan_for_step(c, step, tuples, plan);
-    free(tuples);
-    return status;
-}
-
-/* ---- real footage ------------------------------------------------------------- */
-
-#ifdef RC_HAVE_VIDEO
-static rc_loader *open_shard_loader(const rc_config *c, rc_dataset **ds,
-                                    const rc_stage_ops *stage) {
-    *ds = rc_dataset_open(c->data_path, c->on_bad ? RC_ON_BAD_SKIP
-                                                   : RC_ON_BAD_FAIL);
-    if (!*ds) return NULL;
-    rc_loader_options o;
-    rc_loader_options_default(&o);
-    o.threads = c->loader_threads;
-    o.batch = c->batch;
-    o.clip_steps = c->clip_steps;
-    o.frame_stride = c->frame_stride;
-    o.size = c->image_size;
-    o.channels = c->channels;
-    o.resize = c->resize;
-    o.random_crop = c->random_crop;
-    o.flip = c->flip;
-    /* symmetry twins of the clips (config.c allows no rendered twins here) */
-    int kinds[RC_TWIN_KINDS], n = rc_loss_twins(&c->loss, kinds);
-    for (int t = 0; t < n; t++)
-        o.twin_maps[o.n_twin_maps++] = rc_twin_symmetry[kinds[t]];
-    /* the loader draws clips by (seed, step, b) for its own batch: other
-     * ranks draw from streams of their own (statistically, not clip for
-     * clip, the data of one process with the global batch) */
-    o.seed = data_rank ? rc_hash_combine(c->seed, (uint64_t)data_rank) : c->seed;
-    o.ring = c->ring;
-    if (stage) {
-        /* decode straight into page-locked buffers, so the copy to the
-         * device is one DMA; the feed holds two steps at once */
-        o.alloc = stage->host_alloc;
-        o.free = stage->host_free;
-        if (o.ring < 2) o.ring = 2;
-    }
-    o.on_bad = c->on_bad ? RC_ON_BAD_SKIP : RC_ON_BAD_FAIL;
-    o.validation = 0;
-    o.val_fraction = c->val_fraction;
-    rc_loader *l = rc_loader_create(*ds, &o);
-    if (!l) {
-        rc_dataset_close(*ds);
-        *ds = NULL;
-    }
-    return l;
-}
-
-static const float *loader_get(void *ctx, int64_t step) {
-    return rc_loader_get_batch(ctx, step);
-}
-static void loader_release(void *ctx, int64_t step) {
-    rc_loader_release(ctx, step);
-}
-#endif
 
 /* ---- output directory -------------------------------------------------------- */
 
@@ -485,7 +340,7 @@ static void note_bad_inputs(trainer *t, int64_t step, const float *batch,
         if (synthetic && len < sizeof t->bad_inputs)
             len += (size_t)snprintf(t->bad_inputs + len,
                                     sizeof t->bad_inputs - len, " (key %016llx)",
-                                    (unsigned long long)train_clip_key(c, step, b));
+                                    (unsigned long long)rc_train_clip_key(c, step, b));
     }
     if (n_bad == 0 && len < sizeof t->bad_inputs)
         snprintf(t->bad_inputs + len, sizeof t->bad_inputs - len,
@@ -646,6 +501,99 @@ static void log_metrics(trainer *t, int64_t step, double loss,
     json_decref(j);
 }
 
+/* ---- the steps of rc_train ------------------------------------------------------ */
+
+/* Configure and start the backend of train.device for this rank (its GPU,
+ * its arithmetic); *stage is its input stage (NULL: host frames). NULL with
+ * the error set. */
+static const rc_backend *start_backend(const rc_backend_kind *kind,
+                                       rc_comm *comm, const rc_config *c,
+                                       const rc_stage_ops **stage) {
+    rc_backend_settings settings = {rc_comm_device(comm), /* a GPU per rank */
+                                    (rc_precision)c->precision,
+                                    c->cudnn_benchmark};
+    if (kind->configure && kind->configure(&settings) != 0) return NULL;
+    const rc_backend *be = kind->ops();
+    if (!be) return NULL;
+    /* a device backend takes its input through a feed: copies overlap */
+    *stage = kind->stage ? kind->stage() : NULL;
+    if (kind->is_gpu) {
+        /* the gradient all-reduce waits for the backward pass by an event
+         * on this stream, not by a host synchronisation per bucket */
+        rc_comm_set_cuda_stream(comm, rc_cuda_stream());
+        static const char *const arithmetic[] = {"TF32", "strict float32",
+                                                 "bfloat16"};
+        rc_log("training on the GPU (CUDA backend, %s on %s)",
+               arithmetic[settings.precision], rc_cuda_device_name());
+    } else if (*stage) {
+        rc_log("training on the emulated CUDA backend (its kernels and input "
+               "stage on the CPU; slow, for tests)");
+    }
+    return be;
+}
+
+/* Rank 0 writes config.ini and opens metrics.jsonl (appending on resume);
+ * the other ranks write nothing. 0, or -1 (a storage error). */
+static int open_outputs(trainer *t, int64_t step, int is_root) {
+    const rc_train_options *opt = t->opt;
+    char *ini = rc_config_to_ini(t->cfg);
+    int status = is_root ? write_text_file(opt->out_dir, "config.ini", ini) : 0;
+    free(ini);
+    if (status != 0) return -1;
+    char metrics_path[1024];
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", opt->out_dir);
+    t->metrics = fopen(is_root ? metrics_path : "/dev/null", step > 0 ? "a" : "w");
+    if (!t->metrics)
+        return rc_set_error("cannot open %s: %s", metrics_path, strerror(errno));
+    return 0;
+}
+
+/* Where the step's frames come from: the shard loader (data.source =
+ * shards) or the synthetic renderer, into the stage's host buffers when
+ * there is a stage. 0, or -1 with the error set. */
+typedef struct {
+    rc_batch_source source;
+    int shards;
+    void *dataset, *loader;
+} batch_origin;
+
+static int open_batch_origin(batch_origin *o, const rc_config *c,
+                             const rc_stage_ops *stage, size_t batch_bytes) {
+    memset(o, 0, sizeof *o);
+    o->shards = !strcmp(c->source, "shards");
+    if (o->shards) {
+#ifdef RC_HAVE_VIDEO
+        o->loader = rc_train_open_loader(c, (rc_dataset **)&o->dataset, stage);
+        if (!o->loader) return -1;
+        o->source = (rc_batch_source){rc_train_loader_get,
+                                      rc_train_loader_release, o->loader};
+        return 0;
+#else
+        (void)stage, (void)batch_bytes;
+        return rc_set_error("data.source = shards needs video input, but "
+                            "this build has none (install FFmpeg, "
+                            "TurboJPEG and libpng dev packages: "
+                            "tools/install-deps.sh, then rebuild)");
+#endif
+    }
+    return rc_synthetic_source_open(&o->source, c, batch_bytes,
+                                    rc_train_render_synthetic, stage != NULL,
+                                    stage ? stage->host_alloc : NULL,
+                                    stage ? stage->host_free : NULL);
+}
+
+static void close_batch_origin(batch_origin *o) {
+#ifdef RC_HAVE_VIDEO
+    if (o->shards) {
+        rc_loader_report_bad(o->loader, stderr);
+        rc_loader_destroy(o->loader);
+        rc_dataset_close(o->dataset);
+        return;
+    }
+#endif
+    rc_synthetic_source_close(&o->source);
+}
+
 int rc_train(const rc_config *c, const rc_train_options *opt,
              rc_train_result *res) {
     memset(res, 0, sizeof *res);
@@ -676,35 +624,14 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
 
     trainer t = {.cfg = c, .opt = opt, .comm = comm,
                  .inject = getenv("RC_INJECT_NONFINITE")};
-    /* before the backend starts: its device and arithmetic */
-    rc_backend_settings settings = {rc_comm_device(comm), /* a GPU per rank */
-                                    (rc_precision)c->precision,
-                                    c->cudnn_benchmark};
-    if (kind->configure && kind->configure(&settings) != 0) {
-        rc_comm_fail(comm, rc_last_error());
-        return -1;
-    }
-    const rc_backend *be = kind->ops();
-    /* a device backend takes its input through a feed: copies overlap */
-    const rc_stage_ops *stage = kind->stage ? kind->stage() : NULL;
+    const rc_stage_ops *stage = NULL;
+    const rc_backend *be = start_backend(kind, comm, c, &stage);
     if (!be) {
         rc_comm_fail(comm, rc_last_error());
         return -1;
     }
-    if (kind->is_gpu) {
-        /* the gradient all-reduce waits for the backward pass by an event
-         * on this stream, not by a host synchronisation per bucket */
-        rc_comm_set_cuda_stream(comm, rc_cuda_stream());
-        static const char *const arithmetic[] = {"TF32", "strict float32",
-                                                 "bfloat16"};
-        rc_log("training on the GPU (CUDA backend, %s on %s)",
-               arithmetic[settings.precision], rc_cuda_device_name());
-    }
-    if (stage && !kind->is_gpu)
-        rc_log("training on the emulated CUDA backend (its kernels and input "
-               "stage on the CPU; slow, for tests)");
-    data_rank = rc_comm_rank(comm);
-    data_world = rc_comm_size(comm);
+    int data_world = rc_comm_size(comm);
+    rc_train_set_data_ranks(rc_comm_rank(comm), data_world);
     rc_checkpoint_set_world_size(data_world);
     rc_model_shape shape;
     rc_model_shape_from_config(c, &shape);
@@ -733,57 +660,23 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
         goto done;
     if ((status = check_ranks_agree(&t, "the initial weights")) != 0) goto done;
 
-    char *ini = rc_config_to_ini(c);
-    status = is_root ? write_text_file(opt->out_dir, "config.ini", ini) : 0;
-    free(ini);
-    if (status != 0) {
-        res->stop = RC_STOP_STORAGE;
-        goto done;
-    }
-
-    char metrics_path[1024];
-    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", opt->out_dir);
-    t.metrics = fopen(is_root ? metrics_path : "/dev/null", step > 0 ? "a" : "w");
-    if (!t.metrics) {
-        status = rc_set_error("cannot open %s: %s", metrics_path, strerror(errno));
+    if ((status = open_outputs(&t, step, is_root)) != 0) {
         res->stop = RC_STOP_STORAGE;
         goto done;
     }
 
     int B = c->batch, T = c->clip_steps;
     size_t clip_elems = (size_t)(T + 1) * c->channels * c->image_size * c->image_size;
-    int use_shards = !strcmp(c->source, "shards");
     size_t batch_bytes = (size_t)rc_batch_clips(&c->loss, B) * clip_elems *
                          sizeof(float);
-    void *dataset = NULL, *loader = NULL;
-    rc_batch_source source;
-    if (use_shards) {
-#ifdef RC_HAVE_VIDEO
-        loader = open_shard_loader(c, (rc_dataset **)&dataset, stage);
-        if (!loader) {
-            status = -1;
-            fclose(t.metrics);
-            goto done;
-        }
-        source = (rc_batch_source){loader_get, loader_release, loader};
-#else
-        status = rc_set_error("data.source = shards needs video input, but "
-                              "this build has none (install FFmpeg, "
-                              "TurboJPEG and libpng dev packages: "
-                              "tools/install-deps.sh, then rebuild)");
-        fclose(t.metrics);
-        goto done;
-#endif
-    } else if (rc_synthetic_source_open(&source, c, batch_bytes,
-                                        render_synthetic_batch, stage != NULL,
-                                        stage ? stage->host_alloc : NULL,
-                                        stage ? stage->host_free : NULL) != 0) {
+    batch_origin origin;
+    if (open_batch_origin(&origin, c, stage, batch_bytes) != 0) {
         status = -1;
         fclose(t.metrics);
         goto done;
     }
     rc_train_input input;
-    if (rc_train_input_open(&input, &source, stage, batch_bytes) != 0) {
+    if (rc_train_input_open(&input, &origin.source, stage, batch_bytes) != 0) {
         status = -1;
         goto close_source;
     }
@@ -819,7 +712,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
             status = -1;
             break;
         }
-        if ((status = plan_for_step(c, step, tuples, &plan)) != 0) break;
+        if ((status = rc_train_plan_step(c, step, tuples, &plan)) != 0) break;
         rc_comm_grads_begin(t.comm);
         double loss = rc_model_step(t.model, &plan, batch, &c->loss, 1, emb_host);
         /* the mean gradient and loss over the ranks, before anything reads
@@ -904,16 +797,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     rc_plan_free(&plan);
     rc_train_input_close(&input);
 close_source:
-#ifdef RC_HAVE_VIDEO
-    if (use_shards) {
-        rc_loader_report_bad(loader, stderr);
-        rc_loader_destroy(loader);
-        rc_dataset_close(dataset);
-    }
-#endif
-    (void)dataset;
-    (void)loader;
-    if (!use_shards) rc_synthetic_source_close(&source);
+    close_batch_origin(&origin);
     fclose(t.metrics);
 
 done:
@@ -928,7 +812,6 @@ done:
     /* every rank gets here together (a lone failure ended the job above):
      * the communicator's last collective is behind us */
     rc_comm_free(t.comm);
-    data_rank = 0;
-    data_world = 1;
+    rc_train_set_data_ranks(0, 1);
     return status;
 }

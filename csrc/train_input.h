@@ -16,6 +16,10 @@
 
 #include "recompose/config.h"
 #include "recompose/feed.h"
+#include "recompose/sampler.h"
+#ifdef RC_HAVE_VIDEO
+#include "recompose/video.h"
+#endif
 
 /* Renders the frames of a step's batch into `frames` (a pure function of
  * the config and the step). */
@@ -47,5 +51,27 @@ const float *rc_train_input_begin(rc_train_input *in, int64_t step, int64_t end,
 void rc_train_input_end(rc_train_input *in, int64_t step);
 /* Waits for copies in flight; the source itself is the caller's to close. */
 void rc_train_input_close(rc_train_input *in);
+
+/* ---- the data of a step (train_data.c) ---------------------------------------
+ * Data-parallel ranks split each step's global batch: rank r of W trains on
+ * clips r*B .. r*B+B-1 of the step's W*B. rc_train sets the ranks for the
+ * time it runs (0 and 1 otherwise). */
+void rc_train_set_data_ranks(int rank, int world);
+/* Key of clip b (of this rank's part) of step `step`; for synthetic data it
+ * also fixes the clip's texture and motion. */
+uint64_t rc_train_clip_key(const rc_config *c, int64_t step, int b);
+/* The step's tuples (one per clip, drawn from its key) and batch plan. */
+int rc_train_plan_step(const rc_config *c, int64_t step, rc_tuple *tuples,
+                       rc_batch_plan *plan);
+/* The step's synthetic clips, then their twins (rc_batch_plan's layout). */
+void rc_train_render_synthetic(const rc_config *c, int64_t step, float *frames);
+#ifdef RC_HAVE_VIDEO
+/* The shard loader of data.path for this rank (its twins made beside each
+ * clip), and the batch-source functions over it. */
+rc_loader *rc_train_open_loader(const rc_config *c, rc_dataset **ds,
+                                const rc_stage_ops *stage);
+const float *rc_train_loader_get(void *ctx, int64_t step);
+void rc_train_loader_release(void *ctx, int64_t step);
+#endif
 
 #endif
