@@ -204,7 +204,9 @@ static size_t clip_elems(const rc_config *c) {
 static batch *make_batches(const rc_config *c, int k) {
     batch *b = rc_xcalloc((size_t)k, sizeof *b);
     for (int i = 0; i < k; i++) {
-        b[i].frames = rc_xmalloc((size_t)c->batch * clip_elems(c) * sizeof(float));
+        /* the clips and their twins (tiny.ini renders two per clip) */
+        b[i].frames = rc_xmalloc((size_t)rc_batch_clips(&c->loss, c->batch) *
+                                 clip_elems(c) * sizeof(float));
         if (rc_make_train_batch(c, i, b[i].frames, &b[i].plan) != 0) {
             fprintf(stderr, "bench_cpu: batch %d: %s\n", i, rc_last_error());
             exit(1);
@@ -241,11 +243,13 @@ static int dump_batch(const rc_config *c, const batch *b, const char *path) {
         lp[i] = p->loss_pairs[i].positive;
         lw[i] = p->loss_pairs[i].weight;
     }
-    int64_t *arr[8] = {
+    int *lk = rc_xmalloc((nl ? nl : 1) * sizeof(int));
+    for (size_t i = 0; i < nl; i++) lk[i] = p->loss_pair_kind[i];
+    int64_t *arr[9] = {
         to_i64(p->pair_clip, (size_t)p->n_pairs), to_i64(p->pair_i, (size_t)p->n_pairs),
         to_i64(p->pair_j, (size_t)p->n_pairs), to_i64(p->seq_len, (size_t)p->n_seq),
         to_i64(p->seq_pair, (size_t)p->n_seq * p->max_steps), to_i64(la, nl),
-        to_i64(lb, nl), to_i64(lp, nl)};
+        to_i64(lb, nl), to_i64(lp, nl), to_i64(lk, nl)};
     rc_st_tensor t[] = {
         {"frames", RC_DT_F32, 1, {0}, b->frames},
         {"pair_clip", RC_DT_I64, 1, {p->n_pairs}, arr[0]},
@@ -257,17 +261,21 @@ static int dump_batch(const rc_config *c, const batch *b, const char *path) {
         {"loss_b", RC_DT_I64, 1, {(int64_t)nl}, arr[6]},
         {"loss_positive", RC_DT_I64, 1, {(int64_t)nl}, arr[7]},
         {"loss_weight", RC_DT_F32, 1, {(int64_t)nl}, lw},
+        {"loss_kind", RC_DT_I64, 1, {(int64_t)nl}, arr[8]},
     };
     /* rc_st_tensor holds at most 4 dims: frames go flat, with their shape
-     * [B][T+1][C][S][S] in the metadata */
-    t[0].shape[0] = (int64_t)c->batch * (int64_t)clip_elems(c);
-    char shape[128];
-    snprintf(shape, sizeof shape, "%d,%d,%d,%d,%d", c->batch, c->clip_steps + 1,
+     * [clips][T+1][C][S][S] in the metadata (clips: the B tuples' clips and
+     * their twins) */
+    t[0].shape[0] = (int64_t)p->n_clips * (int64_t)clip_elems(c);
+    char shape[128], tuples[32];
+    snprintf(shape, sizeof shape, "%d,%d,%d,%d,%d", p->n_clips, c->clip_steps + 1,
              c->channels, c->image_size, c->image_size);
-    rc_st_meta meta[] = {{"frames_shape", shape}};
+    snprintf(tuples, sizeof tuples, "%d", c->batch);
+    rc_st_meta meta[] = {{"frames_shape", shape}, {"batch", tuples}};
     int status = rc_safetensors_write(path, t, (int)(sizeof t / sizeof t[0]),
-                                      meta, 1);
-    for (int i = 0; i < 8; i++) free(arr[i]);
+                                      meta, 2);
+    for (int i = 0; i < 9; i++) free(arr[i]);
+    free(lk);
     free(la);
     free(lb);
     free(lp);
@@ -383,8 +391,10 @@ static int cmd_train(const rc_config *c, int k, int steps, int warm, int ops) {
     rc_model_init_weights(m, c->seed);
     rc_adamw adam;
     rc_adamw_init(&adam, c, rc_model_numel(m), be);
-    rc_model_reserve(m, c->batch * RC_SEQ_KINDS * 2 * c->clip_steps,
-                     c->batch * RC_SEQ_KINDS, 2 * c->clip_steps);
+    int twins = rc_batch_clips(&c->loss, c->batch) - c->batch;
+    rc_model_reserve(m, c->batch * RC_SEQ_KINDS * 2 * c->clip_steps +
+                            twins * c->clip_steps,
+                     c->batch * RC_SEQ_KINDS + twins, 2 * c->clip_steps);
     double first_loss = NAN, last_loss = NAN, t0 = 0, pairs = 0;
     for (int s = 0; s < warm + steps; s++) {
         if (s == warm) {

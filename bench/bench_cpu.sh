@@ -4,6 +4,7 @@
 #
 #   bench/bench_cpu.sh [BUILD_DIR] [--reps N] [--threads N] [--tiny-steps N]
 #                      [--paper-steps N] [--paper-batch N] [--no-paper]
+#                      [--set KEY=VALUE]...   (config overrides, both presets)
 #
 # For each preset (configs/tiny.ini; configs/paper.ini with a smaller batch,
 # default 8, so that a run takes minutes, not hours): `bench_cpu dump` writes
@@ -21,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 build=${RC_BUILD:-$root/build}
 if [[ $# -gt 0 && $1 != --* ]]; then build=$1; shift; fi
-reps=5 threads=2 tiny_steps=20 paper_steps=2 paper_batch=8 paper=1
+reps=5 threads=2 tiny_steps=20 paper_steps=2 paper_batch=8 paper=1 extra=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --reps) reps=$2; shift 2 ;;
@@ -30,6 +31,7 @@ while [[ $# -gt 0 ]]; do
     --paper-steps) paper_steps=$2; shift 2 ;;
     --paper-batch) paper_batch=$2; shift 2 ;;
     --no-paper) paper=0; shift ;;
+    --set) extra+=(--set "$2"); shift 2 ;;
     *) echo "bench_cpu.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -91,17 +93,18 @@ run_preset() {
     if (d > 1e-4 * (b < 0 ? -b : b)) print "  WARNING: first-step losses differ: the two sides do not compute the same thing" }'
 }
 
-run_preset tiny "$root/configs/tiny.ini" "$tiny_steps" 2
+run_preset tiny "$root/configs/tiny.ini" "$tiny_steps" 2 ${extra[@]+"${extra[@]}"}
 if ((paper)); then
-  run_preset paper "$root/configs/paper.ini" "$paper_steps" 1 --set "train.batch=$paper_batch"
+  run_preset paper "$root/configs/paper.ini" "$paper_steps" 1 --set "train.batch=$paper_batch" ${extra[@]+"${extra[@]}"}
 fi
 
 echo
 echo "== per-op profile (recompose, timed inside the training steps; conv and ReLU unfused here)"
 echo "-- tiny"
-"$bench" train "$root/configs/tiny.ini" --steps "$tiny_steps" --threads "$threads" --ops | tail -n +2
+"$bench" train "$root/configs/tiny.ini" --steps "$tiny_steps" --threads "$threads" --ops \
+  ${extra[@]+"${extra[@]}"} | tail -n +2
 if ((paper)); then
   echo "-- paper (batch $paper_batch)"
   "$bench" train "$root/configs/paper.ini" --set "train.batch=$paper_batch" --steps "$paper_steps" \
-    --warmup 1 --batches 2 --threads "$threads" --ops | tail -n +2
+    --warmup 1 --batches 2 --threads "$threads" --ops ${extra[@]+"${extra[@]}"} | tail -n +2
 fi

@@ -34,14 +34,18 @@ def load_batch(path):
     t, meta = model_ref.read_safetensors(path)
     shape = tuple(int(v) for v in meta["frames_shape"].split(","))
     i64 = lambda name: torch.from_numpy(t[name].astype(np.int64))
+    # B tuples; the frames hold their clips and the clips' twins
+    B = int(meta.get("batch", shape[0]))
     plan = model_ref.Plan(
-        B=shape[0], T=shape[1] - 1,
+        B=B, T=shape[1] - 1,
         pair_clip=i64("pair_clip"), pair_i=i64("pair_i"), pair_j=i64("pair_j"),
         seq_len=i64("seq_len"), seq_pair=i64("seq_pair"),
         loss_a=i64("loss_a"), loss_b=i64("loss_b"),
         loss_positive=i64("loss_positive"),
         loss_weight=torch.from_numpy(t["loss_weight"]),
-        loss_kind=torch.zeros(len(t["loss_a"]), dtype=torch.int64))
+        loss_kind=(i64("loss_kind") if "loss_kind" in t
+                   else torch.zeros(len(t["loss_a"]), dtype=torch.int64)),
+        n_clips=shape[0])
     frames = torch.from_numpy(t["frames"].reshape(shape))
     return frames, plan
 
