@@ -35,8 +35,9 @@ const int rc_pair_kind_map[RC_PAIR_KINDS] = {
 const int rc_twin_pair_kind[RC_TWIN_KINDS] = {
     RC_PAIR_FULL_PAN, RC_PAIR_FULL_TEX, RC_PAIR_FULL_ROLL, RC_PAIR_FULL_FLIP,
     RC_PAIR_FULL_TRANSPOSE};
-const int rc_twin_symmetry[RC_TWIN_KINDS] = {
-    [RC_TWIN_FLIP] = RC_MAP_FLIP, [RC_TWIN_TRANSPOSE] = RC_MAP_TRANSPOSE};
+int rc_twin_symmetry(int twin_kind) {
+    return rc_pair_kind_map[rc_twin_pair_kind[twin_kind]];
+}
 
 void rc_twin_frames(int symmetry, int n_frames, int C, int S,
                     const float *src, float *dst) {
@@ -302,17 +303,17 @@ int rc_plan_build(rc_batch_plan *plan, const rc_tuple *tuples, int B, int T,
 void rc_plan_loss_by_kind(const rc_batch_plan *plan, const float *emb,
                           int dim, const rc_loss_config *loss,
                           double out[RC_PAIR_KINDS]) {
-    rc_loss_pair *pairs = rc_xmalloc((size_t)plan->n_loss_pairs * sizeof *pairs);
+    /* every pair's term once, then per kind the sum in pair order times the
+     * scale: what rc_hinge_loss gives over that kind's pairs alone */
+    int n = plan->n_loss_pairs;
+    double *terms = rc_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *terms);
     rc_hinge_params hp = {loss->margin, loss->squared, 1.0 / plan->B};
-    for (int kind = 0; kind < RC_PAIR_KINDS; kind++) {
-        int n = 0;
-        for (int i = 0; i < plan->n_loss_pairs; i++)
-            if (plan->loss_pair_kind[i] == kind) pairs[n++] = plan->loss_pairs[i];
-        out[kind] = n ? rc_hinge_loss_f32(plan->n_seq, dim, emb, n, pairs, &hp,
-                                          NULL)
-                      : 0.0;
-    }
-    free(pairs);
+    rc_hinge_pair_losses_f32(plan->n_seq, dim, emb, n, plan->loss_pairs, &hp,
+                             terms);
+    double sum[RC_PAIR_KINDS] = {0};
+    for (int i = 0; i < n; i++) sum[plan->loss_pair_kind[i]] += terms[i];
+    for (int kind = 0; kind < RC_PAIR_KINDS; kind++) out[kind] = sum[kind] * hp.scale;
+    free(terms);
 }
 
 void rc_plan_free(rc_batch_plan *plan) {

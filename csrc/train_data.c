@@ -89,7 +89,7 @@ void rc_train_render_synthetic(const rc_config *c, int64_t step,
         int kind = i >= B ? kinds[i / B - 1] : -1;
         uint64_t key = rc_train_clip_key(c, step, i % B);
         float *out = frames + (size_t)i * clip_elems;
-        if (kind >= 0 && rc_twin_symmetry[kind] != RC_MAP_NONE)
+        if (kind >= 0 && rc_twin_symmetry(kind) != RC_MAP_NONE)
             continue; /* made from clip b once it is rendered, below */
         rc_motion motion;
         rc_synth_motion(&sc, key, &motion);
@@ -98,7 +98,7 @@ void rc_train_render_synthetic(const rc_config *c, int64_t step,
     }
     #pragma omp parallel for schedule(static)
     for (int i = B; i < n; i++) {
-        int sym = rc_twin_symmetry[kinds[i / B - 1]];
+        int sym = rc_twin_symmetry(kinds[i / B - 1]);
         if (sym == RC_MAP_NONE) continue;
         rc_twin_frames(sym, c->clip_steps + 1, sc.channels, sc.size,
                        frames + (size_t)(i % B) * clip_elems,
@@ -137,7 +137,7 @@ rc_loader *rc_train_open_loader(const rc_config *c, rc_dataset **ds,
     /* symmetry twins of the clips (config.c allows no rendered twins here) */
     int kinds[RC_TWIN_KINDS], n = rc_loss_twins(&c->loss, kinds);
     for (int t = 0; t < n; t++)
-        o.twin_maps[o.n_twin_maps++] = rc_twin_symmetry[kinds[t]];
+        o.twin_maps[o.n_twin_maps++] = rc_twin_symmetry(kinds[t]);
     /* the loader draws clips by (seed, step, b) for its own batch: other
      * ranks draw from streams of their own (statistically, not clip for
      * clip, the data of one process with the global batch) */

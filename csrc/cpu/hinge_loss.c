@@ -69,14 +69,10 @@ static double squared_distance(int map, int dim, const real *u,
     return acc;
 }
 
-double RC_FN(rc_hinge_loss)(int n_emb, int dim, const real *emb, int n_pairs,
-                            const rc_loss_pair *pairs,
-                            const rc_hinge_params *p, real *d_emb) {
-    if (d_emb) memset(d_emb, 0, (size_t)n_emb * dim * sizeof(real));
-    if (n_pairs <= 0) return 0;
-    double *loss = rc_xmalloc((size_t)n_pairs * sizeof(double));
-    double *coef = rc_xmalloc((size_t)n_pairs * sizeof(double));
-
+/* Each pair's loss and gradient coefficient, unscaled, in parallel. */
+static void pair_terms(int dim, const real *emb, int n_pairs,
+                       const rc_loss_pair *pairs, const rc_hinge_params *p,
+                       double *loss, double *coef) {
     #pragma omp parallel for schedule(static) \
         if ((size_t)n_pairs * dim > RC_HINGE_OMP_MIN)
     for (int q = 0; q < n_pairs; q++) {
@@ -85,6 +81,26 @@ double RC_FN(rc_hinge_loss)(int n_emb, int dim, const real *emb, int n_pairs,
                                      emb + (size_t)pr->b * dim);
         loss[q] = pair_term(d2, pr, p, &coef[q]);
     }
+}
+
+void RC_FN(rc_hinge_pair_losses)(int n_emb, int dim, const real *emb,
+                                 int n_pairs, const rc_loss_pair *pairs,
+                                 const rc_hinge_params *p, double *loss) {
+    (void)n_emb;
+    if (n_pairs <= 0) return;
+    double *coef = rc_xmalloc((size_t)n_pairs * sizeof(double));
+    pair_terms(dim, emb, n_pairs, pairs, p, loss, coef);
+    free(coef);
+}
+
+double RC_FN(rc_hinge_loss)(int n_emb, int dim, const real *emb, int n_pairs,
+                            const rc_loss_pair *pairs,
+                            const rc_hinge_params *p, real *d_emb) {
+    if (d_emb) memset(d_emb, 0, (size_t)n_emb * dim * sizeof(real));
+    if (n_pairs <= 0) return 0;
+    double *loss = rc_xmalloc((size_t)n_pairs * sizeof(double));
+    double *coef = rc_xmalloc((size_t)n_pairs * sizeof(double));
+    pair_terms(dim, emb, n_pairs, pairs, p, loss, coef);
 
     double total = 0;
     for (int q = 0; q < n_pairs; q++) total += loss[q];

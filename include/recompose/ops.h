@@ -89,7 +89,12 @@ size_t rc_conv2d_workspace(const rc_conv_shape *s);
     /* contrastive hinge loss, see rc_loss_pair; dE nullable, overwritten */   \
     double rc_hinge_loss_##sfx(int n_emb, int dim, const real *emb,           \
                                int n_pairs, const rc_loss_pair *pairs,        \
-                               const rc_hinge_params *p, real *d_emb);
+                               const rc_hinge_params *p, real *d_emb);        \
+    /* each pair's term of rc_hinge_loss, before the scale: the loss is      \
+     * scale times their sum in pair order */                                 \
+    void rc_hinge_pair_losses_##sfx(int n_emb, int dim, const real *emb,      \
+                                    int n_pairs, const rc_loss_pair *pairs,   \
+                                    const rc_hinge_params *p, double *loss);
 
 /* ---- LSTM ----
  * S sequences, each of length len[s] in 1..T, inputs padded to T steps:

@@ -84,9 +84,10 @@ enum rc_twin_kind {
     RC_TWIN_KINDS
 };
 extern const int rc_twin_pair_kind[RC_TWIN_KINDS];
-/* For each twin kind: the image symmetry (enum rc_emb_map) that makes it
- * from the clip's own frames, or RC_MAP_NONE for a rendered twin. */
-extern const int rc_twin_symmetry[RC_TWIN_KINDS];
+/* The image symmetry (enum rc_emb_map) that makes a twin of this kind from
+ * the clip's own frames: its pair kind's map, RC_MAP_NONE for a rendered
+ * twin. */
+int rc_twin_symmetry(int twin_kind);
 
 /* A symmetry twin of n_frames frames [C][S][S]: dst = the frames mirrored
  * left to right (RC_MAP_FLIP) or with rows and columns swapped
