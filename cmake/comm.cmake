@@ -48,9 +48,9 @@ endif()
 # Plain C against the CUDA runtime API: no kernels of its own (the 1/W
 # scaling is the backend's scale op).
 # It lives in the CUDA plugin (see cuda.cmake), which links NCCL; the core
-# reaches it through csrc/cuda/cuda_loader.c.
-target_sources(rc_cuda PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm_nccl.c)
-set_source_files_properties(${CMAKE_SOURCE_DIR}/csrc/comm/comm_nccl.c PROPERTIES
+# reaches it through kernels/cuda_loader.c (entries in kernels/comm_nccl.h).
+target_sources(rc_cuda PRIVATE ${CMAKE_SOURCE_DIR}/kernels/comm_nccl.c)
+set_source_files_properties(${CMAKE_SOURCE_DIR}/kernels/comm_nccl.c PROPERTIES
                             INCLUDE_DIRECTORIES "${RC_NCCL_INCLUDE};${CUDAToolkit_INCLUDE_DIRS}"
                             COMPILE_OPTIONS "-Wall;-Wextra;-Wshadow;-Wno-unused-parameter")
 target_link_libraries(rc_cuda PRIVATE ${RC_NCCL_LIB})

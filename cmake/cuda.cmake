@@ -1,7 +1,7 @@
 # cuda.cmake: the CUDA backend (issue 4), included after recompose_core.
 #
 # RC_CUDA = AUTO (default: on when nvcc and cuDNN are found), ON (fail if
-# they are not), OFF. The emulator of the custom kernels (csrc/emu) is plain
+# they are not), OFF. The emulator of the custom kernels (kernels/emu) is plain
 # C and is always built: CI runs the kernels on the CPU with it.
 set(RC_CUDA AUTO CACHE STRING "CUDA backend: AUTO, ON or OFF")
 set_property(CACHE RC_CUDA PROPERTY STRINGS AUTO ON OFF)
@@ -9,9 +9,9 @@ find_program(RC_NVCC nvcc HINTS ENV CUDA_PATH ENV CUDA_HOME
              PATHS /usr/local/cuda/bin PATH_SUFFIXES bin)
 
 target_sources(recompose_core PRIVATE
-               ${CMAKE_SOURCE_DIR}/csrc/emu/emu.c
-               ${CMAKE_SOURCE_DIR}/csrc/emu/emu_backend.c
-               ${CMAKE_SOURCE_DIR}/csrc/emu/emu_stage.c)
+               ${CMAKE_SOURCE_DIR}/kernels/emu/emu.c
+               ${CMAKE_SOURCE_DIR}/kernels/emu/emu_backend.c
+               ${CMAKE_SOURCE_DIR}/kernels/emu/emu_stage.c)
 # the emulated input stage's copy thread
 find_package(Threads REQUIRED)
 target_link_libraries(recompose_core PUBLIC Threads::Threads)
@@ -47,7 +47,7 @@ if(NOT rc_cuda_enabled)
     message(FATAL_ERROR "RC_CUDA=ON but ${rc_cuda_why}")
   endif()
   message(STATUS "CUDA backend: off (${rc_cuda_why})")
-  target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/cuda/cuda_absent.c)
+  target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/kernels/cuda_absent.c)
   return()
 endif()
 
@@ -72,11 +72,11 @@ message(STATUS "CUDA backend: on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
                "sm ${CMAKE_CUDA_ARCHITECTURES}, cuDNN ${RC_CUDNN_LIB})")
 
 # The backend is a plugin (librecompose_cuda.so) that the core loads with
-# dlopen the first time a CUDA entry point is called (csrc/cuda/
+# dlopen the first time a CUDA entry point is called (kernels/
 # cuda_loader.c): a CPU run of a CUDA build then maps none of cuDNN, cuBLAS,
 # NCCL or the CUDA runtime (~220 MB of resident memory, 0.4 s at start).
-# The plugin takes the core's symbols (errors, logging, allocation, the
-# communicator) from the executable, which therefore exports them.
+# The plugin takes the core's symbols (errors, logging, allocation) from
+# the executable, which therefore exports them.
 add_library(rc_cuda MODULE ${CMAKE_SOURCE_DIR}/kernels/cuda_backend.cu)
 set_target_properties(rc_cuda PROPERTIES OUTPUT_NAME recompose_cuda PREFIX lib)
 # its calls to its own functions stay inside it (the executable exports
@@ -100,7 +100,7 @@ target_include_directories(rc_cuda PRIVATE ${CMAKE_SOURCE_DIR}/include
                            ${RC_CUDNN_INCLUDE})
 target_link_libraries(rc_cuda PRIVATE CUDA::cudart CUDA::cublas ${RC_CUDNN_LIB})
 target_compile_definitions(rc_cuda PRIVATE RC_HAVE_CUDA=1)
-target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/cuda/cuda_loader.c)
+target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/kernels/cuda_loader.c)
 target_compile_definitions(recompose_core PUBLIC RC_HAVE_CUDA=1
                            PRIVATE RC_CUDA_PLUGIN_PATH="$<TARGET_FILE:rc_cuda>")
 target_link_libraries(recompose_core PUBLIC ${CMAKE_DL_LIBS})

@@ -1,6 +1,6 @@
 /* portable.cuh: the small dialect the custom kernels are written in, so that
  * one kernel body compiles as CUDA under nvcc and as C under gcc on top of
- * the fiber emulator (csrc/emu/emu.h).
+ * the fiber emulator (kernels/emu/emu.h).
  *
  * A kernel takes one argument struct by value:
  *     RC_KERNEL(rc_k_name, rc_name_args) { ... a.field ... }

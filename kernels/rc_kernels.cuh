@@ -1,6 +1,6 @@
 /* rc_kernels.cuh: the custom kernels of the CUDA backend, in the portable
  * dialect of portable.cuh. Compiled by nvcc (kernels/cuda_backend.cu) and by
- * gcc over the emulator (csrc/emu/emu_backend.c), so CI runs exactly this
+ * gcc over the emulator (kernels/emu/emu_backend.c), so CI runs exactly this
  * code on small shapes.
  *
  * Determinism: no kernel accumulates floating point with atomics. Every sum

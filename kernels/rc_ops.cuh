@@ -1,7 +1,7 @@
 /* rc_ops.cuh: the host side of every op of the CUDA backend that is built
  * from custom kernels and GEMMs (everything but the cuDNN convolutions).
  * Included by kernels/cuda_backend.cu (CUDA, cuBLAS) and by
- * csrc/emu/emu_backend.c (emulator, OpenBLAS), so that the packing of
+ * kernels/emu/emu_backend.c (emulator, OpenBLAS), so that the packing of
  * sequences, the per-step loop, the GEMM orientations and the index tables
  * are the code CI runs, not a copy of it. Must stay valid C11 and C++17.
  *

@@ -1,5 +1,5 @@
 /* test_emu_kernels.c: the CUDA backend's custom kernels and op drivers, run
- * on the CPU by the fiber emulator (csrc/emu), against the CPU reference ops
+ * on the CPU by the fiber emulator (kernels/emu), against the CPU reference ops
  * on small shapes. What this covers that a GPU-less CI could not otherwise:
  * the indexing of every kernel, the block reductions (warp shuffles, shared
  * memory, barriers), the packed-sequence LSTM with mixed lengths, the GEMM

@@ -1,5 +1,5 @@
 /* test_emu_step.c: a whole training step (forward, loss, backward) through
- * the emulated CUDA backend (csrc/emu: the CUDA backend's kernels and
+ * the emulated CUDA backend (kernels/emu: the CUDA backend's kernels and
  * drivers on the CPU, OpenBLAS for cuBLAS, the CPU convolution for cuDNN)
  * against the CPU backend, on a small model and a real batch plan with
  * deduplicated pairs and mixed sequence lengths. */

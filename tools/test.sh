@@ -26,7 +26,7 @@ if [ "${RC_SANITIZE_PASS:-1}" = 0 ] || [ $# -gt 0 ]; then exit 0; fi
 #                       ASan (python, plots, dozens of runs)
 #  test_dist_*          Open MPI's own allocations are reported as leaks
 #  test_learning*      trains to quality: minutes under ASan
-# The CUDA emulator (csrc/emu, ucontext fibers) runs under ASan as is.
+# The CUDA emulator (kernels/emu, ucontext fibers) runs under ASan as is.
 echo "== sanitizers: ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DRC_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" >build-asan/build.log 2>&1 \

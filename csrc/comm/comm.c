@@ -2,7 +2,8 @@
  * single-process case, and gradient buckets filled as the model announces
  * finished weight gradients (rc_model_on_grad_ready).
  *
- * The transports (comm_mpi.c, comm_nccl.c) only move bytes; which range is
+ * The transports (comm_mpi.c; the CUDA plugin's NCCL transport,
+ * kernels/comm_nccl.h) only move bytes; which range is
  * reduced when, and in what order, is decided here, identically on every
  * rank, because collectives must be issued in the same order everywhere.
  */
@@ -15,6 +16,9 @@
 
 #include "recompose/common.h"
 #include "recompose/cuda_backend.h"
+#ifdef RC_HAVE_NCCL
+#include "comm_nccl.h"
+#endif
 
 /* About 4 buckets for the paper model (18 MB of gradients): small enough
  * that only the last (the first convolutions) waits after the backward pass,
@@ -68,13 +72,36 @@ static void read_fault_settings(rc_comm *c) {
 
 /* ---- create / free ------------------------------------------------------------ */
 
+#ifdef RC_HAVE_NCCL
+/* Every rank's GPU joins one NCCL clique: rank 0 makes the id, MPI carries
+ * it to the others. */
+static int init_nccl(rc_comm *c) {
+    int n = rc_cuda_device_count();
+    if (n < 1) return rc_set_error("no CUDA device on this node");
+    if (n > 1 && c->local_rank >= n)
+        return rc_set_error("node-local rank %d but this node has %d GPU(s): "
+                            "start at most %d ranks per node",
+                            c->local_rank, n, n);
+    unsigned char id[RC_NCCL_ID_BYTES] = {0};
+    int have_id = c->rank != 0 || rc_nccl_unique_id(id) == 0;
+    /* a collective, so that no rank waits in the broadcast for an id that
+     * rank 0 could not make */
+    if (rc_mpi_sum(c, have_id) != c->size)
+        return have_id ? rc_set_error("rank 0 could not create the NCCL id")
+                       : -1;
+    rc_mpi_broadcast(c, id, sizeof id, 0);
+    c->nccl = rc_nccl_create(id, c->rank, c->size, rc_comm_device(c));
+    return c->nccl ? 0 : -1;
+}
+#endif
+
 static int init_transport(rc_comm *c, int world, const char *who) {
 #ifdef RC_HAVE_MPI
     if (rc_mpi_init(c, world) != 0) return -1;
     c->kind = "mpi";
     if (!c->use_gpu) return 0;
 #ifdef RC_HAVE_NCCL
-    if (rc_nccl_init(c) != 0) {
+    if (init_nccl(c) != 0) {
         rc_mpi_abort(c);
         return -1;
     }
@@ -133,7 +160,8 @@ static void free_buckets(rc_comm *c) {
 void rc_comm_free(rc_comm *c) {
     if (!c) return;
 #ifdef RC_HAVE_NCCL
-    if (c->nccl) rc_nccl_free(c);
+    rc_nccl_free(c->nccl);
+    c->nccl = NULL;
 #endif
 #ifdef RC_HAVE_MPI
     if (c->mpi) rc_mpi_finalize(c);
@@ -150,7 +178,7 @@ void rc_comm_fail(rc_comm *c, const char *msg) {
             c->rank, c->size, msg, c->size);
     fflush(stderr);
 #ifdef RC_HAVE_NCCL
-    if (c->nccl) rc_nccl_abort(c);
+    rc_nccl_abort(c->nccl);
 #endif
 #ifdef RC_HAVE_MPI
     rc_mpi_abort(c);
@@ -176,7 +204,10 @@ static void start_bucket(rc_comm *c, int k) {
     float *buf = c->grads + b->offset;
 #ifdef RC_HAVE_NCCL
     if (c->nccl) {
-        rc_nccl_reduce_start(c, k, buf, b->n);
+        /* without the compute stream, the gradient kernels must be done */
+        if (!c->cuda_stream) c->be->synchronize();
+        if (rc_nccl_reduce_start(c->nccl, c->cuda_stream, buf, b->n) != 0)
+            rc_comm_fail(c, rc_last_error());
         return;
     }
 #endif
@@ -287,7 +318,8 @@ double rc_comm_grads_end(rc_comm *c, double local_loss) {
     while (c->next_bucket < c->n_buckets) start_bucket(c, c->next_bucket++);
     c->active = 0;
 #ifdef RC_HAVE_NCCL
-    if (c->nccl && rc_nccl_reduce_wait(c) != 0) rc_comm_fail(c, rc_last_error());
+    if (c->nccl && rc_nccl_reduce_wait(c->nccl, c->cuda_stream) != 0)
+        rc_comm_fail(c, rc_last_error());
 #endif
 #ifdef RC_HAVE_MPI
     if (!c->nccl) rc_mpi_reduce_wait(c);

@@ -6,6 +6,8 @@
 
 #include "recompose/comm.h"
 
+typedef struct rc_nccl rc_nccl; /* kernels/comm_nccl.h */
+
 typedef struct {
     size_t offset, n;   /* range of the flat gradient buffer, in floats */
     size_t ready;       /* floats written by the backward pass so far */
@@ -32,7 +34,7 @@ struct rc_comm {
     char fault_kind[16];
 
     void *mpi;                 /* transport state, owned by comm_mpi.c */
-    void *nccl;                /* owned by comm_nccl.c */
+    rc_nccl *nccl;             /* the CUDA plugin's NCCL transport */
 };
 
 #ifdef RC_HAVE_MPI
@@ -47,16 +49,6 @@ void rc_mpi_broadcast(rc_comm *c, void *buf, size_t bytes, int root);
 void rc_mpi_reduce_start(rc_comm *c, int bucket, float *buf, size_t n);
 void rc_mpi_reduce_progress(rc_comm *c);
 void rc_mpi_reduce_wait(rc_comm *c);
-#endif
-
-#ifdef RC_HAVE_NCCL
-/* comm_nccl.c: on top of an initialised MPI transport. */
-int rc_nccl_init(rc_comm *c);
-void rc_nccl_free(rc_comm *c);
-void rc_nccl_abort(rc_comm *c);
-void rc_nccl_reduce_start(rc_comm *c, int bucket, float *buf, size_t n);
-/* 0, or -1 with an error when NCCL reported one. */
-int rc_nccl_reduce_wait(rc_comm *c);
 #endif
 
 #endif

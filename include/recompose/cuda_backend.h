@@ -101,8 +101,8 @@ double rc_cuda_measure_gemm_tflops(int n);
  * rc_cuda_plugin_error, once: X(return type, name, parameters, arguments,
  * value returned when there is no backend) or V(name, parameters,
  * arguments) for those returning nothing. The CUDA build's loader forwards
- * each to the plugin (csrc/cuda/cuda_loader.c), a build without CUDA
- * answers each with that value (csrc/cuda/cuda_absent.c), and the
+ * each to the plugin (kernels/cuda_loader.c), a build without CUDA
+ * answers each with that value (kernels/cuda_absent.c), and the
  * declarations generated below make the compiler check the list against
  * the documented declarations above. An entry point is added here and
  * above, and nowhere else. */

@@ -6,7 +6,7 @@
  * Where the plugin is looked for, in order: $RC_CUDA_PLUGIN; the path the
  * build wrote it to; beside the running executable; the loader's search
  * path (LD_LIBRARY_PATH, ...). The plugin resolves the core functions it
- * uses (errors, logging, allocation, the communicator) from the executable,
+ * uses (errors, logging, allocation) from the executable,
  * which exports them (CMake ENABLE_EXPORTS); `plugin_imports` below keeps
  * them linked into every executable even where the executable itself does
  * not call them.
@@ -19,12 +19,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "recompose/comm.h"
 #include "recompose/common.h"
 #include "recompose/cuda_backend.h"
 #include "recompose/ops.h"
 #ifdef RC_HAVE_NCCL
-#include "comm/comm_internal.h"
+#include "comm_nccl.h"
+#else
+#define RC_NCCL_FUNCS(X, V)
 #endif
 
 #ifndef RC_CUDA_PLUGIN_PATH
@@ -34,23 +35,9 @@
 /* Core functions the plugin calls: referenced here so that the static
  * core library's objects holding them are linked (and so exported). */
 __attribute__((used)) static const void *const plugin_imports[] = {
-    (const void *)rc_set_error,      (const void *)rc_last_error,
-    (const void *)rc_xmalloc,        (const void *)rc_xcalloc,
-    (const void *)rc_comm_broadcast, (const void *)rc_comm_fail,
-    (const void *)rc_comm_device,
+    (const void *)rc_set_error, (const void *)rc_xmalloc,
+    (const void *)rc_xcalloc,
 };
-
-#ifdef RC_HAVE_NCCL
-#define RC_NCCL_FUNCS(X, V)                                                     \
-    X(int, rc_nccl_init, (rc_comm * c), (c), -1)                                \
-    V(rc_nccl_free, (rc_comm * c), (c))                                         \
-    V(rc_nccl_abort, (rc_comm * c), (c))                                        \
-    V(rc_nccl_reduce_start, (rc_comm * c, int b, float *buf, size_t n),         \
-      (c, b, buf, n))                                                           \
-    X(int, rc_nccl_reduce_wait, (rc_comm * c), (c), -1)
-#else
-#define RC_NCCL_FUNCS(X, V)
-#endif
 
 static struct {
 #define X(ret, name, params, args, fail) ret(*name) params;

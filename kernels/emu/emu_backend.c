@@ -70,7 +70,7 @@ static void rc_dev_gemm(int ta, int tb, int M, int N, int K, float alpha,
                 beta, C, ldc);
 }
 
-#include "../../kernels/rc_ops.cuh"
+#include "../rc_ops.cuh"
 
 /* ---- backend table ---------------------------------------------------------- */
 
