@@ -9,7 +9,14 @@
  * (the float32 build of the reference), emu (the CUDA backend's kernels
  * under the emulator), cuda where a GPU is visible (strict float32: TF32
  * and bf16 are checked in test_cuda_ops with their own tolerances). Fused
- * entries are checked where a backend has them. */
+ * entries are checked where a backend has them.
+ *
+ * This is the one place where op values are compared across backends. What
+ * the others add: test_emu_kernels the emulator's own properties (a missing
+ * barrier is caught; results do not depend on the thread schedule),
+ * test_cuda_ops the GPU's precision modes, algorithm choice, pinned input
+ * and graph replay, test_ops_grad the reference itself against finite
+ * differences. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +70,14 @@ static void expect(const char *op, const char *what, const float *dev,
     printf("  %-5s %-22s %-6s rel err %.2e\n", be->name, op, what, err);
     n_checked++;
     free(h);
+}
+
+/* Read a backend buffer into host floats (caller frees). */
+static float *down(const float *dev, size_t n) {
+    float *h = rc_xmalloc((n ? n : 1) * sizeof *h);
+    be->synchronize();
+    be->to_host(h, dev, n * sizeof(float));
+    return h;
 }
 
 static void expect_scalar(const char *op, double got, double ref, double tol) {
@@ -194,6 +209,16 @@ static void case_lstm(void) {
     expect("lstm_backward", "dw_ih", gdwih, dwih, G * s.F, 1e-5);
     expect("lstm_backward", "dw_hh", gdwhh, dwhh, G * s.H, 1e-5);
     expect("lstm_backward", "db", gdb, db, G, 1e-5);
+    /* steps past a sequence's end get exactly zero */
+    float *hdx = down(gdx, nx);
+    int padded_nonzero = 0;
+    for (int q = 0; q < s.S; q++)
+        for (int t = len[q]; t < s.T; t++)
+            for (int k = 0; k < s.F; k++)
+                padded_nonzero += hdx[((size_t)q * s.T + t) * s.F + k] != 0.0f;
+    CHECK_MSG(padded_nonzero == 0, "%s lstm_backward: %d dx values past a "
+              "sequence's end are not 0", be->name, padded_nonzero);
+    free(hdx);
     be->free(gx); be->free(gwih); be->free(gwhh); be->free(gb); be->free(gdh);
     be->free(gh); be->free(gcache); be->free(gdx); be->free(gdwih);
     be->free(gdwhh); be->free(gdb);
@@ -206,19 +231,30 @@ static void case_lstm(void) {
 static void case_hinge(void) {
     enum { N = 10, D = 8, P = 12 };
     double *e = draw((size_t)N * D, -0.4, 0.4), *de = zeros((size_t)N * D);
+    for (int k = 0; k < D; k++) e[3 * D + k] = e[4 * D + k]; /* rows 3, 4 alike */
     rc_loss_pair pairs[P];
     for (int q = 0; q < P; q++)
         pairs[q] = (rc_loss_pair){q % N, (3 * q + 1) % N, q % 3 == 0,
                                   0.5f + 0.25f * (float)(q % 4), q % RC_MAPS};
+    pairs[1] = (rc_loss_pair){3, 4, 0, 1.0f, RC_MAP_NONE}; /* negative at d = 0 */
+    pairs[2] = (rc_loss_pair){5, 5, 1, 1.0f, RC_MAP_NONE}; /* a row with itself */
     float *ge = up(e, (size_t)N * D), *gde = dev_zeros((size_t)N * D);
     for (int squared = 0; squared <= 1; squared++) {
-        rc_hinge_params hp = {1.0, squared, 1.0 / 3};
-        double L = rc_hinge_loss_f64(N, D, e, P, pairs, &hp, de);
-        double gL = be->hinge_loss(N, D, ge, P, pairs, &hp, gde);
-        expect_scalar(squared ? "hinge_loss squared" : "hinge_loss plain", gL, L,
-                      1e-5);
-        expect(squared ? "hinge_loss squared" : "hinge_loss plain", "d_emb",
-               gde, de, (size_t)N * D, 1e-5);
+        for (double margin = 0.5; margin < 5; margin *= 4) {
+            const char *op = squared ? "hinge_loss squared" : "hinge_loss plain";
+            rc_hinge_params hp = {margin, squared, 1.0 / 3};
+            double L = rc_hinge_loss_f64(N, D, e, P, pairs, &hp, de);
+            double gL = be->hinge_loss(N, D, ge, P, pairs, &hp, gde);
+            expect_scalar(op, gL, L, 1e-5);
+            expect(op, "d_emb", gde, de, (size_t)N * D, 1e-5);
+            /* deterministic: a second call is bitwise the same */
+            float *first = down(gde, (size_t)N * D);
+            double gL2 = be->hinge_loss(N, D, ge, P, pairs, &hp, gde);
+            float *second = down(gde, (size_t)N * D);
+            CHECK_MSG(gL2 == gL && memcmp(first, second, (size_t)N * D * 4) == 0,
+                      "%s %s: two calls differ", be->name, op);
+            free(first); free(second);
+        }
     }
     be->free(ge); be->free(gde);
     free(e); free(de);
