@@ -1,7 +1,8 @@
-/* train.c: the training loop, and rc_train's other jobs each in a function
- * of its own (start_backend, open_outputs, open_batch_origin, the
- * checkpoint, resume, signal and non-finite helpers); the data of a step is
- * in train_data.c, the way it reaches the backend in train_input.c.
+/* train.c: rc_train, a straight list of named steps: join_ranks,
+ * build_model, restore, run_steps (train_step then after_step, per step).
+ * The data of a step is in train_data.c, the way it reaches the backend in
+ * train_input.c, the window statistics, metrics.jsonl and the progress line
+ * in train_report.c.
  *
  * The data of step k is a pure function of (seed, k): the clip keys, the
  * tuple sampling and the rendering all derive from them. With the optimiser
@@ -42,6 +43,7 @@
 #include "recompose/sampler.h"
 #include "recompose/synth.h"
 #include "train_input.h"
+#include "train_report.h"
 #ifdef RC_HAVE_VIDEO
 #include "recompose/video.h"
 #endif
@@ -118,47 +120,6 @@ static int write_text_file(const char *dir, const char *name,
     return ok ? 0 : rc_set_error("cannot write %s: %s", path, strerror(errno));
 }
 
-/* ---- progress ---------------------------------------------------------------- */
-
-typedef struct {
-    int tty;
-    double start;
-    int64_t first_step;
-} progress;
-
-static void format_duration(double s, char *buf, size_t n) {
-    if (s < 0 || !isfinite(s)) s = 0;
-    int t = (int)(s + 0.5);
-    if (t >= 3600)
-        snprintf(buf, n, "%dh%02dm", t / 3600, t / 60 % 60);
-    else
-        snprintf(buf, n, "%dm%02ds", t / 60, t % 60);
-}
-
-static void progress_report(const progress *pr, int64_t step, int64_t total,
-                            double loss, double tuples_per_s, double lr,
-                            double pairs_per_tuple, int final_line) {
-    double elapsed = rc_now() - pr->start;
-    double rate = (double)(step - pr->first_step) / (elapsed > 0 ? elapsed : 1);
-    char eta[32];
-    format_duration(rate > 0 ? (double)(total - step) / rate : 0, eta, sizeof eta);
-    if (pr->tty) {
-        fprintf(stderr,
-                "\r\033[Kstep %lld/%lld  loss %.4f  lr %.2e  %.1f tuples/s  "
-                "%.1f pairs/tuple  ETA %s",
-                (long long)step, (long long)total, loss, lr, tuples_per_s,
-                pairs_per_tuple, eta);
-        if (final_line) fputc('\n', stderr);
-    } else {
-        fprintf(stderr,
-                "recompose: step %lld/%lld loss %.5f lr %.3e tuples/s %.1f "
-                "pairs/tuple %.2f eta %s\n",
-                (long long)step, (long long)total, loss, lr, tuples_per_s,
-                pairs_per_tuple, eta);
-    }
-    fflush(stderr);
-}
-
 /* ---- the loop ------------------------------------------------------------------ */
 
 #define GRAD_HISTORY 16
@@ -170,6 +131,8 @@ typedef struct {
     rc_adamw adam;
     rc_comm *comm;
     FILE *metrics;                /* /dev/null on ranks other than 0 */
+    rc_train_report report;       /* the steps since the last report */
+    double grad_norm;             /* pre-clip norm of the last update */
     double ckpt_loss_sum;        /* training loss since that checkpoint */
     int ckpt_loss_n;
     /* non-finite steps */
@@ -179,6 +142,12 @@ typedef struct {
     double grad_norms[GRAD_HISTORY]; /* pre-clip norms of the last good steps */
     int n_grad_norms;
     char *inject;                /* RC_INJECT_NONFINITE, or NULL */
+    /* a step's buffers, reserved once */
+    rc_train_input *input;
+    rc_tuple *tuples;
+    rc_batch_plan plan;
+    float *emb_host;             /* the step's embeddings, for loss by kind */
+    size_t clip_elems;           /* floats per clip of the batch */
 } trainer;
 
 /* Every rank must hold the same weights and run the same config: a rank
@@ -481,26 +450,6 @@ static int resume_from(trainer *t, const char *where, int64_t *step) {
     return status;
 }
 
-static void log_metrics(trainer *t, int64_t step, double loss,
-                        const double loss_by_kind[RC_PAIR_KINDS], double lr,
-                        double grad_norm, double pairs_per_tuple,
-                        double tuples_per_s, double elapsed, int64_t skipped) {
-    json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "step",
-                          (json_int_t)step, "loss", loss, "lr", lr, "grad_norm",
-                          grad_norm, "distinct_pairs_per_tuple", pairs_per_tuple,
-                          "tuples_per_s", tuples_per_s, "elapsed_s", elapsed,
-                          "skipped_steps", (json_int_t)skipped);
-    json_t *kinds = json_object();
-    for (int k = 0; k < RC_PAIR_KINDS; k++)
-        json_object_set_new(kinds, rc_pair_kind_names[k], json_real(loss_by_kind[k]));
-    json_object_set_new(j, "loss_by_kind", kinds);
-    char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    fprintf(t->metrics, "%s\n", line);
-    fflush(t->metrics);
-    free(line);
-    json_decref(j);
-}
-
 /* ---- the steps of rc_train ------------------------------------------------------ */
 
 /* Configure and start the backend of train.device for this rank (its GPU,
@@ -594,213 +543,249 @@ static void close_batch_origin(batch_origin *o) {
     rc_synthetic_source_close(&o->source);
 }
 
+/* ---- one step, and what follows it ------------------------------------------------ */
+
+/* A non-finite loss or gradient: never apply the update; count the step,
+ * and after train.max_bad_steps of them in a row stop (-1, res->stop says
+ * so) with the checkpoint from before the streak. */
+static int skip_step(trainer *t, int64_t step, double loss, int bad,
+                     rc_train_result *res) {
+    res->skipped_steps++;
+    if (t->bad_streak++ == 0) t->streak_start = step;
+    rc_log("step %lld: non-finite %s, step skipped (%d in a row, %lld in all)",
+           (long long)step,
+           bad == 1 ? "loss" : bad == 2 ? "gradient" : "loss and gradient",
+           t->bad_streak, (long long)res->skipped_steps);
+    if (t->bad_streak >= t->cfg->max_bad_steps)
+        return stop_nonfinite(t, step, loss, bad, res);
+    return 0;
+}
+
+static void apply_update(trainer *t, int64_t step, double loss) {
+    const rc_config *c = t->cfg;
+    t->bad_streak = 0;
+    t->grad_norm = rc_adamw_step(&t->adam, t->model, step);
+    remember_grad_norm(t, t->grad_norm);
+    t->ckpt_loss_sum += loss;
+    t->ckpt_loss_n++;
+    double by_kind[RC_PAIR_KINDS];
+    rc_plan_loss_by_kind(&t->plan, t->emb_host, c->embed_dim, &c->loss, by_kind);
+    rc_train_report_add(&t->report, loss, (double)t->plan.n_pairs / c->batch,
+                        by_kind);
+}
+
+/* Step `step`: its batch through the model, the gradients reduced over the
+ * ranks, then the update or a skipped step. 0, or -1 with the error set. */
+static int train_step(trainer *t, int64_t step, int64_t end,
+                      rc_train_result *res) {
+    const rc_config *c = t->cfg;
+    if (rc_comm_fault_point(t->comm, step) != 0) return -1;
+    /* on a device backend: device frames, and the copy of the next step's
+     * batch already started */
+    const float *host_batch = NULL;
+    const float *batch = rc_train_input_begin(t->input, step, end, &host_batch);
+    if (!batch) return -1;
+    if (rc_train_plan_step(c, step, t->tuples, &t->plan) != 0) return -1;
+    rc_comm_grads_begin(t->comm);
+    double loss = rc_model_step(t->model, &t->plan, batch, &c->loss, 1,
+                                t->emb_host);
+    /* the mean gradient and loss over the ranks, before anything reads
+     * them: every rank then takes the same decisions below */
+    loss = rc_comm_grads_end(t->comm, loss);
+    inject_faults(t, step);
+    int bad = nonfinite_kind(t, loss);
+    if (bad) note_bad_inputs(t, step, host_batch, t->clip_elems);
+    rc_train_input_end(t->input, step);
+    if (bad) return skip_step(t, step, loss, bad, res);
+    apply_update(t, step, loss);
+    return 0;
+}
+
+/* A signal to one rank stops all of them after the same step. */
+static void agree_on_stop_signal(rc_comm *comm) {
+    if (rc_comm_size(comm) > 1 && rc_comm_sum(comm, stop_signal != 0) > 0 &&
+        !stop_signal)
+        stop_signal = SIGTERM;
+}
+
+static void report_window(trainer *t, int64_t step, int64_t end,
+                          rc_train_result *res) {
+    rc_report_point at = {step, rc_lr_at(&t->adam, step - 1), t->grad_norm,
+                          res->skipped_steps, step == end};
+    double loss = rc_train_report_window(&t->report, t->comm, &at);
+    if (isnan(loss)) return; /* no good step in the window */
+    if (isnan(res->first_loss)) res->first_loss = loss;
+    res->final_loss = loss;
+}
+
+/* After `step` steps: the report and the checkpoint when due, and the stop
+ * a signal asked for. 0: go on; 1: stop here; -1: error. */
+static int after_step(trainer *t, int64_t step, int64_t end,
+                      rc_train_result *res) {
+    const rc_config *c = t->cfg;
+    agree_on_stop_signal(t->comm);
+    if (step % c->log_every == 0 || step == end) report_window(t, step, end, res);
+    if (step % c->checkpoint_every == 0 || step == end || stop_signal)
+        if (save_checkpoint(t, step, res) != 0) return -1;
+    if (!stop_signal) return 0;
+    res->stop = RC_STOP_SIGNAL;
+    res->signal = (int)stop_signal;
+    rc_log("%s: stopped after step %lld with checkpoint %s; continue with "
+           "--resume %s", signal_name(res->signal), (long long)step,
+           res->last_checkpoint, t->opt->out_dir);
+    return 1;
+}
+
+/* ---- rc_train ---------------------------------------------------------------------- */
+
+/* Join the ranks (under mpirun or srun: one of several data-parallel ranks;
+ * rank 0 alone writes checkpoints, metrics and progress, and train.batch is
+ * per rank) and check the output directory. 0, or -1 with the error set. */
+static int join_ranks(trainer *t, const rc_backend_kind *kind,
+                      rc_train_options *rank_opt, rc_train_result *res) {
+    t->comm = rc_comm_create(kind->is_gpu);
+    if (!t->comm) return -1;
+    int is_root = rc_comm_rank(t->comm) == 0;
+    res->rank = rc_comm_rank(t->comm);
+    res->world = rc_comm_size(t->comm);
+    if (!is_root) rank_opt->quiet = 1;
+    t->opt = rank_opt;
+    if (is_root && check_writable(rank_opt->out_dir) != 0) {
+        res->stop = RC_STOP_STORAGE;
+        rc_comm_fail(t->comm, rc_last_error());
+        return -1;
+    }
+    int stale = is_root ? rc_checkpoint_remove_stale_temps(rank_opt->out_dir) : 0;
+    if (stale > 0)
+        rc_log("removed %d unfinished checkpoint file(s) of an interrupted "
+               "run in %s", stale, rank_opt->out_dir);
+    return 0;
+}
+
+/* The backend, the model on it (attached to the communicator, with its
+ * initial weights) and the optimizer. 0, or -1 with the error set. */
+static int build_model(trainer *t, const rc_backend_kind *kind,
+                       const rc_stage_ops **stage) {
+    const rc_config *c = t->cfg;
+    const rc_backend *be = start_backend(kind, t->comm, c, stage);
+    if (!be) return -1;
+    int world = rc_comm_size(t->comm);
+    rc_train_set_data_ranks(rc_comm_rank(t->comm), world);
+    rc_checkpoint_set_world_size(world);
+    rc_model_shape shape;
+    rc_model_shape_from_config(c, &shape);
+    t->model = rc_model_create(&shape, be);
+    if (!t->model || rc_comm_attach(t->comm, t->model, 0) != 0) return -1;
+    rc_model_init_weights(t->model, c->seed);
+    if (!t->opt->quiet)
+        rc_log("%d rank(s) (%s), %s backend, convolution and ReLU %s", world,
+               rc_comm_kind(t->comm), be->name,
+               rc_model_conv_fused(t->model) ? "fused" : "separate");
+    rc_adamw_init(&t->adam, c, rc_model_numel(t->model), be);
+    return 0;
+}
+
+/* Where the run starts: the checkpoint it resumes from, checked to agree
+ * over the ranks, and the output files. 0, or -1 (res->stop says why). */
+static int restore(trainer *t, int64_t *step, rc_train_result *res) {
+    int is_root = rc_comm_rank(t->comm) == 0;
+    if (is_root && check_free_space(t->opt->out_dir, rc_model_numel(t->model)) != 0) {
+        res->stop = RC_STOP_STORAGE;
+        return -1;
+    }
+    if (t->opt->resume && resume_from(t, t->opt->resume, step) != 0) return -1;
+    if (check_ranks_agree(t, "the initial weights") != 0) return -1;
+    if (open_outputs(t, *step, is_root) != 0) {
+        res->stop = RC_STOP_STORAGE;
+        return -1;
+    }
+    return 0;
+}
+
+/* The step buffers: tuples, plan and model scratch, reserved once. The
+ * longest sequence is the loop (2T pairs); a tuple has at most 6 sequences
+ * x 2T steps distinct pairs, and each twin clip T more. */
+static void reserve_step_buffers(trainer *t) {
+    const rc_config *c = t->cfg;
+    int B = c->batch, T = c->clip_steps;
+    int twins = rc_batch_clips(&c->loss, B) - B;
+    t->tuples = rc_xmalloc((size_t)B * sizeof *t->tuples);
+    memset(&t->plan, 0, sizeof t->plan);
+    rc_model_reserve(t->model, B * RC_SEQ_KINDS * 2 * T + twins * T,
+                     B * RC_SEQ_KINDS + twins, 2 * T);
+    t->emb_host = rc_xmalloc((size_t)(B * RC_SEQ_KINDS + twins) * c->embed_dim *
+                             sizeof(float));
+}
+
+static void free_step_buffers(trainer *t) {
+    free(t->tuples);
+    free(t->emb_host);
+    rc_plan_free(&t->plan);
+}
+
+/* Steps `step` .. end of the run, reading batches from `stage`'s input (or
+ * host memory). 0, or -1 with the error set. */
+static int run_steps(trainer *t, const rc_stage_ops *stage, int64_t step,
+                     rc_train_result *res) {
+    const rc_config *c = t->cfg;
+    t->clip_elems = (size_t)(c->clip_steps + 1) * c->channels * c->image_size *
+                    c->image_size;
+    size_t batch_bytes = (size_t)rc_batch_clips(&c->loss, c->batch) *
+                         t->clip_elems * sizeof(float);
+    batch_origin origin;
+    if (open_batch_origin(&origin, c, stage, batch_bytes) != 0) return -1;
+    rc_train_input input;
+    if (rc_train_input_open(&input, &origin.source, stage, batch_bytes) != 0) {
+        close_batch_origin(&origin);
+        return -1;
+    }
+    t->input = &input;
+    reserve_step_buffers(t);
+    int64_t end = c->steps;
+    if (t->opt->stop_after > 0 && t->opt->stop_after < end) end = t->opt->stop_after;
+    rc_train_report_init(&t->report, t->metrics, !t->opt->quiet, step, c->steps,
+                         c->batch);
+    double start = rc_now();
+    int status = 0;
+    while (step < end && status == 0) {
+        status = train_step(t, step, end, res);
+        if (status == 0) status = after_step(t, ++step, end, res);
+    }
+    if (status >= 0 && res->stop != RC_STOP_SIGNAL) res->stop = RC_STOP_DONE;
+    res->steps_done = step;
+    res->seconds = rc_now() - start;
+    free_step_buffers(t);
+    rc_train_input_close(&input);
+    t->input = NULL;
+    close_batch_origin(&origin);
+    return status < 0 ? -1 : 0;
+}
+
 int rc_train(const rc_config *c, const rc_train_options *opt,
              rc_train_result *res) {
     memset(res, 0, sizeof *res);
     res->stop = RC_STOP_ERROR;
+    res->first_loss = NAN;
     if (rc_config_validate(c) != 0) return -1;
-    /* Under mpirun or srun: one of several data-parallel ranks. Rank 0 alone
-     * writes (checkpoints, metrics, progress); train.batch is per rank. */
     const rc_backend_kind *kind = rc_backend_lookup(c->device);
     if (!kind) return -1;
-    rc_comm *comm = rc_comm_create(kind->is_gpu);
-    if (!comm) return -1;
-    int is_root = rc_comm_rank(comm) == 0;
-    res->rank = rc_comm_rank(comm);
-    res->world = rc_comm_size(comm);
+    trainer t = {.cfg = c, .inject = getenv("RC_INJECT_NONFINITE")};
     rc_train_options rank_opt = *opt;
-    if (!is_root) rank_opt.quiet = 1;
-    opt = &rank_opt;
-    if (is_root && check_writable(opt->out_dir) != 0) {
-        res->stop = RC_STOP_STORAGE;
-        rc_comm_fail(comm, rc_last_error());
-        return -1;
-    }
-    int stale = is_root ? rc_checkpoint_remove_stale_temps(opt->out_dir) : 0;
-    if (stale > 0)
-        rc_log("removed %d unfinished checkpoint file(s) of an interrupted "
-               "run in %s", stale, opt->out_dir);
+    if (join_ranks(&t, kind, &rank_opt, res) != 0) return -1;
     rc_set_threads(c->threads);
-
-    trainer t = {.cfg = c, .opt = opt, .comm = comm,
-                 .inject = getenv("RC_INJECT_NONFINITE")};
     const rc_stage_ops *stage = NULL;
-    const rc_backend *be = start_backend(kind, comm, c, &stage);
-    if (!be) {
-        rc_comm_fail(comm, rc_last_error());
+    if (build_model(&t, kind, &stage) != 0) {
+        rc_comm_fail(t.comm, rc_last_error());
         return -1;
     }
-    int data_world = rc_comm_size(comm);
-    rc_train_set_data_ranks(rc_comm_rank(comm), data_world);
-    rc_checkpoint_set_world_size(data_world);
-    rc_model_shape shape;
-    rc_model_shape_from_config(c, &shape);
-    t.model = rc_model_create(&shape, be);
-    if (!t.model || rc_comm_attach(comm, t.model, 0) != 0) {
-        rc_comm_fail(comm, rc_last_error());
-        return -1;
-    }
-    rc_model_init_weights(t.model, c->seed);
-    if (!opt->quiet)
-        rc_log("%d rank(s) (%s), %s backend, convolution and ReLU %s",
-               data_world, rc_comm_kind(comm), be->name,
-               rc_model_conv_fused(t.model) ? "fused" : "separate");
-    rc_adamw_init(&t.adam, c, rc_model_numel(t.model), be);
     saved_handlers handlers;
     install_handlers(&handlers);
 
-    int status = 0;
     int64_t step = 0;
-    if (is_root &&
-        (status = check_free_space(opt->out_dir, rc_model_numel(t.model))) != 0) {
-        res->stop = RC_STOP_STORAGE;
-        goto done;
-    }
-    if (opt->resume && (status = resume_from(&t, opt->resume, &step)) != 0)
-        goto done;
-    if ((status = check_ranks_agree(&t, "the initial weights")) != 0) goto done;
+    int status = restore(&t, &step, res);
+    if (status == 0) status = run_steps(&t, stage, step, res);
 
-    if ((status = open_outputs(&t, step, is_root)) != 0) {
-        res->stop = RC_STOP_STORAGE;
-        goto done;
-    }
-
-    int B = c->batch, T = c->clip_steps;
-    size_t clip_elems = (size_t)(T + 1) * c->channels * c->image_size * c->image_size;
-    size_t batch_bytes = (size_t)rc_batch_clips(&c->loss, B) * clip_elems *
-                         sizeof(float);
-    batch_origin origin;
-    if (open_batch_origin(&origin, c, stage, batch_bytes) != 0) {
-        status = -1;
-        fclose(t.metrics);
-        goto done;
-    }
-    rc_train_input input;
-    if (rc_train_input_open(&input, &origin.source, stage, batch_bytes) != 0) {
-        status = -1;
-        goto close_source;
-    }
-    rc_tuple *tuples = rc_xmalloc((size_t)B * sizeof *tuples);
-    rc_batch_plan plan;
-    memset(&plan, 0, sizeof plan);
-    /* The longest sequence is the loop (2T pairs); a tuple has at most
-     * 6 sequences x 2T steps distinct pairs. Reserve once. */
-    int twins = rc_batch_clips(&c->loss, B) - B;
-    rc_model_reserve(t.model, B * RC_SEQ_KINDS * 2 * T + twins * T,
-                     B * RC_SEQ_KINDS + twins, 2 * T);
-
-    int64_t end = c->steps;
-    if (opt->stop_after > 0 && opt->stop_after < end) end = opt->stop_after;
-    progress pr = {.tty = !opt->quiet && isatty(STDERR_FILENO), .start = rc_now(),
-                   .first_step = step};
-    double window_loss = 0, window_pairs = 0, grad_norm = 0;
-    double window_kind[RC_PAIR_KINDS] = {0}, step_kind[RC_PAIR_KINDS];
-    int window_n = 0;
-    /* the step's embeddings on the host, for the loss split by pair kind */
-    float *emb_host = rc_xmalloc((size_t)(B * RC_SEQ_KINDS + twins) *
-                                 c->embed_dim * sizeof(float));
-    double window_start = rc_now(), train_start = rc_now();
-    res->first_loss = NAN;
-
-    while (step < end) {
-        if ((status = rc_comm_fault_point(t.comm, step)) != 0) break;
-        /* on a device backend: device frames, and the copy of the next
-         * step's batch already started */
-        const float *host_batch = NULL;
-        const float *batch = rc_train_input_begin(&input, step, end, &host_batch);
-        if (!batch) {
-            status = -1;
-            break;
-        }
-        if ((status = rc_train_plan_step(c, step, tuples, &plan)) != 0) break;
-        rc_comm_grads_begin(t.comm);
-        double loss = rc_model_step(t.model, &plan, batch, &c->loss, 1, emb_host);
-        /* the mean gradient and loss over the ranks, before anything reads
-         * them: every rank then takes the same decisions below */
-        loss = rc_comm_grads_end(t.comm, loss);
-        inject_faults(&t, step);
-        int bad = nonfinite_kind(&t, loss);
-        if (bad) note_bad_inputs(&t, step, host_batch, clip_elems);
-        rc_train_input_end(&input, step);
-        if (bad) {
-            /* Never apply a non-finite update: skip the step and count it. */
-            res->skipped_steps++;
-            if (t.bad_streak++ == 0) t.streak_start = step;
-            rc_log("step %lld: non-finite %s, step skipped (%d in a row, %lld "
-                   "in all)", (long long)step,
-                   bad == 1 ? "loss" : bad == 2 ? "gradient" : "loss and gradient",
-                   t.bad_streak, (long long)res->skipped_steps);
-            if (t.bad_streak >= c->max_bad_steps) {
-                status = stop_nonfinite(&t, step, loss, bad, res);
-                break;
-            }
-        } else {
-            t.bad_streak = 0;
-            grad_norm = rc_adamw_step(&t.adam, t.model, step);
-            remember_grad_norm(&t, grad_norm);
-            t.ckpt_loss_sum += loss;
-            t.ckpt_loss_n++;
-            window_loss += loss;
-            rc_plan_loss_by_kind(&plan, emb_host, c->embed_dim, &c->loss,
-                                 step_kind);
-            for (int k = 0; k < RC_PAIR_KINDS; k++) window_kind[k] += step_kind[k];
-            window_pairs += (double)plan.n_pairs / B;
-            window_n++;
-        }
-        step++;
-        /* a signal to one rank stops all of them after the same step */
-        if (rc_comm_size(t.comm) > 1 && rc_comm_sum(t.comm, stop_signal != 0) > 0 &&
-            !stop_signal)
-            stop_signal = SIGTERM;
-        int log_now = step % c->log_every == 0 || step == end;
-        if (log_now && window_n > 0) {
-            double now = rc_now();
-            double mean_loss = window_loss / window_n;
-            double tps = (double)window_n * B * rc_comm_size(t.comm) /
-                         (now - window_start);
-            double ppt = window_pairs / window_n;
-            float lr = rc_lr_at(&t.adam, step - 1);
-            if (isnan(res->first_loss)) res->first_loss = mean_loss;
-            res->final_loss = mean_loss;
-            /* this rank's tuples, averaged over the ranks like the loss */
-            double kind_loss[RC_PAIR_KINDS];
-            for (int k = 0; k < RC_PAIR_KINDS; k++)
-                kind_loss[k] = rc_comm_sum(t.comm, window_kind[k] / window_n) /
-                               rc_comm_size(t.comm);
-            log_metrics(&t, step, mean_loss, kind_loss, lr, grad_norm, ppt, tps,
-                        now - train_start, res->skipped_steps);
-            if (!opt->quiet)
-                progress_report(&pr, step, c->steps, mean_loss, tps, lr, ppt,
-                                step == end);
-            window_loss = window_pairs = 0;
-            memset(window_kind, 0, sizeof window_kind);
-            window_n = 0;
-            window_start = now;
-        }
-        if (step % c->checkpoint_every == 0 || step == end || stop_signal) {
-            if ((status = save_checkpoint(&t, step, res)) != 0) break;
-        }
-        if (stop_signal) {
-            res->stop = RC_STOP_SIGNAL;
-            res->signal = (int)stop_signal;
-            rc_log("%s: stopped after step %lld with checkpoint %s; continue "
-                   "with --resume %s", signal_name(res->signal),
-                   (long long)step, res->last_checkpoint, opt->out_dir);
-            break;
-        }
-    }
-    if (status == 0 && res->stop != RC_STOP_SIGNAL) res->stop = RC_STOP_DONE;
-    res->steps_done = step;
-    res->seconds = rc_now() - train_start;
-    free(tuples);
-    free(emb_host);
-    rc_plan_free(&plan);
-    rc_train_input_close(&input);
-close_source:
-    close_batch_origin(&origin);
-    fclose(t.metrics);
-
-done:
+    if (t.metrics) fclose(t.metrics);
     restore_handlers(&handlers);
     rc_adamw_free(&t.adam);
     rc_model_free(t.model);

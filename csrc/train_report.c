@@ -1,0 +1,109 @@
+/* train_report.c: the window statistics, metrics.jsonl and the progress
+ * line of a training run; see train_report.h. */
+#include "train_report.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "recompose/common.h"
+
+void rc_train_report_init(rc_train_report *r, FILE *metrics, int progress,
+                          int64_t first_step, int64_t total_steps, int batch) {
+    memset(r, 0, sizeof *r);
+    r->metrics = metrics;
+    r->progress = progress;
+    r->tty = progress && isatty(fileno(stderr));
+    r->first_step = first_step;
+    r->total_steps = total_steps;
+    r->batch = batch;
+    r->train_start = r->window_start = rc_now();
+}
+
+void rc_train_report_add(rc_train_report *r, double loss,
+                         double pairs_per_tuple,
+                         const double loss_by_kind[RC_PAIR_KINDS]) {
+    r->loss += loss;
+    r->pairs_per_tuple += pairs_per_tuple;
+    for (int k = 0; k < RC_PAIR_KINDS; k++) r->loss_by_kind[k] += loss_by_kind[k];
+    r->n++;
+}
+
+static void format_duration(double s, char *buf, size_t n) {
+    if (s < 0 || !isfinite(s)) s = 0;
+    int t = (int)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%dh%02dm", t / 3600, t / 60 % 60);
+    else
+        snprintf(buf, n, "%dm%02ds", t / 60, t % 60);
+}
+
+static void write_metrics_line(FILE *f, const rc_report_point *at, double loss,
+                               const double loss_by_kind[RC_PAIR_KINDS],
+                               double pairs_per_tuple, double tuples_per_s,
+                               double elapsed) {
+    json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "step",
+                          (json_int_t)at->step, "loss", loss, "lr", at->lr,
+                          "grad_norm", at->grad_norm,
+                          "distinct_pairs_per_tuple", pairs_per_tuple,
+                          "tuples_per_s", tuples_per_s, "elapsed_s", elapsed,
+                          "skipped_steps", (json_int_t)at->skipped_steps);
+    json_t *kinds = json_object();
+    for (int k = 0; k < RC_PAIR_KINDS; k++)
+        json_object_set_new(kinds, rc_pair_kind_names[k], json_real(loss_by_kind[k]));
+    json_object_set_new(j, "loss_by_kind", kinds);
+    char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    fprintf(f, "%s\n", line);
+    fflush(f);
+    free(line);
+    json_decref(j);
+}
+
+static void write_progress_line(const rc_train_report *r,
+                                const rc_report_point *at, double loss,
+                                double tuples_per_s, double pairs_per_tuple) {
+    double elapsed = rc_now() - r->train_start;
+    double rate = (double)(at->step - r->first_step) / (elapsed > 0 ? elapsed : 1);
+    char eta[32];
+    format_duration(rate > 0 ? (double)(r->total_steps - at->step) / rate : 0,
+                    eta, sizeof eta);
+    if (r->tty) {
+        fprintf(stderr,
+                "\r\033[Kstep %lld/%lld  loss %.4f  lr %.2e  %.1f tuples/s  "
+                "%.1f pairs/tuple  ETA %s",
+                (long long)at->step, (long long)r->total_steps, loss, at->lr,
+                tuples_per_s, pairs_per_tuple, eta);
+        if (at->last) fputc('\n', stderr);
+    } else {
+        fprintf(stderr,
+                "recompose: step %lld/%lld loss %.5f lr %.3e tuples/s %.1f "
+                "pairs/tuple %.2f eta %s\n",
+                (long long)at->step, (long long)r->total_steps, loss, at->lr,
+                tuples_per_s, pairs_per_tuple, eta);
+    }
+    fflush(stderr);
+}
+
+double rc_train_report_window(rc_train_report *r, rc_comm *comm,
+                              const rc_report_point *at) {
+    if (r->n == 0) return NAN;
+    double now = rc_now();
+    int world = rc_comm_size(comm);
+    double loss = r->loss / r->n, pairs_per_tuple = r->pairs_per_tuple / r->n;
+    double tuples_per_s = (double)r->n * r->batch * world / (now - r->window_start);
+    /* this rank's tuples, averaged over the ranks like the loss */
+    double by_kind[RC_PAIR_KINDS];
+    for (int k = 0; k < RC_PAIR_KINDS; k++)
+        by_kind[k] = rc_comm_sum(comm, r->loss_by_kind[k] / r->n) / world;
+    write_metrics_line(r->metrics, at, loss, by_kind, pairs_per_tuple,
+                       tuples_per_s, now - r->train_start);
+    if (r->progress)
+        write_progress_line(r, at, loss, tuples_per_s, pairs_per_tuple);
+    r->loss = r->pairs_per_tuple = 0;
+    memset(r->loss_by_kind, 0, sizeof r->loss_by_kind);
+    r->n = 0;
+    r->window_start = now;
+    return loss;
+}
