@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "recompose/backend.h"
 #include "recompose/common.h"
 #include "recompose/config.h"
 #include "recompose/model.h"
@@ -309,7 +310,7 @@ static int cmd_dump(const rc_config *c, const char *dir, int k) {
     }
     rc_model_shape shape;
     rc_model_shape_from_config(c, &shape);
-    rc_model *m = rc_model_create(&shape, rc_backend_cpu());
+    rc_model *m = rc_model_create(&shape, rc_backend_lookup("cpu")->ops());
     if (!m) goto fail;
     rc_model_init_weights(m, c->seed);
     snprintf(path, sizeof path, "%s/init.safetensors", dir);
@@ -377,7 +378,7 @@ static void print_ops(int steps, int B) {
 static long base_rss_kb;
 
 static int cmd_train(const rc_config *c, int k, int steps, int warm, int ops) {
-    const rc_backend *cpu = rc_backend_cpu();
+    const rc_backend *cpu = rc_backend_lookup("cpu")->ops();
     rc_backend timed = timing_backend(cpu);
     const rc_backend *be = ops ? &timed : cpu;
     batch *b = make_batches(c, k);

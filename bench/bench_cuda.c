@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "recompose/common.h"
+#include "recompose/backend.h"
 #include "recompose/cuda_backend.h"
 #include "recompose/model.h"
 #include "recompose/optim.h"
@@ -58,12 +59,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_cuda: no CUDA device\n");
         return 77;
     }
-    rc_cuda_options o;
-    rc_cuda_options_default(&o);
-    o.benchmark = 1; /* timed algorithm choice, as the PyTorch peer's
-                        cudnn.benchmark = True */
-    rc_cuda_configure(&o);
-    be = rc_backend_cuda();
+    /* the trainer's way to the backend: the registry */
+    const rc_backend_kind *cuda = rc_backend_lookup("cuda");
+    /* timed algorithm choice, as the PyTorch peer's cudnn.benchmark = True */
+    rc_backend_settings st = {0, RC_PRECISION_TF32, 1};
+    be = cuda && cuda->configure(&st) == 0 ? cuda->ops() : NULL;
     if (!be) {
         fprintf(stderr, "bench_cuda: %s\n", rc_last_error());
         return 1;
@@ -71,11 +71,11 @@ int main(int argc, char **argv) {
     printf("device %s\n", rc_cuda_device_name());
     double copy = rc_cuda_measure_copy_gbs((size_t)1 << 30);
     double gemm_tf32 = rc_cuda_measure_gemm_tflops(8192);
-    o.precision = RC_PRECISION_FP32;
-    rc_cuda_configure(&o);
+    st.precision = RC_PRECISION_FP32;
+    cuda->configure(&st);
     double gemm_fp32 = rc_cuda_measure_gemm_tflops(8192);
-    o.precision = RC_PRECISION_TF32;
-    rc_cuda_configure(&o);
+    st.precision = RC_PRECISION_TF32;
+    cuda->configure(&st);
     printf("copy_bandwidth %.1f GB/s\n", copy);
     printf("gemm_tf32 %.1f TFLOP/s\n", gemm_tf32);
     printf("gemm_fp32 %.1f TFLOP/s\n", gemm_fp32);
