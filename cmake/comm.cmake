@@ -54,6 +54,9 @@ set_source_files_properties(${CMAKE_SOURCE_DIR}/kernels/comm_nccl.c PROPERTIES
                             INCLUDE_DIRECTORIES "${RC_NCCL_INCLUDE};${CUDAToolkit_INCLUDE_DIRS}"
                             COMPILE_OPTIONS "-Wall;-Wextra;-Wshadow;-Wno-unused-parameter")
 target_link_libraries(rc_cuda PRIVATE ${RC_NCCL_LIB})
+get_filename_component(rc_nccl_dir "${RC_NCCL_LIB}" DIRECTORY)
+set_property(TARGET rc_cuda APPEND PROPERTY BUILD_RPATH "${rc_nccl_dir}")
+set_property(TARGET rc_cuda APPEND PROPERTY INSTALL_RPATH "${rc_nccl_dir}")
 target_compile_definitions(rc_cuda PRIVATE RC_HAVE_NCCL=1 RC_HAVE_MPI=1
                            _POSIX_C_SOURCE=200809L)
 target_compile_definitions(recompose_core PUBLIC RC_HAVE_NCCL=1)

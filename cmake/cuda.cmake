@@ -99,6 +99,14 @@ target_include_directories(rc_cuda PRIVATE ${CMAKE_SOURCE_DIR}/include
                            ${CMAKE_SOURCE_DIR}/csrc ${CMAKE_SOURCE_DIR}/kernels
                            ${RC_CUDNN_INCLUDE})
 target_link_libraries(rc_cuda PRIVATE CUDA::cudart CUDA::cublas ${RC_CUDNN_LIB})
+# The plugin finds the CUDA runtime, cuBLAS and cuDNN where this build found
+# them, wherever the image keeps them (a pip wheel's cuDNN, a toolkit
+# outside the loader's path): CMake leaves the toolkit's directory out of
+# the RUNPATH as an implicit link directory, so name it.
+get_filename_component(rc_cudnn_dir "${RC_CUDNN_LIB}" DIRECTORY)
+set_target_properties(rc_cuda PROPERTIES
+                      BUILD_RPATH "${CUDAToolkit_LIBRARY_DIR};${rc_cudnn_dir}"
+                      INSTALL_RPATH "${CUDAToolkit_LIBRARY_DIR};${rc_cudnn_dir}")
 target_compile_definitions(rc_cuda PRIVATE RC_HAVE_CUDA=1)
 target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/kernels/cuda_loader.c)
 target_compile_definitions(recompose_core PUBLIC RC_HAVE_CUDA=1

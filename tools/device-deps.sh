@@ -42,6 +42,23 @@ rc_device_deps_use() {
     fi
     mkdir -p "$sys"
     for f in "$dir"/*.deb; do dpkg -x "$f" "$sys" || return 1; done
+    # A package's .so link may be absolute (zlib1g-dev: libz.so ->
+    # /lib/x86_64-linux-gnu/libz.so.1.x), which points outside the sysroot:
+    # to the sysroot's copy where it has one, else to the host's library of
+    # the same soname.
+    local link target base
+    while IFS= read -r link; do
+        target=$(readlink "$link")
+        case $target in /*) ;; *) continue ;; esac
+        if [ -e "$sys$target" ]; then
+            ln -sf "$sys$target" "$link"
+        elif [ ! -e "$target" ]; then
+            base=$(basename "$link")
+            for d in /lib/$tri /usr/lib/$tri /lib64 /usr/lib64; do
+                if [ -e "$d/$base.1" ]; then ln -sf "$d/$base.1" "$link"; break; fi
+            done
+        fi
+    done < <(find "$sys" -type l -name '*.so')
     # Debian chooses the BLAS and LAPACK behind libblas.so.3/liblapack.so.3
     # and openblas.pc with update-alternatives, which dpkg -x does not run:
     # put OpenBLAS's directories first instead.

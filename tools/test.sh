@@ -2,6 +2,7 @@
 # The test suite: install dependencies, build with warnings as errors, run ctest.
 # Long tests (training to full quality) are behind RC_LONG_TESTS=1.
 # Then, unless RC_SANITIZE_PASS=0 (or ctest arguments were given):
+#  - tools/gpu-check.sh in its no-GPU mode on that build;
 #  - the fast part of the suite again under AddressSanitizer + UBSan
 #    (build-asan/), any report failing the test;
 #  - valgrind memcheck over a short training run and its resume
@@ -15,6 +16,13 @@ cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DRC_WERROR=ON \
 cmake --build build-test -j"$(nproc)"
 (cd build-test && ctest --output-on-failure -j2 "$@")
 if [ "${RC_SANITIZE_PASS:-1}" = 0 ] || [ $# -gt 0 ]; then exit 0; fi
+
+# ---- the GPU check's no-GPU mode -------------------------------------------------
+# tools/gpu-check.sh gets minutes on a bare GPU machine: every step it can
+# run here (configure, build, the emulated tests and trainer, the summary)
+# runs on every change, on the build above.
+echo "== tools/gpu-check.sh --no-gpu"
+tools/gpu-check.sh --no-gpu build-test
 
 # ---- AddressSanitizer + UndefinedBehaviorSanitizer ---------------------------
 # Warnings are errors in the build above; here gcc's instrumentation adds
