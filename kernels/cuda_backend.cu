@@ -21,6 +21,7 @@
 
 #include "recompose/common.h"
 #include "recompose/cuda_backend.h"
+#include "algo_list.h"
 
 /* ---- checked calls ----------------------------------------------------------- */
 
@@ -57,15 +58,15 @@ static void rc_cuda_die(const char *call, const char *file, int line,
 typedef struct conv_entry {
     struct conv_entry *next;
     rc_conv_shape s;
-    int mode; /* rc_precision */
+    int key_mode; /* the rc_precision asked for: the cache key */
+    int mode;     /* the one it runs in: key_mode, or TF32 for a layer
+                     without a deterministic bfloat16 backward algorithm */
     cudnnTensorDescriptor_t x, y;
     cudnnFilterDescriptor_t w;
     cudnnConvolutionDescriptor_t conv;
-    cudnnConvolutionFwdAlgo_t fwd;
-    cudnnConvolutionBwdDataAlgo_t bwd_data;
-    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
-    cudnnMathType_t fwd_math, data_math, filter_math;
-    size_t ws_bytes;
+    /* each pass's candidates, best first, and the one in use (algo_list.h) */
+    rc_algo_list fwd, bwd_data, bwd_filter;
+    size_t ws_bytes; /* room for any candidate still possible */
 } conv_entry;
 
 typedef struct {
@@ -80,6 +81,7 @@ static struct {
     rc_cuda_options opt;
     cudaStream_t stream, copy_stream;
     cublasHandle_t blas;
+    void *blas_ws; /* cuBLAS's one workspace (BLAS_WORKSPACE bytes) */
     cudnnHandle_t dnn;
     char name[400];
     /* scratch arena: chunks never move during an op */
@@ -293,24 +295,30 @@ static int math_allowed(cudnnMathType_t m) {
 
 static size_t max_workspace(void) { return (size_t)1 << 30; }
 
-/* The fastest of cudnnFind*'s results (they come sorted by time) that ran,
- * fits the workspace cap, uses an allowed math type and, for the backward
- * passes (need_det), is deterministic; grows *ws to its workspace. The three
- * Perf structs of cuDNN share these fields. Returns 0 when none qualifies. */
-template <typename Perf, typename Algo>
-static int pick_algo(const Perf *p, int n, int need_det, Algo *algo,
-                     cudnnMathType_t *math, size_t *ws) {
+/* cuBLAS's workspace: 32 MiB, what NVIDIA advises for Hopper (4 MiB would
+ * do before it) */
+#define BLAS_WORKSPACE ((size_t)32 << 20)
+
+/* cudnnFind*'s or cudnnGet*_v7's results (ranked: by time, or by cuDNN's
+ * heuristics) that ran, fit the workspace cap, use an allowed math type and,
+ * for the backward passes (need_det), are deterministic, best first. The
+ * three Perf structs of cuDNN share these fields. */
+template <typename Perf>
+static void collect_candidates(const Perf *p, int n, int need_det, rc_algo_list *l) {
+    rc_algo_list_clear(l);
     for (int i = 0; i < n; i++) {
         if (p[i].status != CUDNN_STATUS_SUCCESS || p[i].memory > max_workspace() ||
             !math_allowed(p[i].mathType) ||
             (need_det && p[i].determinism != CUDNN_DETERMINISTIC))
             continue;
-        *algo = p[i].algo;
-        *math = p[i].mathType;
-        if (p[i].memory > *ws) *ws = p[i].memory;
-        return 1;
+        rc_algo_list_add(l, (int)p[i].algo, (int)p[i].mathType, p[i].memory);
     }
-    return 0;
+}
+
+static void update_workspace(conv_entry *e) {
+    size_t a = rc_algo_list_ws(&e->fwd), b = rc_algo_list_ws(&e->bwd_data),
+           c = rc_algo_list_ws(&e->bwd_filter);
+    e->ws_bytes = a > b ? (a > c ? a : c) : (b > c ? b : c);
 }
 
 /* Same layer, other batch size: every field but n equal. */
@@ -320,72 +328,110 @@ static int same_but_n(const rc_conv_shape *a, const rc_conv_shape *b) {
     return memcmp(a, &t, sizeof t) == 0;
 }
 
-/* Choose each pass's algorithm for the entry's shape: the best allowed one
- * of cudnnFind* (timed: with benchmark on; the stream is drained first so
- * that queued work does not skew the timings), else of cuDNN's heuristics
+/* Each pass's candidates for the entry's shape and mode: from cudnnFind*
+ * (timed: with benchmark on; the stream is drained first so that queued
+ * work does not skew the timings), else from cuDNN's heuristics
  * (cudnnGet*_v7: no timing, so the same choice in every run, and a resumed
- * run stays bitwise equal to a straight one). */
-static void choose_algorithms(conv_entry *e, int benchmark) {
+ * run stays bitwise equal to a straight one). Returns the name of a pass
+ * left without a candidate, or NULL. */
+static const char *choose_algorithms(conv_entry *e, int benchmark) {
     enum { MAXALGO = 16 };
     int n = 0;
     cudnnConvolutionFwdAlgoPerf_t fp[MAXALGO];
     cudnnConvolutionBwdDataAlgoPerf_t dp[MAXALGO];
     cudnnConvolutionBwdFilterAlgoPerf_t wp[MAXALGO];
     if (benchmark) RC_CU(cudaStreamSynchronize(G.stream));
-/* One pass: Find (timed) or Get_v7 (heuristics) over the same descriptors,
- * then the best allowed result; a failure names the call that was made. */
-#define RC_CHOOSE(FIND, GET, perf, det, algo, math, why, ...)                        \
+    RC_DNN(cudnnSetConvolutionMathType(e->conv, conv_math(e->mode)));
+/* One pass: Find (timed) or Get_v7 (heuristics) over the same descriptors. */
+#define RC_CHOOSE(FIND, GET, perf, det, list, ...)                                   \
     do {                                                                              \
         if (benchmark)                                                                \
             RC_DNN(FIND(G.dnn, __VA_ARGS__, MAXALGO, &n, perf));                      \
         else                                                                          \
             RC_DNN(GET(G.dnn, __VA_ARGS__, MAXALGO, &n, perf));                       \
-        if (!pick_algo(perf, n, det, algo, math, &e->ws_bytes))                       \
-            rc_cuda_die(benchmark ? #FIND : #GET, __FILE__, __LINE__, why);           \
+        collect_candidates(perf, n, det, list);                                       \
     } while (0)
     RC_CHOOSE(cudnnFindConvolutionForwardAlgorithm, cudnnGetConvolutionForwardAlgorithm_v7,
-              fp, 0, &e->fwd, &e->fwd_math,
-              "no usable algorithm for this shape and math mode", e->x, e->w, e->conv, e->y);
+              fp, 0, &e->fwd, e->x, e->w, e->conv, e->y);
     RC_CHOOSE(cudnnFindConvolutionBackwardDataAlgorithm,
-              cudnnGetConvolutionBackwardDataAlgorithm_v7, dp, 1, &e->bwd_data, &e->data_math,
-              "no deterministic algorithm for this shape and math mode", e->w, e->y, e->conv,
-              e->x);
+              cudnnGetConvolutionBackwardDataAlgorithm_v7, dp, 1, &e->bwd_data, e->w, e->y,
+              e->conv, e->x);
     RC_CHOOSE(cudnnFindConvolutionBackwardFilterAlgorithm,
-              cudnnGetConvolutionBackwardFilterAlgorithm_v7, wp, 1, &e->bwd_filter,
-              &e->filter_math, "no deterministic algorithm for this shape and math mode", e->x,
+              cudnnGetConvolutionBackwardFilterAlgorithm_v7, wp, 1, &e->bwd_filter, e->x,
               e->y, e->conv, e->w);
 #undef RC_CHOOSE
+    update_workspace(e);
+    if (!e->fwd.n) return "forward";
+    if (!e->bwd_data.n) return "backward data";
+    if (!e->bwd_filter.n) return "backward filter";
+    return NULL;
 }
 
-/* Take the algorithms chosen for the same layer at another batch size (the
+/* The workspace of one candidate at this entry's shape; 0 when cuDNN does
+ * not support it here. */
+enum conv_pass { PASS_FWD, PASS_DATA, PASS_FILTER };
+static int pass_workspace(conv_entry *e, enum conv_pass pass, int algo, int math,
+                          size_t *ws) {
+    RC_DNN(cudnnSetConvolutionMathType(e->conv, (cudnnMathType_t)math));
+    cudnnStatus_t st =
+        pass == PASS_FWD
+            ? cudnnGetConvolutionForwardWorkspaceSize(G.dnn, e->x, e->w, e->conv, e->y,
+                                                      (cudnnConvolutionFwdAlgo_t)algo, ws)
+        : pass == PASS_DATA
+            ? cudnnGetConvolutionBackwardDataWorkspaceSize(
+                  G.dnn, e->w, e->y, e->conv, e->x, (cudnnConvolutionBwdDataAlgo_t)algo, ws)
+            : cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                  G.dnn, e->x, e->y, e->conv, e->w, (cudnnConvolutionBwdFilterAlgo_t)algo,
+                  ws);
+    return st == CUDNN_STATUS_SUCCESS && *ws <= max_workspace();
+}
+
+/* The candidates of a sibling's pass still possible, those cuDNN supports
+ * at this batch size, with their workspace here. */
+static void reuse_list(conv_entry *e, enum conv_pass pass, const rc_algo_list *from,
+                       rc_algo_list *to) {
+    rc_algo_list_clear(to);
+    for (int i = from->current; i < from->n; i++) {
+        size_t ws = 0;
+        if (pass_workspace(e, pass, from->algo[i], from->math[i], &ws))
+            rc_algo_list_add(to, from->algo[i], from->math[i], ws);
+    }
+}
+
+/* Take the candidates chosen for the same layer at another batch size (the
  * deduplicated pair count changes every step: a Find per count would stall
  * training for seconds). Only the workspace sizes are asked for this n.
- * Returns 0 when cuDNN does not support one of them at this n. */
+ * Returns 0 when a pass has no candidate left at this n. */
 static int reuse_algorithms(conv_entry *e, const conv_entry *from) {
-    e->fwd = from->fwd;
-    e->bwd_data = from->bwd_data;
-    e->bwd_filter = from->bwd_filter;
-    e->fwd_math = from->fwd_math;
-    e->data_math = from->data_math;
-    e->filter_math = from->filter_math;
-    size_t a = 0, b = 0, c = 0;
-    RC_DNN(cudnnSetConvolutionMathType(e->conv, e->fwd_math));
-    if (cudnnGetConvolutionForwardWorkspaceSize(G.dnn, e->x, e->w, e->conv, e->y,
-                                                e->fwd, &a) != CUDNN_STATUS_SUCCESS)
-        return 0;
-    RC_DNN(cudnnSetConvolutionMathType(e->conv, e->data_math));
-    if (cudnnGetConvolutionBackwardDataWorkspaceSize(G.dnn, e->w, e->y, e->conv, e->x,
-                                                     e->bwd_data,
-                                                     &b) != CUDNN_STATUS_SUCCESS)
-        return 0;
-    RC_DNN(cudnnSetConvolutionMathType(e->conv, e->filter_math));
-    if (cudnnGetConvolutionBackwardFilterWorkspaceSize(G.dnn, e->x, e->y, e->conv,
-                                                       e->w, e->bwd_filter,
-                                                       &c) != CUDNN_STATUS_SUCCESS)
-        return 0;
-    e->ws_bytes = a > b ? a : b;
-    if (c > e->ws_bytes) e->ws_bytes = c;
-    return e->ws_bytes <= max_workspace();
+    if (from->mode != e->mode) return 0;
+    reuse_list(e, PASS_FWD, &from->fwd, &e->fwd);
+    reuse_list(e, PASS_DATA, &from->bwd_data, &e->bwd_data);
+    reuse_list(e, PASS_FILTER, &from->bwd_filter, &e->bwd_filter);
+    update_workspace(e);
+    return e->fwd.n && e->bwd_data.n && e->bwd_filter.n;
+}
+
+/* The descriptors of a shape in a mode: bfloat16 tensors for bf16, float
+ * otherwise. */
+static void set_descriptors(conv_entry *e, int mode) {
+    const rc_conv_shape *s = &e->s;
+    e->mode = mode;
+    cudnnDataType_t dt = mode == RC_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    RC_DNN(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, dt, s->n, s->c_in,
+                                      s->h_in, s->w_in));
+    RC_DNN(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, dt, s->n, s->c_out,
+                                      s->h_out, s->w_out));
+    RC_DNN(cudnnSetFilter4dDescriptor(e->w, dt, CUDNN_TENSOR_NCHW, s->c_out,
+                                      s->c_in, s->k, s->k));
+    RC_DNN(cudnnSetConvolution2dDescriptor(e->conv, s->pad, s->pad, s->stride,
+                                           s->stride, 1, 1, CUDNN_CROSS_CORRELATION,
+                                           CUDNN_DATA_FLOAT));
+    RC_DNN(cudnnSetConvolutionMathType(e->conv, conv_math(mode)));
+}
+
+static void describe_layer(const rc_conv_shape *s, char *buf, size_t cap) {
+    snprintf(buf, cap, "convolution %dx%dx%d -> %d channels, kernel %d, stride %d, batch %d",
+             s->c_in, s->h_in, s->w_in, s->c_out, s->k, s->stride, s->n);
 }
 
 /* The cached entry of a shape (most recently used first), made on a miss. */
@@ -393,7 +439,7 @@ static conv_entry *conv_lookup(const rc_conv_shape *s) {
     int mode = conv_mode();
     conv_entry **link = &G.convs, *sibling = NULL;
     for (conv_entry *e = G.convs; e; link = &e->next, e = e->next) {
-        if (e->mode != mode) continue;
+        if (e->key_mode != mode) continue;
         if (memcmp(&e->s, s, sizeof *s) == 0) {
             *link = e->next; /* move to the front */
             e->next = G.convs;
@@ -408,29 +454,35 @@ static conv_entry *conv_lookup(const rc_conv_shape *s) {
                     "run the step once before capturing");
     conv_entry *e = (conv_entry *)rc_xcalloc(1, sizeof *e);
     e->s = *s;
-    e->mode = mode;
-    cudnnDataType_t dt = mode == RC_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    e->key_mode = mode;
     RC_DNN(cudnnCreateTensorDescriptor(&e->x));
     RC_DNN(cudnnCreateTensorDescriptor(&e->y));
     RC_DNN(cudnnCreateFilterDescriptor(&e->w));
     RC_DNN(cudnnCreateConvolutionDescriptor(&e->conv));
-    RC_DNN(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, dt, s->n, s->c_in,
-                                      s->h_in, s->w_in));
-    RC_DNN(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, dt, s->n, s->c_out,
-                                      s->h_out, s->w_out));
-    RC_DNN(cudnnSetFilter4dDescriptor(e->w, dt, CUDNN_TENSOR_NCHW, s->c_out,
-                                      s->c_in, s->k, s->k));
-    RC_DNN(cudnnSetConvolution2dDescriptor(e->conv, s->pad, s->pad, s->stride,
-                                           s->stride, 1, 1, CUDNN_CROSS_CORRELATION,
-                                           CUDNN_DATA_FLOAT));
-    RC_DNN(cudnnSetConvolutionMathType(e->conv, conv_math(mode)));
+    /* a bf16 layer its sibling already ran in float32 does so too */
+    set_descriptors(e, sibling ? sibling->mode : mode);
     /* timed choices are made once per layer; heuristics are cheap and
      * deterministic per shape, so they are asked for each batch size */
     int benchmark = G.opt.benchmark;
     if (!benchmark || !sibling || !reuse_algorithms(e, sibling)) {
-        e->ws_bytes = 0;
-        RC_DNN(cudnnSetConvolutionMathType(e->conv, conv_math(mode)));
-        choose_algorithms(e, benchmark);
+        const char *missing = choose_algorithms(e, benchmark);
+        if (missing && e->mode == RC_PRECISION_BF16 && strcmp(missing, "forward") != 0) {
+            /* cuDNN has no deterministic bf16 backward algorithm for this
+             * layer: it runs in float32 (TF32), the rest stays in bf16 */
+            char layer[160];
+            describe_layer(s, layer, sizeof layer);
+            fprintf(stderr, "recompose: CUDA backend: no deterministic bfloat16 %s "
+                            "algorithm for the %s: this layer runs in float32 (TF32)\n",
+                    missing, layer);
+            set_descriptors(e, RC_PRECISION_TF32);
+            missing = choose_algorithms(e, benchmark);
+        }
+        if (missing)
+            rc_cuda_die(benchmark ? "cudnnFind*" : "cudnnGet*_v7", __FILE__, __LINE__,
+                        strcmp(missing, "forward") == 0
+                            ? "no usable forward algorithm for this shape and math mode"
+                            : "no deterministic backward algorithm for this shape and "
+                              "math mode");
     }
     e->next = G.convs;
     G.convs = e;
@@ -460,25 +512,84 @@ static size_t elems_w(const rc_conv_shape *s) {
     return (size_t)s->c_out * s->c_in * s->k * s->k;
 }
 
+/* ---- running a pass, falling back to the next candidate ----------------------- */
+
+/* The operands of one pass (device pointers; bfloat16 ones in bf16 mode). */
+typedef struct {
+    conv_entry *e;
+    enum conv_pass pass;
+    const void *a, *b; /* fwd: x, w; data: w, dy; filter: x, dy */
+    void *out;         /* fwd: y; data: dx; filter: dw */
+    void *ws;
+} pass_args;
+
+static int run_pass(void *ctx, int algo, int math, size_t ws_bytes) {
+    pass_args *p = (pass_args *)ctx;
+    conv_entry *e = p->e;
+    const float one = 1.0f, zero = 0.0f;
+    RC_DNN(cudnnSetConvolutionMathType(e->conv, (cudnnMathType_t)math));
+    cudnnStatus_t st;
+    switch (p->pass) {
+    case PASS_FWD:
+        st = cudnnConvolutionForward(G.dnn, &one, e->x, p->a, e->w, p->b, e->conv,
+                                     (cudnnConvolutionFwdAlgo_t)algo, p->ws, ws_bytes,
+                                     &zero, e->y, p->out);
+        break;
+    case PASS_DATA:
+        st = cudnnConvolutionBackwardData(G.dnn, &one, e->w, p->a, e->y, p->b, e->conv,
+                                          (cudnnConvolutionBwdDataAlgo_t)algo, p->ws,
+                                          ws_bytes, &zero, e->x, p->out);
+        break;
+    default:
+        st = cudnnConvolutionBackwardFilter(G.dnn, &one, e->x, p->a, e->y, p->b, e->conv,
+                                            (cudnnConvolutionBwdFilterAlgo_t)algo, p->ws,
+                                            ws_bytes, &zero, e->w, p->out);
+    }
+    return (int)st;
+}
+
+static const char *const pass_calls[] = {"cudnnConvolutionForward",
+                                         "cudnnConvolutionBackwardData",
+                                         "cudnnConvolutionBackwardFilter"};
+
+static void note_failed_algo(void *ctx, const rc_algo_list *l, int failed, int status) {
+    pass_args *p = (pass_args *)ctx;
+    char layer[160];
+    describe_layer(&p->e->s, layer, sizeof layer);
+    fprintf(stderr, "recompose: CUDA backend: %s with algorithm %d failed (%s) for the "
+                    "%s; %s\n",
+            pass_calls[p->pass], l->algo[failed],
+            cudnnGetErrorString((cudnnStatus_t)status), layer,
+            failed + 1 < l->n ? "trying the next candidate" : "no candidate left");
+}
+
+/* Run a pass with its current candidate, falling back in rank order; the
+ * one that ran stays current. All failing ends the run, naming the call. */
+static void run_with_fallback(pass_args *p, rc_algo_list *l) {
+    int status = rc_algo_list_run(l, run_pass, note_failed_algo, p);
+    if (status != 0)
+        rc_cuda_die(pass_calls[p->pass], __FILE__, __LINE__,
+                    status > 0 ? cudnnGetErrorString((cudnnStatus_t)status)
+                               : "every candidate algorithm failed");
+}
+
 static void cuda_conv2d_forward(const rc_conv_shape *s, const float *x,
                                 const float *w, const float *b, float *y,
                                 float *ws_unused) {
     (void)ws_unused;
     conv_entry *e = conv_lookup(s);
     rc_dev_scratch_reset();
-    void *ws = e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL;
-    const float one = 1.0f, zero = 0.0f;
-    RC_DNN(cudnnSetConvolutionMathType(e->conv, e->fwd_math));
+    pass_args p = {e, PASS_FWD, x, w, y, e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL};
     if (e->mode == RC_PRECISION_BF16) {
-        __nv_bfloat16 *x16 = to_bf16(x, elems_x(s)), *w16 = to_bf16(w, elems_w(s));
         __nv_bfloat16 *y16 =
             (__nv_bfloat16 *)rc_dev_scratch(elems_y(s) * sizeof(__nv_bfloat16));
-        RC_DNN(cudnnConvolutionForward(G.dnn, &one, e->x, x16, e->w, w16, e->conv,
-                                       e->fwd, ws, e->ws_bytes, &zero, e->y, y16));
+        p.a = to_bf16(x, elems_x(s));
+        p.b = to_bf16(w, elems_w(s));
+        p.out = y16;
+        run_with_fallback(&p, &e->fwd);
         from_bf16(y16, elems_y(s), y);
     } else {
-        RC_DNN(cudnnConvolutionForward(G.dnn, &one, e->x, x, e->w, w, e->conv,
-                                       e->fwd, ws, e->ws_bytes, &zero, e->y, y));
+        run_with_fallback(&p, &e->fwd);
     }
     rc_op_bias_add(elems_y(s), s->c_out, s->h_out * s->w_out, b, y);
 }
@@ -490,38 +601,28 @@ static void cuda_conv2d_backward(const rc_conv_shape *s, const float *x,
     conv_entry *e = conv_lookup(s);
     rc_dev_scratch_reset();
     void *ws = e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL;
-    const float one = 1.0f, zero = 0.0f;
     rc_op_conv_bias_grad(s->n, s->c_out, s->h_out * s->w_out, dy, db);
     if (e->mode == RC_PRECISION_BF16) {
         __nv_bfloat16 *x16 = to_bf16(x, elems_x(s)), *dy16 = to_bf16(dy, elems_y(s));
         __nv_bfloat16 *g16 = (__nv_bfloat16 *)rc_dev_scratch(
             (elems_w(s) > elems_x(s) ? elems_w(s) : elems_x(s)) * sizeof(__nv_bfloat16));
-        RC_DNN(cudnnSetConvolutionMathType(e->conv, e->filter_math));
-        RC_DNN(cudnnConvolutionBackwardFilter(G.dnn, &one, e->x, x16, e->y, dy16,
-                                              e->conv, e->bwd_filter, ws, e->ws_bytes,
-                                              &zero, e->w, g16));
+        pass_args pf = {e, PASS_FILTER, x16, dy16, g16, ws};
+        run_with_fallback(&pf, &e->bwd_filter);
         from_bf16(g16, elems_w(s), dw);
         if (dx) {
-            __nv_bfloat16 *w16 = to_bf16(w, elems_w(s));
             __nv_bfloat16 *dx16 =
                 (__nv_bfloat16 *)rc_dev_scratch(elems_x(s) * sizeof(__nv_bfloat16));
-            RC_DNN(cudnnSetConvolutionMathType(e->conv, e->data_math));
-            RC_DNN(cudnnConvolutionBackwardData(G.dnn, &one, e->w, w16, e->y, dy16,
-                                                e->conv, e->bwd_data, ws, e->ws_bytes,
-                                                &zero, e->x, dx16));
+            pass_args pd = {e, PASS_DATA, to_bf16(w, elems_w(s)), dy16, dx16, ws};
+            run_with_fallback(&pd, &e->bwd_data);
             from_bf16(dx16, elems_x(s), dx);
         }
         return;
     }
-    RC_DNN(cudnnSetConvolutionMathType(e->conv, e->filter_math));
-    RC_DNN(cudnnConvolutionBackwardFilter(G.dnn, &one, e->x, x, e->y, dy, e->conv,
-                                          e->bwd_filter, ws, e->ws_bytes, &zero,
-                                          e->w, dw));
+    pass_args pf = {e, PASS_FILTER, x, dy, dw, ws};
+    run_with_fallback(&pf, &e->bwd_filter);
     if (dx) {
-        RC_DNN(cudnnSetConvolutionMathType(e->conv, e->data_math));
-        RC_DNN(cudnnConvolutionBackwardData(G.dnn, &one, e->w, w, e->y, dy, e->conv,
-                                            e->bwd_data, ws, e->ws_bytes, &zero,
-                                            e->x, dx));
+        pass_args pd = {e, PASS_DATA, w, dy, dx, ws};
+        run_with_fallback(&pd, &e->bwd_data);
     }
 }
 
@@ -610,6 +711,12 @@ static int init_once(void) {
     RC_CU(cudaStreamCreateWithFlags(&G.copy_stream, cudaStreamNonBlocking));
     RC_BLAS(cublasCreate(&G.blas));
     RC_BLAS(cublasSetStream(G.blas, G.stream));
+    /* One fixed workspace, set after the stream (cublasSetStream resets it
+     * to the default pool): cuBLAS then chooses the same kernels in the
+     * eager step and under graph capture, where it cannot take memory from
+     * its pool, so a replayed step is bitwise the eager one. */
+    RC_CU(cudaMalloc(&G.blas_ws, BLAS_WORKSPACE));
+    RC_BLAS(cublasSetWorkspace(G.blas, G.blas_ws, BLAS_WORKSPACE));
     RC_DNN(cudnnCreate(&G.dnn));
     RC_DNN(cudnnSetStream(G.dnn, G.stream));
     for (int i = 0; i < STAGING_SLOTS; i++)
