@@ -1,14 +1,17 @@
 # comm.cmake: data-parallel communicators (issue 5), included after
 # cuda.cmake.
 #
-# Always: the single-process communicator (csrc/comm/comm.c), so a build
-# without MPI trains exactly as before. With an MPI (find_package(MPI);
-# Debian: libopenmpi-dev): the MPI transport, RC_HAVE_MPI. With MPI, the
-# CUDA backend and NCCL (nccl.h, libnccl): the NCCL transport, RC_HAVE_NCCL.
-# RC_MPI=OFF leaves MPI (and so NCCL) out even when installed.
+# Always: the single-process communicator (csrc/comm/comm.c) and the
+# rendezvous of GPU ranks started without MPI (csrc/comm/rendezvous.c), so
+# a build without MPI trains exactly as before. With an MPI
+# (find_package(MPI); Debian: libopenmpi-dev): the MPI transport,
+# RC_HAVE_MPI. With the CUDA backend and NCCL (nccl.h, libnccl), with or
+# without MPI: the NCCL transport, RC_HAVE_NCCL. RC_MPI=OFF leaves MPI out
+# even when installed.
 option(RC_MPI "Multi-process data-parallel training when MPI is found" ON)
 
-target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm.c)
+target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm.c
+               ${CMAKE_SOURCE_DIR}/csrc/comm/rendezvous.c)
 
 if(RC_MPI)
   find_package(MPI COMPONENTS C QUIET)
@@ -17,16 +20,15 @@ endif()
 set(RC_HAVE_MPI ${MPI_C_FOUND} CACHE INTERNAL "MPI transport built")
 if(NOT MPI_C_FOUND)
   set(RC_HAVE_MPI OFF CACHE INTERNAL "MPI transport built")
-  message(STATUS "Distributed training: single process only (MPI not found "
-                 "or RC_MPI=OFF; install libopenmpi-dev for mpirun/srun)")
-  return()
+  message(STATUS "Distributed training: no MPI (not found or RC_MPI=OFF; "
+                 "install libopenmpi-dev for CPU ranks under mpirun/srun)")
+else()
+  target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm_mpi.c)
+  target_link_libraries(recompose_core PUBLIC MPI::MPI_C)
+  # PUBLIC: the distributed tests skip (77) when it is absent
+  target_compile_definitions(recompose_core PUBLIC RC_HAVE_MPI=1)
+  find_program(RC_MPIEXEC NAMES mpirun mpiexec HINTS ${MPIEXEC_EXECUTABLE})
 endif()
-
-target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/comm/comm_mpi.c)
-target_link_libraries(recompose_core PUBLIC MPI::MPI_C)
-# PUBLIC: the distributed tests skip (77) when it is absent
-target_compile_definitions(recompose_core PUBLIC RC_HAVE_MPI=1)
-find_program(RC_MPIEXEC NAMES mpirun mpiexec HINTS ${MPIEXEC_EXECUTABLE})
 
 set(rc_nccl_why "")
 if(NOT TARGET rc_cuda)
@@ -41,7 +43,7 @@ else()
   endif()
 endif()
 if(rc_nccl_why)
-  message(STATUS "Distributed training: MPI ${MPI_C_VERSION}; NCCL off (${rc_nccl_why})")
+  message(STATUS "Distributed training: NCCL off (${rc_nccl_why})")
   return()
 endif()
 
@@ -57,7 +59,7 @@ target_link_libraries(rc_cuda PRIVATE ${RC_NCCL_LIB})
 get_filename_component(rc_nccl_dir "${RC_NCCL_LIB}" DIRECTORY)
 set_property(TARGET rc_cuda APPEND PROPERTY BUILD_RPATH "${rc_nccl_dir}")
 set_property(TARGET rc_cuda APPEND PROPERTY INSTALL_RPATH "${rc_nccl_dir}")
-target_compile_definitions(rc_cuda PRIVATE RC_HAVE_NCCL=1 RC_HAVE_MPI=1
-                           _POSIX_C_SOURCE=200809L)
+target_compile_definitions(rc_cuda PRIVATE RC_HAVE_NCCL=1 _POSIX_C_SOURCE=200809L)
 target_compile_definitions(recompose_core PUBLIC RC_HAVE_NCCL=1)
-message(STATUS "Distributed training: MPI ${MPI_C_VERSION}, NCCL ${RC_NCCL_LIB}")
+message(STATUS "Distributed training: NCCL ${RC_NCCL_LIB} (bootstrap: MPI where "
+               "found, else a TCP or file rendezvous)")

@@ -6,6 +6,10 @@
  * stream is still in the convolution backward. Each bucket waits for the
  * gradient kernels that wrote it by an event on the compute stream.
  *
+ * Without MPI it also carries the communicator's few host collectives (the
+ * loss, config and weight hashes, the stop flag) through a small device
+ * buffer: they are rare (per step: the loss) and tiny.
+ *
  * NCCL reports some failures (a peer that died, a network error) only
  * asynchronously: the wait polls ncclCommGetAsyncError so a broken job ends
  * with a message instead of hanging in cudaStreamSynchronize.
@@ -27,6 +31,8 @@ struct rc_nccl {
     ncclComm_t comm;
     cudaStream_t stream;
     cudaEvent_t ready, done;
+    void *staging;        /* device copy of host collectives' values */
+    size_t staging_bytes;
 };
 
 #define CUDA_OK(call, what)                                                  \
@@ -84,6 +90,7 @@ void rc_nccl_free(rc_nccl *t) {
     if (t->ready) cudaEventDestroy(t->ready);
     if (t->done) cudaEventDestroy(t->done);
     if (t->stream) cudaStreamDestroy(t->stream);
+    if (t->staging) cudaFree(t->staging);
     free(t);
 }
 
@@ -103,7 +110,9 @@ int rc_nccl_reduce_start(rc_nccl *t, void *compute_stream, float *buf, size_t n)
     return 0;
 }
 
-int rc_nccl_reduce_wait(rc_nccl *t, void *compute_stream) {
+/* Until the transport's stream is idle, watching for NCCL's asynchronous
+ * errors (a peer that died) instead of blocking in a synchronize. */
+static int wait_stream(rc_nccl *t) {
     const struct timespec nap = {0, 50 * 1000}; /* 50 us */
     for (;;) {
         cudaError_t e = cudaStreamQuery(t->stream);
@@ -118,6 +127,11 @@ int rc_nccl_reduce_wait(rc_nccl *t, void *compute_stream) {
                                 ncclGetErrorString(async));
         nanosleep(&nap, NULL);
     }
+    return 0;
+}
+
+int rc_nccl_reduce_wait(rc_nccl *t, void *compute_stream) {
+    if (wait_stream(t) != 0) return -1;
     if (compute_stream) {
         /* the update kernels on the compute stream read the sums */
         CUDA_OK(cudaEventRecord(t->done, t->stream), "cudaEventRecord");
@@ -125,4 +139,40 @@ int rc_nccl_reduce_wait(rc_nccl *t, void *compute_stream) {
                 "cudaStreamWaitEvent");
     }
     return 0;
+}
+
+static int stage(rc_nccl *t, size_t bytes) {
+    if (bytes <= t->staging_bytes) return 0;
+    if (t->staging) cudaFree(t->staging);
+    t->staging = NULL;
+    t->staging_bytes = 0;
+    CUDA_OK(cudaMalloc(&t->staging, bytes), "cudaMalloc (host collectives)");
+    t->staging_bytes = bytes;
+    return 0;
+}
+
+int rc_nccl_host_allreduce(rc_nccl *t, void *buf, size_t n, int op) {
+    size_t bytes = n * 8; /* double or uint64_t */
+    if (stage(t, bytes) != 0) return -1;
+    CUDA_OK(cudaMemcpyAsync(t->staging, buf, bytes, cudaMemcpyHostToDevice, t->stream),
+            "cudaMemcpyAsync (host collective)");
+    NCCL_OK(ncclAllReduce(t->staging, t->staging, n,
+                          op == RC_NCCL_MAX_U64 ? ncclUint64 : ncclFloat64,
+                          op == RC_NCCL_MAX_U64 ? ncclMax : ncclSum, t->comm, t->stream),
+            "ncclAllReduce (host values)");
+    CUDA_OK(cudaMemcpyAsync(buf, t->staging, bytes, cudaMemcpyDeviceToHost, t->stream),
+            "cudaMemcpyAsync (host collective)");
+    return wait_stream(t);
+}
+
+int rc_nccl_host_broadcast(rc_nccl *t, void *buf, size_t bytes, int root) {
+    if (stage(t, bytes) != 0) return -1;
+    CUDA_OK(cudaMemcpyAsync(t->staging, buf, bytes, cudaMemcpyHostToDevice, t->stream),
+            "cudaMemcpyAsync (host collective)");
+    NCCL_OK(ncclBroadcast(t->staging, t->staging, bytes, ncclUint8, root, t->comm,
+                          t->stream),
+            "ncclBroadcast (host values)");
+    CUDA_OK(cudaMemcpyAsync(buf, t->staging, bytes, cudaMemcpyDeviceToHost, t->stream),
+            "cudaMemcpyAsync (host collective)");
+    return wait_stream(t);
 }

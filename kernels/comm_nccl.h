@@ -22,6 +22,8 @@
 
 typedef struct rc_nccl rc_nccl;
 
+enum { RC_NCCL_SUM_F64 = 0, RC_NCCL_MAX_U64 = 1 };
+
 /* The plugin's NCCL entry points, written once: the forwarding functions of
  * kernels/cuda_loader.c are generated from it. X(ret, name, params, args,
  * failure value); V(name, params, args) for those returning nothing. */
@@ -45,7 +47,16 @@ typedef struct rc_nccl rc_nccl;
     /* Wait for every started reduction; compute_stream (if not NULL) then     \
      * waits for them too. -1 (error set) when NCCL reports a failure. */       \
     X(int, rc_nccl_reduce_wait, (rc_nccl * t, void *compute_stream),           \
-      (t, compute_stream), -1)
+      (t, compute_stream), -1)                                                  \
+    /* Host values over the ranks, in place, waiting (the communicator's       \
+     * small collectives when there is no MPI): RC_NCCL_SUM_F64 sums n          \
+     * doubles, RC_NCCL_MAX_U64 takes the maximum of n uint64_t. */             \
+    X(int, rc_nccl_host_allreduce, (rc_nccl * t, void *buf, size_t n, int op),  \
+      (t, buf, n, op), -1)                                                      \
+    /* bytes of root's buf to every rank, waiting */                            \
+    X(int, rc_nccl_host_broadcast, (rc_nccl * t, void *buf, size_t bytes,       \
+                                    int root),                                  \
+      (t, buf, bytes, root), -1)
 
 #define X(ret, name, params, args, fail) ret name params;
 #define V(name, params, args) void name params;

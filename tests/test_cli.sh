@@ -4,7 +4,8 @@
 #  - config errors name FILE:LINE and the key; bad --set names the override;
 #  - a short train writes checkpoints, metrics.jsonl and config.ini;
 #  - eval prints the table and writes eval.json (valid JSON, three rows);
-#  - a checkpoint of another shape is refused naming the tensor and shapes.
+#  - a checkpoint of another shape is refused naming the tensor and shapes;
+#  - a torchrun-style launch of CPU ranks is refused, naming the variable.
 set -u
 BIN=${RC_BIN:?RC_BIN not set}
 fails=0
@@ -32,6 +33,12 @@ out=$($BIN config missing.ini 2>&1) && fail "missing file accepted"
 expect_contains "$out" "missing.ini" "missing file"
 out=$($BIN train configs/tiny.ini 2>&1); [ $? -eq 2 ] || fail "train without --out should exit 2"
 expect_contains "$out" "missing --out" "train without --out"
+
+# torchrun's environment starts GPU ranks; CPU ranks are MPI's: said, not
+# ignored (each would otherwise train alone as rank 0)
+out=$(WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 $BIN train configs/tiny.ini \
+      --out "$tmp/torchrun" --set train.device=cpu 2>&1) && fail "torchrun-style CPU ranks accepted"
+expect_contains "$out" "WORLD_SIZE = 2 (a torchrun-style launch)" "torchrun env on the CPU"
 
 # the effective config round-trips through the CLI
 $BIN config configs/tiny.ini --set train.steps=700 > "$tmp/eff.ini" || fail "config print"

@@ -16,6 +16,7 @@
 
 #include "recompose/common.h"
 #include "recompose/cuda_backend.h"
+#include "rendezvous.h"
 #ifdef RC_HAVE_NCCL
 #include "comm_nccl.h"
 #endif
@@ -39,11 +40,12 @@ static int env_int(const char *name, int fallback) {
 }
 
 /* World size the launcher announced: Open MPI's mpirun, Hydra (MPICH,
- * Intel MPI), or a Slurm job step started by srun. The batch script itself
- * has SLURM_NTASKS but no SLURM_STEP_NUM_TASKS: it is not a rank. */
+ * Intel MPI), a Slurm job step started by srun, or torchrun (WORLD_SIZE).
+ * The batch script itself has SLURM_NTASKS but no SLURM_STEP_NUM_TASKS: it
+ * is not a rank. */
 static int launcher_world_size(const char **who) {
     static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
-                                       "SLURM_STEP_NUM_TASKS"};
+                                       "SLURM_STEP_NUM_TASKS", "WORLD_SIZE"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         int n = env_int(vars[i], 0);
         if (n > 0) {
@@ -58,9 +60,20 @@ static int launcher_world_size(const char **who) {
 static int launcher_rank(void) {
     int r = env_int("OMPI_COMM_WORLD_RANK", -1);
     if (r < 0) r = env_int("PMI_RANK", -1);
-    if (r < 0) r = env_int("SLURM_PROCID", 0);
+    if (r < 0) r = env_int("SLURM_PROCID", -1);
+    if (r < 0) r = env_int("RANK", 0);
     return r;
 }
+
+#ifdef RC_HAVE_NCCL
+/* This rank's place on its node, from the launcher (MPI computes its own). */
+static int launcher_local_rank(void) {
+    int r = env_int("OMPI_COMM_WORLD_LOCAL_RANK", -1);
+    if (r < 0) r = env_int("SLURM_LOCALID", -1);
+    if (r < 0) r = env_int("LOCAL_RANK", 0);
+    return r;
+}
+#endif
 
 static void read_fault_settings(rc_comm *c) {
     c->fault_rank = env_int("RC_FAULT_RANK", -1);
@@ -73,9 +86,9 @@ static void read_fault_settings(rc_comm *c) {
 /* ---- create / free ------------------------------------------------------------ */
 
 #ifdef RC_HAVE_NCCL
-/* Every rank's GPU joins one NCCL clique: rank 0 makes the id, MPI carries
- * it to the others. */
-static int init_nccl(rc_comm *c) {
+/* Every rank's GPU joins one NCCL clique: rank 0 makes the id, and MPI
+ * (rv NULL) or the rendezvous carries it to the others. */
+static int init_nccl(rc_comm *c, const rc_rendezvous *rv) {
     int n = rc_cuda_device_count();
     if (n < 1) return rc_set_error("no CUDA device on this node");
     if (n > 1 && c->local_rank >= n)
@@ -84,24 +97,59 @@ static int init_nccl(rc_comm *c) {
                             c->local_rank, n, n);
     unsigned char id[RC_NCCL_ID_BYTES] = {0};
     int have_id = c->rank != 0 || rc_nccl_unique_id(id) == 0;
-    /* a collective, so that no rank waits in the broadcast for an id that
-     * rank 0 could not make */
-    if (rc_mpi_sum(c, have_id) != c->size)
-        return have_id ? rc_set_error("rank 0 could not create the NCCL id")
-                       : -1;
-    rc_mpi_broadcast(c, id, sizeof id, 0);
+    if (rv) {
+        /* a rank 0 without an id exits; the others time out naming it */
+        if (!have_id || rc_rendezvous_share(rv, c->rank, c->size, id, sizeof id) != 0)
+            return -1;
+    } else {
+#ifdef RC_HAVE_MPI
+        /* a collective, so that no rank waits in the broadcast for an id
+         * that rank 0 could not make */
+        if (rc_mpi_sum(c, have_id) != c->size)
+            return have_id ? rc_set_error("rank 0 could not create the NCCL id")
+                           : -1;
+        rc_mpi_broadcast(c, id, sizeof id, 0);
+#endif
+    }
     c->nccl = rc_nccl_create(id, c->rank, c->size, rc_comm_device(c));
     return c->nccl ? 0 : -1;
 }
 #endif
 
+/* GPU ranks without MPI: torchrun's environment (RANK, WORLD_SIZE,
+ * LOCAL_RANK, MASTER_ADDR, MASTER_PORT), or srun's with RC_RENDEZVOUS. Any
+ * world size, 1 included: a one-GPU job then trains through NCCL too. */
+static int init_rendezvous(rc_comm *c, int world, const rc_rendezvous *rv) {
+#ifdef RC_HAVE_NCCL
+    c->size = world;
+    c->rank = launcher_rank();
+    c->local_rank = launcher_local_rank();
+    if (c->rank < 0 || c->rank >= world)
+        return rc_set_error("rank %d outside the world of %d the launcher "
+                            "announced", c->rank, world);
+    if (init_nccl(c, rv) != 0) return -1;
+    c->kind = "nccl";
+    return 0;
+#else
+    (void)c, (void)rv;
+    return rc_set_error("%s is set for %d GPU rank(s), but this build has no "
+                        "NCCL: install NCCL and rebuild with CUDA",
+                        rv->where, world);
+#endif
+}
+
 static int init_transport(rc_comm *c, int world, const char *who) {
+    if (!c->use_gpu && !strcmp(who, "WORLD_SIZE"))
+        return rc_set_error("WORLD_SIZE = %d (a torchrun-style launch): CPU ranks "
+                            "are started by mpirun or srun with an MPI; torchrun "
+                            "and RC_RENDEZVOUS start GPU ranks (train.device = "
+                            "cuda)", world);
 #ifdef RC_HAVE_MPI
     if (rc_mpi_init(c, world) != 0) return -1;
     c->kind = "mpi";
     if (!c->use_gpu) return 0;
 #ifdef RC_HAVE_NCCL
-    if (init_nccl(c) != 0) {
+    if (init_nccl(c, NULL) != 0) {
         rc_mpi_abort(c);
         return -1;
     }
@@ -116,8 +164,10 @@ static int init_transport(rc_comm *c, int world, const char *who) {
     (void)c;
     return rc_set_error("%s = %d: the launcher started %d ranks, but this "
                         "build has no MPI, so each would train alone; install "
-                        "an MPI (libopenmpi-dev) and rebuild, or run one "
-                        "process", who, world, world);
+                        "an MPI (libopenmpi-dev) and rebuild, run one "
+                        "process, or for GPU ranks give a rendezvous "
+                        "(MASTER_ADDR and MASTER_PORT, or RC_RENDEZVOUS)",
+                        who, world, world);
 #endif
 }
 
@@ -138,7 +188,13 @@ rc_comm *rc_comm_create(int use_gpu) {
     read_fault_settings(c);
     const char *who;
     int world = launcher_world_size(&who);
-    if (world > 1 && init_transport(c, world, who) != 0) {
+    rc_rendezvous rv;
+    int status = 0;
+    if (use_gpu && rc_rendezvous_from_env(&rv))
+        status = init_rendezvous(c, world, &rv);
+    else if (world > 1)
+        status = init_transport(c, world, who);
+    if (status != 0) {
         /* name the rank even though MPI could not: the launcher knows it */
         char msg[1024];
         snprintf(msg, sizeof msg, "rank %d: %s", launcher_rank(),
@@ -160,7 +216,8 @@ static void free_buckets(rc_comm *c) {
 void rc_comm_free(rc_comm *c) {
     if (!c) return;
 #ifdef RC_HAVE_NCCL
-    rc_nccl_free(c->nccl);
+    /* guarded: a call would load the CUDA plugin into a CPU run */
+    if (c->nccl) rc_nccl_free(c->nccl);
     c->nccl = NULL;
 #endif
 #ifdef RC_HAVE_MPI
@@ -178,10 +235,10 @@ void rc_comm_fail(rc_comm *c, const char *msg) {
             c->rank, c->size, msg, c->size);
     fflush(stderr);
 #ifdef RC_HAVE_NCCL
-    rc_nccl_abort(c->nccl);
+    if (c->nccl) rc_nccl_abort(c->nccl);
 #endif
 #ifdef RC_HAVE_MPI
-    rc_mpi_abort(c);
+    if (c->mpi) rc_mpi_abort(c);
 #endif
     exit(1); /* not reached with MPI */
 }
@@ -195,6 +252,10 @@ int rc_comm_device(const rc_comm *c) {
     return rc_cuda_device_count() == 1 ? 0 : c->local_rank;
 }
 void rc_comm_set_cuda_stream(rc_comm *c, void *stream) { c->cuda_stream = stream; }
+
+/* Gradients go through the transport: several ranks, or NCCL at any world
+ * size (a one-GPU torchrun job exercises the same path as a cluster). */
+static int reduces(const rc_comm *c) { return c->size > 1 || c->nccl != NULL; }
 
 /* ---- buckets -------------------------------------------------------------------- */
 
@@ -212,7 +273,7 @@ static void start_bucket(rc_comm *c, int k) {
     }
 #endif
 #ifdef RC_HAVE_MPI
-    rc_mpi_reduce_start(c, k, buf, b->n);
+    if (c->mpi) rc_mpi_reduce_start(c, k, buf, b->n);
 #else
     (void)buf;
 #endif
@@ -293,7 +354,7 @@ int rc_comm_attach(rc_comm *c, rc_model *m, size_t bucket_bytes) {
     c->be = rc_model_backend(m);
     c->grads = rc_model_grads(m);
     c->n_grads = rc_model_numel(m);
-    if (c->size == 1) return 0;
+    if (!reduces(c)) return 0;
     size_t floats = bucket_bytes_setting(bucket_bytes) / sizeof(float);
     cut_buckets(c, m, floats ? floats : 1);
     rc_model_on_grad_ready(m, on_grad_ready, c);
@@ -301,7 +362,7 @@ int rc_comm_attach(rc_comm *c, rc_model *m, size_t bucket_bytes) {
 }
 
 void rc_comm_grads_begin(rc_comm *c) {
-    if (c->size == 1) return;
+    if (!reduces(c)) return;
     for (int k = 0; k < c->n_buckets; k++) {
         c->buckets[k].ready = 0;
         c->buckets[k].started = 0;
@@ -311,7 +372,7 @@ void rc_comm_grads_begin(rc_comm *c) {
 }
 
 double rc_comm_grads_end(rc_comm *c, double local_loss) {
-    if (c->size == 1) return local_loss;
+    if (!reduces(c)) return local_loss;
     /* A rank whose loss was not finite skipped its backward pass: it still
      * joins every reduction (in the same order), then all skip the update
      * because the summed loss is NAN. */
@@ -322,7 +383,7 @@ double rc_comm_grads_end(rc_comm *c, double local_loss) {
         rc_comm_fail(c, rc_last_error());
 #endif
 #ifdef RC_HAVE_MPI
-    if (!c->nccl) rc_mpi_reduce_wait(c);
+    if (c->mpi && !c->nccl) rc_mpi_reduce_wait(c);
 #endif
     /* sum, then divide: the mean of the ranks' gradients, each of which is
      * already scaled by 1/B_rank, is the gradient of the global batch */
@@ -336,6 +397,11 @@ double rc_comm_sum(rc_comm *c, double v) {
 #ifdef RC_HAVE_MPI
     if (c->mpi) return rc_mpi_sum(c, v);
 #endif
+#ifdef RC_HAVE_NCCL
+    if (c->nccl && c->size > 1 &&
+        rc_nccl_host_allreduce(c->nccl, &v, 1, RC_NCCL_SUM_F64) != 0)
+        rc_comm_fail(c, rc_last_error());
+#endif
     (void)c;
     return v;
 }
@@ -344,7 +410,11 @@ int rc_comm_check_same(rc_comm *c, uint64_t value, const char *what) {
     if (c->size == 1) return 0;
     uint64_t v[2] = {value, ~value}; /* max of ~v is ~min of v */
 #ifdef RC_HAVE_MPI
-    rc_mpi_max_u64(c, v, 2);
+    if (c->mpi) rc_mpi_max_u64(c, v, 2);
+#endif
+#ifdef RC_HAVE_NCCL
+    if (!c->mpi && c->nccl && rc_nccl_host_allreduce(c->nccl, v, 2, RC_NCCL_MAX_U64) != 0)
+        rc_comm_fail(c, rc_last_error());
 #endif
     uint64_t hi = v[0], lo = ~v[1];
     if (hi == lo) return 0;
@@ -358,7 +428,14 @@ int rc_comm_check_same(rc_comm *c, uint64_t value, const char *what) {
 
 void rc_comm_broadcast(rc_comm *c, void *buf, size_t bytes, int root) {
 #ifdef RC_HAVE_MPI
-    if (c->mpi) rc_mpi_broadcast(c, buf, bytes, root);
+    if (c->mpi) {
+        rc_mpi_broadcast(c, buf, bytes, root);
+        return;
+    }
+#endif
+#ifdef RC_HAVE_NCCL
+    if (c->nccl && c->size > 1 && rc_nccl_host_broadcast(c->nccl, buf, bytes, root) != 0)
+        rc_comm_fail(c, rc_last_error());
 #endif
     (void)c, (void)buf, (void)bytes, (void)root;
 }

@@ -4,12 +4,14 @@
  *   single  world size 1, no MPI at all (always built);
  *   mpi     CPU backend: gradients summed with MPI_Allreduce (RC_HAVE_MPI);
  *   nccl    CUDA backend: ncclAllReduce on its own stream, the ncclUniqueId
- *           broadcast over MPI, each rank bound to GPU local_rank
+ *           carried by MPI or, without MPI, by a TCP or file rendezvous
+ *           (csrc/comm/rendezvous.h), each rank bound to GPU local_rank
  *           (RC_HAVE_NCCL).
  *
- * Ranks start with mpirun or srun; rc_comm_create reads the launcher's
- * environment (OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_NTASKS) and only calls
- * MPI_Init when the process is one of several ranks.
+ * Ranks start with mpirun or srun (MPI), or, for GPU ranks, torchrun or
+ * srun with RC_RENDEZVOUS; rc_comm_create reads the launcher's environment
+ * (OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_STEP_NUM_TASKS, WORLD_SIZE) and
+ * only calls MPI_Init when the process is one of several MPI ranks.
  *
  * Gradients are reduced in buckets while the backward pass still runs:
  * rc_comm_attach() subscribes to the model's gradient announcements
