@@ -1,7 +1,8 @@
 /* test_cuda_plugin.c: a CUDA build keeps its GPU libraries out of CPU runs.
  * The backend is a plugin loaded on first use (kernels/cuda_loader.c):
  *  - before any CUDA call the process has mapped neither the plugin nor
- *    cuDNN, cuBLAS or the CUDA runtime;
+ *    cuDNN, cuBLAS or the CUDA runtime, also after a CPU run's communicator
+ *    was made and freed;
  *  - the first call loads the plugin, and every symbol it needs from the
  *    executable resolves (a missing export fails here, in CI, rather than
  *    as a skipped GPU test on a GPU machine);
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "recompose/comm.h"
 #include "recompose/common.h"
 #include "recompose/cuda_backend.h"
 #include "test_util.h"
@@ -81,6 +83,12 @@ int main(void) {
     CHECK_MSG(mapped("libcublas") == 0, "cuBLAS mapped before any CUDA call");
     CHECK_MSG(mapped("libcudart") == 0, "the CUDA runtime mapped before any CUDA call");
     CHECK_MSG(mapped("librecompose_cuda") == 0, "plugin mapped before any CUDA call");
+    /* a CPU run's communicator, made and freed, loads nothing of CUDA */
+    rc_comm *comm = rc_comm_create(0);
+    CHECK(comm != NULL);
+    rc_comm_free(comm);
+    CHECK_MSG(mapped("librecompose_cuda") == 0,
+              "a CPU communicator's free loaded the CUDA plugin");
     char why[1024];
     int rc = rc_cuda_plugin_error(why, sizeof why);
     CHECK_MSG(rc == 0 && why[0] == 0, "plugin did not load: %s", why);
