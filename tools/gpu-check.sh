@@ -12,12 +12,13 @@
 #   2. the GPU tests (test_cuda_*), the emulated ones, the cross-backend op
 #      test (every op on cpu, emu and cuda against the float64 reference)
 #      and the trainer on the GPU against the CPU (test_cuda_train.sh)
-#   3. compute-sanitizer memcheck and racecheck over the GPU tests, each
-#      under a timeout; API errors returned inside cuDNN/cuBLAS are theirs,
-#      not ours (--report-api-errors no); skipped with a line saying why
-#      where the machine refuses the sanitizer
-#   4. bench_cuda, the same model in PyTorch, and the whole trainer on the
+#   3. bench_cuda, the same model in PyTorch, and the whole trainer on the
 #      paper preset
+#   4. compute-sanitizer memcheck and racecheck over the GPU tests, each
+#      under a timeout (last, so that a slow sanitizer never costs the
+#      figures); API errors returned inside cuDNN/cuBLAS are theirs, not
+#      ours (--report-api-errors no); skipped with a line saying why where
+#      the machine refuses the sanitizer
 #   5. a summary table; exit 1 if anything failed, crashed or timed out
 #
 # --no-gpu: what can run without a GPU (CI runs this on every change): the
@@ -234,39 +235,7 @@ for t in test_train_emu test_cuda_train; do
     run_step "$t" 240 env RC_BIN="$BIN" RC_PYTHON="$PY" RC_BUILD="$BUILD" bash "tests/$t.sh"
 done
 
-# ---- 3. compute-sanitizer --------------------------------------------------------------
-section "compute-sanitizer"
-SAN=$(command -v compute-sanitizer || echo "$CUDA/bin/compute-sanitizer")
-if [ "$have_gpu" = 0 ]; then
-    record "compute-sanitizer" "skipped (no GPU)"
-elif [ "$QUICK" = 1 ] || [ "${RC_GPU_SANITIZE:-1}" = 0 ]; then
-    record "compute-sanitizer" "skipped (--quick or RC_GPU_SANITIZE=0)"
-elif [ ! -x "$SAN" ]; then
-    record "compute-sanitizer" "skipped (not found)"
-else
-    # a probe: a machine may refuse the sanitizer (no debugger access)
-    probe=$(timeout 90 "$SAN" --tool memcheck --report-api-errors no "$BUILD/test_cuda_plugin" 2>&1); prc=$?
-    if [ $prc -ne 0 ]; then
-        record "compute-sanitizer" "skipped (refused here: $(echo "$probe" | grep -m1 -v '^=* *$' | cut -c1-80))"
-    else
-        # racecheck only where shared memory is (every kernel runs in
-        # test_backend_ops; test_cuda_ops adds the bf16 and graph paths)
-        for spec in "memcheck test_backend_ops" "memcheck test_cuda_ops" "racecheck test_backend_ops"; do
-            set -- $spec
-            secs=$(limit 150)
-            if [ "$secs" -le 0 ]; then record "$2 $1" "not run (time budget)"; continue; fi
-            out=$(timeout -k 10 "$secs" "$SAN" --tool "$1" --report-api-errors no --error-exitcode 9 "$BUILD/$2" 2>&1); rc=$?
-            case $rc in
-                0) r=clean ;;
-                9) r="ERRORS"; echo "$out" | grep -m 20 -E "=====" ;;
-                *) r=$(verdict $rc); echo "$out" | tail -10 ;;
-            esac
-            record "$2 $1" "$r"
-        done
-    fi
-fi
-
-# ---- 4. benchmarks and the trainer ----------------------------------------------------------
+# ---- 3. benchmarks and the trainer ----------------------------------------------------------
 section "benchmarks"
 BENCH_LINES=""
 steps=20; [ "$QUICK" = 1 ] && steps=8
@@ -310,6 +279,38 @@ if run_step "$tr_name" 240 "$BIN" train "${tr_args[@]}" --out "$BUILD/gpu-check-
     else
         BENCH_LINES="$BENCH_LINES
 $(printf '%-38s %s tuples/s' "trainer_${tr_args[0]##*/}" "$tps")"
+    fi
+fi
+
+# ---- 4. compute-sanitizer (last: a slow sanitizer never costs the figures) --------------------------------------------------------------
+section "compute-sanitizer"
+SAN=$(command -v compute-sanitizer || echo "$CUDA/bin/compute-sanitizer")
+if [ "$have_gpu" = 0 ]; then
+    record "compute-sanitizer" "skipped (no GPU)"
+elif [ "$QUICK" = 1 ] || [ "${RC_GPU_SANITIZE:-1}" = 0 ]; then
+    record "compute-sanitizer" "skipped (--quick or RC_GPU_SANITIZE=0)"
+elif [ ! -x "$SAN" ]; then
+    record "compute-sanitizer" "skipped (not found)"
+else
+    # a probe: a machine may refuse the sanitizer (no debugger access)
+    probe=$(timeout 90 "$SAN" --tool memcheck --report-api-errors no "$BUILD/test_cuda_plugin" 2>&1); prc=$?
+    if [ $prc -ne 0 ]; then
+        record "compute-sanitizer" "skipped (refused here: $(echo "$probe" | grep -m1 -v '^=* *$' | cut -c1-80))"
+    else
+        # racecheck only where shared memory is (every kernel runs in
+        # test_backend_ops; test_cuda_ops adds the bf16 and graph paths)
+        for spec in "memcheck test_backend_ops" "racecheck test_backend_ops" "memcheck test_cuda_ops"; do
+            set -- $spec
+            secs=$(limit 150)
+            if [ "$secs" -le 0 ]; then record "$2 $1" "not run (time budget)"; continue; fi
+            out=$(timeout -k 10 "$secs" "$SAN" --tool "$1" --report-api-errors no --error-exitcode 9 "$BUILD/$2" 2>&1); rc=$?
+            case $rc in
+                0) r=clean ;;
+                9) r="ERRORS"; echo "$out" | grep -m 20 -E "=====" ;;
+                *) r=$(verdict $rc); echo "$out" | tail -10 ;;
+            esac
+            record "$2 $1" "$r"
+        done
     fi
 fi
 
