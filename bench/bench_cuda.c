@@ -53,6 +53,13 @@ static void paper_config(rc_config *c) {
     c->batch = 64;
 }
 
+/* One batch through an input slot: copy, (convert,) release. */
+static void input_round(rc_cuda_input *in, const void *host, size_t bytes) {
+    int slot = rc_cuda_input_submit(in, host, bytes);
+    (void)rc_cuda_input_acquire(in, slot);
+    rc_cuda_input_release(in, slot);
+}
+
 int main(int argc, char **argv) {
     int steps = argc > 1 ? atoi(argv[1]) : 20;
     if (rc_cuda_device_count() <= 0) {
@@ -89,6 +96,20 @@ int main(int argc, char **argv) {
     t = TIME(10, (void)be->sum_squares(n, g));
     printf("grad_norm %.1f GB/s [copy %.1f]\n", 4.0 * n / t / 1e9, copy);
     be->free(w); be->free(g); be->free(m); be->free(v);
+
+    /* the input stage: frames as bytes (copied, then converted by a kernel)
+     * against frames as floats (copied), per value */
+    size_t nv = (size_t)64 << 20;
+    void *host = rc_cuda_pinned_alloc(nv * sizeof(float));
+    memset(host, 7, nv * sizeof(float));
+    rc_cuda_input *in8 = rc_cuda_input_create(nv, 2, 1);
+    rc_cuda_input *in32 = rc_cuda_input_create(nv * sizeof(float), 2, 0);
+    double t8 = TIME(10, input_round(in8, host, nv));
+    double t32 = TIME(10, input_round(in32, host, nv * sizeof(float)));
+    printf("input_u8 %.1f Gvalues/s [float input %.1f]\n", nv / t8 / 1e9, nv / t32 / 1e9);
+    rc_cuda_input_free(in8);
+    rc_cuda_input_free(in32);
+    rc_cuda_pinned_free(host);
 
     /* LSTM of the paper preset: 64 tuples x 6 sequences, up to 10 steps */
     int S = 384, T = 10, F = 512, H = 512;
@@ -150,7 +171,7 @@ int main(int argc, char **argv) {
         if (plan[k].n_pairs > max_pairs) max_pairs = plan[k].n_pairs;
     }
     rc_model_reserve(model, max_pairs, plan[0].n_seq, 2 * c.clip_steps + 1);
-    rc_cuda_input *in = rc_cuda_input_create(bytes, 2);
+    rc_cuda_input *in = rc_cuda_input_create(bytes, 2, 0);
     double t0 = 0;
     for (int s = 0; s < steps + 2; s++) {
         if (s == 2) { be->synchronize(); t0 = rc_now(); } /* warm-up: algorithms */

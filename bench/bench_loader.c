@@ -3,7 +3,11 @@
  * JPEG records in the same run, a Python/PIL loop when available, and the
  * frame rate the paper preset would consume on one H100.
  *
- * usage: bench_loader SHARD_DIR [--seconds X] [--threads N]
+ * Each loader figure twice: floats (the CPU backend's input) and bytes
+ * (u8, what a device backend takes: converted on the device), and the
+ * decode cores a GPU at the paper preset's step rate would need.
+ *
+ * usage: bench_loader SHARD_DIR [--seconds X] [--threads N] [--gpu-tuples T]
  * (pack vtest first: tools/fetch-footage.sh; results: bench/RESULTS.md) */
 #include "recompose/common.h"
 #include "data/data_internal.h"
@@ -73,10 +77,11 @@ static double raw_decode_fps(const rc_dataset *d, int channels, int resize,
 }
 
 static double loader_fps(const rc_dataset *d, const preset *p, int threads,
-                         double secs) {
+                         int u8, double secs) {
     rc_loader_options o;
     rc_loader_options_default(&o);
     o.threads = threads;
+    o.u8 = u8;
     o.batch = p->batch;
     o.clip_steps = p->clip_steps;
     o.size = p->size;
@@ -143,15 +148,22 @@ static void pil_loop(const char *dir, const preset *p, double secs) {
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fprintf(stderr, "usage: bench_loader SHARD_DIR [--seconds X] "
-                        "[--threads N]\n");
+                        "[--threads N] [--gpu-tuples T (bench_cuda's "
+                        "train_paper tuples/s)]\n");
         return 2;
     }
     double secs = 2.0;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int pool = (int)(cores > 0 ? cores : 1);
+    double gpu_tuples = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--seconds")) secs = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) pool = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--gpu-tuples")) gpu_tuples = atof(argv[i + 1]);
+        else {
+            fprintf(stderr, "bench_loader: unknown option %s\n", argv[i]);
+            return 2;
+        }
     }
     rc_dataset *d = rc_dataset_open(argv[1], RC_ON_BAD_FAIL);
     if (!d) {
@@ -168,20 +180,29 @@ int main(int argc, char **argv) {
            rc_dataset_n_sequences(d), q0->width, q0->height, q0->channels);
     printf("cores: %ld, pool threads: %d, %.1f s per measurement\n\n", cores,
            pool, secs);
+    double paper_u8_per_thread = 0;
     for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
         const preset *p = &presets[k];
         printf("%s\n", p->name);
         double raw_full = raw_decode_fps(d, p->channels, p->resize, 1, secs);
         double raw_dct = raw_decode_fps(d, p->channels, p->resize, 0, secs);
-        double one = loader_fps(d, p, 1, secs);
-        double all = loader_fps(d, p, pool, secs);
+        double one = loader_fps(d, p, 1, 0, secs);
+        double one8 = loader_fps(d, p, 1, 1, secs);
+        double all = loader_fps(d, p, pool, 0, secs);
+        double all8 = loader_fps(d, p, pool, 1, secs);
         printf("  raw TurboJPEG, full size:     %9.0f frames/s\n", raw_full);
         printf("  raw TurboJPEG, loader's scale:%9.0f frames/s\n", raw_dct);
         printf("  loader, 1 decode thread:      %9.0f frames/s  (ratio %.2f "
-               "to raw at the same scale, %.2f to full size)\n",
+               "to raw at the same scale, %.2f to full size)  floats\n",
                one, one / raw_dct, one / raw_full);
-        printf("  loader, %2d decode threads:    %9.0f frames/s  (%.2f per "
-               "thread)\n", pool, all, all / pool);
+        printf("  loader, 1 decode thread:      %9.0f frames/s  (ratio %.2f "
+               "to raw at the same scale, %.2f to full size)  bytes (u8)\n",
+               one8, one8 / raw_dct, one8 / raw_full);
+        printf("  loader, %2d decode threads:    %9.0f frames/s  (%.0f per "
+               "thread)  floats\n", pool, all, all / pool);
+        printf("  loader, %2d decode threads:    %9.0f frames/s  (%.0f per "
+               "thread)  bytes (u8)\n", pool, all8, all8 / pool);
+        if (k == sizeof presets / sizeof presets[0] - 1) paper_u8_per_thread = one8;
         pil_loop(argv[1], p, secs);
         printf("\n");
     }
@@ -195,11 +216,22 @@ int main(int argc, char **argv) {
     } gpu[] = {{"BF16 tensor cores, 989 TFLOP/s peak, at 40%", 989.0, 0.40},
                {"TF32 tensor cores, 495 TFLOP/s peak, at 40%", 494.7, 0.40},
                {"FP32 (no tensor cores), 67 TFLOP/s peak, at 60%", 66.9, 0.60}};
-    printf("paper preset on one H100 (1.5 TFLOP and 384 frames per step):\n");
+    printf("paper preset on one H100 or H200 (the same dense peaks; 1.5 TFLOP "
+           "and 384 frames per step), and the decode threads of this machine's "
+           "kind it needs (loader with bytes, %.0f frames/s per thread):\n",
+           paper_u8_per_thread);
     for (size_t i = 0; i < sizeof gpu / sizeof gpu[0]; i++) {
         double steps = gpu[i].peak * gpu[i].frac / tflop_step;
-        printf("  %-50s %6.1f steps/s -> %8.0f frames/s\n", gpu[i].what,
-               steps, steps * frames_step);
+        printf("  %-50s %6.1f steps/s -> %8.0f frames/s -> %5.0f decode cores\n",
+               gpu[i].what, steps, steps * frames_step,
+               steps * frames_step / paper_u8_per_thread);
+    }
+    if (gpu_tuples > 0) {
+        /* bench_cuda's train_paper line: tuples/s of the real step on the GPU */
+        double steps = gpu_tuples / 64.0;
+        printf("  %-50s %6.1f steps/s -> %8.0f frames/s -> %5.0f decode cores\n",
+               "measured by bench_cuda (--gpu-tuples)", steps, steps * frames_step,
+               steps * frames_step / paper_u8_per_thread);
     }
     rc_dataset_close(d);
     return 0;

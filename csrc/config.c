@@ -76,6 +76,9 @@ static const enum_choice device_choices[] = {
 static const enum_choice precision_choices[] = {
     {"tf32", RC_PRECISION_TF32}, {"fp32", RC_PRECISION_FP32},
     {"bf16", RC_PRECISION_BF16}, {NULL, 0}};
+static const enum_choice transfer_choices[] = {
+    {"auto", RC_TRANSFER_AUTO}, {"float", RC_TRANSFER_FLOAT},
+    {"u8", RC_TRANSFER_U8}, {NULL, 0}};
 static const enum_choice on_bad_choices[] = {
     {"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const enum_choice texture_choices[] = {
@@ -150,6 +153,11 @@ static const config_key config_keys[] = {
      NULL, 0, NULL},
     {"data", "ring", KEY_INT, 1, 64, 0, "4",
      "shards: batches decoded ahead of training", FIELD(ring), NULL, 0, NULL},
+    {"data", "transfer", KEY_ENUM, 0, 0, 0, "auto",
+     "shards: the loader's pixels as bytes, converted to float by the "
+     "backend (u8: a quarter of the bytes to a GPU, no conversion on the "
+     "decode threads), or as floats (float); auto: u8 on a device backend, "
+     "float on the CPU", FIELD(transfer), transfer_choices, 0, NULL},
     {"data", "image_size", KEY_INT, 16, 1024, 0, "64",
      "frame width = height in pixels", FIELD(image_size), NULL, 0, NULL},
     {"data", "channels", KEY_INT, 1, 3, 0, "1", "1 gray or 3 RGB",

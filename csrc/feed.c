@@ -16,7 +16,7 @@ typedef struct {
     int used;
     int64_t step;
     int slot;          /* device slot, -1 when fetching failed */
-    const float *host; /* the source's buffer */
+    const void *host;  /* the source's buffer */
     char err[512];     /* why fetching failed */
 } feed_entry;
 
@@ -29,8 +29,8 @@ struct rc_feed {
 };
 
 rc_feed *rc_feed_create(const rc_stage_ops *stage, const rc_batch_source *src,
-                        size_t bytes) {
-    void *st = stage->create(bytes, FEED_SLOTS);
+                        size_t bytes, int u8) {
+    void *st = stage->create(bytes, FEED_SLOTS, u8);
     if (!st) return NULL;
     rc_feed *f = rc_xcalloc(1, sizeof *f);
     f->ops = stage;
@@ -79,7 +79,7 @@ static void fetch(rc_feed *f, int64_t step) {
 }
 
 const float *rc_feed_begin(rc_feed *f, int64_t step, int64_t end,
-                           const float **host) {
+                           const void **host) {
     feed_entry *e = find_entry(f, step);
     if (!e) {
         /* not the prefetched step (the first one, or a jump): start over */
@@ -123,8 +123,8 @@ static void cuda_host_free(void *p, void *ctx) {
     (void)ctx;
     rc_cuda_pinned_free(p);
 }
-static void *cuda_create(size_t bytes, int slots) {
-    return rc_cuda_input_create(bytes, slots);
+static void *cuda_create(size_t bytes, int slots, int u8) {
+    return rc_cuda_input_create(bytes, slots, u8);
 }
 static void cuda_destroy(void *st) { rc_cuda_input_free(st); }
 static int cuda_submit(void *st, const void *host, size_t bytes) {

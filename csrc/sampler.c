@@ -39,18 +39,29 @@ int rc_twin_symmetry(int twin_kind) {
     return rc_pair_kind_map[rc_twin_pair_kind[twin_kind]];
 }
 
+/* One loop for floats and bytes: a twin is pixels rearranged. */
+#define TWIN_FRAMES(type)                                                       \
+    do {                                                                        \
+        size_t plane = (size_t)S * S;                                           \
+        for (size_t p = 0; p < (size_t)n_frames * C; p++) {                     \
+            const type *in = (const type *)src + p * plane;                     \
+            type *out = (type *)dst + p * plane;                                \
+            for (int y = 0; y < S; y++)                                         \
+                for (int x = 0; x < S; x++)                                     \
+                    out[(size_t)y * S + x] = symmetry == RC_MAP_FLIP            \
+                                                 ? in[(size_t)y * S + (S - 1 - x)] \
+                                                 : in[(size_t)x * S + y];       \
+        }                                                                       \
+    } while (0)
+
 void rc_twin_frames(int symmetry, int n_frames, int C, int S,
                     const float *src, float *dst) {
-    size_t plane = (size_t)S * S;
-    for (size_t p = 0; p < (size_t)n_frames * C; p++) {
-        const float *in = src + p * plane;
-        float *out = dst + p * plane;
-        for (int y = 0; y < S; y++)
-            for (int x = 0; x < S; x++)
-                out[(size_t)y * S + x] = symmetry == RC_MAP_FLIP
-                                             ? in[(size_t)y * S + (S - 1 - x)]
-                                             : in[(size_t)x * S + y];
-    }
+    TWIN_FRAMES(float);
+}
+
+void rc_twin_frames_u8(int symmetry, int n_frames, int C, int S,
+                       const void *src, void *dst) {
+    TWIN_FRAMES(unsigned char);
 }
 
 /* ---- tuples ------------------------------------------------------------- */

@@ -298,7 +298,7 @@ static void note_bad_inputs(trainer *t, int64_t step, const float *batch,
                                   "clips 0..%d of step %lld", c->batch - 1,
                                   (long long)step);
     int n_bad = 0;
-    for (int b = 0; b < c->batch && len < sizeof t->bad_inputs; b++) {
+    for (int b = 0; batch && b < c->batch && len < sizeof t->bad_inputs; b++) {
         const float *x = batch + (size_t)b * clip_elems;
         size_t i = 0;
         while (i < clip_elems && isfinite(x[i])) i++;
@@ -313,7 +313,8 @@ static void note_bad_inputs(trainer *t, int64_t step, const float *batch,
     }
     if (n_bad == 0 && len < sizeof t->bad_inputs)
         snprintf(t->bad_inputs + len, sizeof t->bad_inputs - len,
-                 " (their input values are all finite)");
+                 batch ? " (their input values are all finite)"
+                       : " (their pixels went to the device as bytes: all finite)");
 }
 
 static void remember_grad_norm(trainer *t, double norm) {
@@ -507,18 +508,18 @@ typedef struct {
 } batch_origin;
 
 static int open_batch_origin(batch_origin *o, const rc_config *c,
-                             const rc_stage_ops *stage, size_t batch_bytes) {
+                             const rc_stage_ops *stage, size_t batch_bytes, int u8) {
     memset(o, 0, sizeof *o);
     o->shards = !strcmp(c->source, "shards");
     if (o->shards) {
 #ifdef RC_HAVE_VIDEO
-        o->loader = rc_train_open_loader(c, (rc_dataset **)&o->dataset, stage);
+        o->loader = rc_train_open_loader(c, (rc_dataset **)&o->dataset, stage, u8);
         if (!o->loader) return -1;
         o->source = (rc_batch_source){rc_train_loader_get,
                                       rc_train_loader_release, o->loader};
         return 0;
 #else
-        (void)stage, (void)batch_bytes;
+        (void)stage, (void)batch_bytes, (void)u8;
         return rc_set_error("data.source = shards needs video input, but "
                             "this build has none (install FFmpeg, "
                             "TurboJPEG and libpng dev packages: "
@@ -730,12 +731,12 @@ static int run_steps(trainer *t, const rc_stage_ops *stage, int64_t step,
     const rc_config *c = t->cfg;
     t->clip_elems = (size_t)(c->clip_steps + 1) * c->channels * c->image_size *
                     c->image_size;
-    size_t batch_bytes = (size_t)rc_batch_clips(&c->loss, c->batch) *
-                         t->clip_elems * sizeof(float);
+    size_t values = (size_t)rc_batch_clips(&c->loss, c->batch) * t->clip_elems;
+    int u8 = rc_train_input_u8(c, stage); /* pixels as bytes */
     batch_origin origin;
-    if (open_batch_origin(&origin, c, stage, batch_bytes) != 0) return -1;
+    if (open_batch_origin(&origin, c, stage, values * sizeof(float), u8) != 0) return -1;
     rc_train_input input;
-    if (rc_train_input_open(&input, &origin.source, stage, batch_bytes) != 0) {
+    if (rc_train_input_open(&input, &origin.source, stage, values, u8) != 0) {
         close_batch_origin(&origin);
         return -1;
     }

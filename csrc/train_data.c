@@ -119,7 +119,7 @@ int rc_make_train_batch(const rc_config *c, int64_t step, float *frames,
 
 #ifdef RC_HAVE_VIDEO
 rc_loader *rc_train_open_loader(const rc_config *c, rc_dataset **ds,
-                                    const rc_stage_ops *stage) {
+                                    const rc_stage_ops *stage, int u8) {
     *ds = rc_dataset_open(c->data_path, c->on_bad ? RC_ON_BAD_SKIP
                                                    : RC_ON_BAD_FAIL);
     if (!*ds) return NULL;
@@ -143,6 +143,7 @@ rc_loader *rc_train_open_loader(const rc_config *c, rc_dataset **ds,
      * clip, the data of one process with the global batch) */
     o.seed = data_rank ? rc_hash_combine(c->seed, (uint64_t)data_rank) : c->seed;
     o.ring = c->ring;
+    o.u8 = u8;
     if (stage) {
         /* decode straight into page-locked buffers, so the copy to the
          * device is one DMA; the feed holds two steps at once */
@@ -161,7 +162,7 @@ rc_loader *rc_train_open_loader(const rc_config *c, rc_dataset **ds,
     return l;
 }
 
-const float *rc_train_loader_get(void *ctx, int64_t step) {
+const void *rc_train_loader_get(void *ctx, int64_t step) {
     return rc_loader_get_batch(ctx, step);
 }
 void rc_train_loader_release(void *ctx, int64_t step) {

@@ -54,7 +54,7 @@ static void wait_idle(synth_source *s) {
     while (s->job >= 0) pthread_cond_wait(&s->cv, &s->mu);
 }
 
-static const float *synth_get(void *ctx, int64_t step) {
+static const void *synth_get(void *ctx, int64_t step) {
     synth_source *s = ctx;
     if (!s->ahead) {
         s->render(s->cfg, step, synth_buffer(s, step));
@@ -144,20 +144,47 @@ void rc_synthetic_source_close(rc_batch_source *src) {
 
 /* ---- the input of a step -------------------------------------------------- */
 
+int rc_train_input_u8(const rc_config *c, const rc_stage_ops *stage) {
+    if (strcmp(c->source, "shards") != 0) return 0; /* rendered as floats */
+    return c->transfer == RC_TRANSFER_U8 || (c->transfer == RC_TRANSFER_AUTO && stage);
+}
+
 int rc_train_input_open(rc_train_input *in, const rc_batch_source *src,
-                        const rc_stage_ops *stage, size_t bytes) {
+                        const rc_stage_ops *stage, size_t values, int u8) {
+    memset(in, 0, sizeof *in);
     in->src = *src;
-    in->feed = NULL;
-    if (stage && !(in->feed = rc_feed_create(stage, src, bytes))) return -1;
+    in->u8 = u8;
+    in->values = values;
+    if (stage) {
+        in->feed = rc_feed_create(stage, src, values * (u8 ? 1 : sizeof(float)), u8);
+        return in->feed ? 0 : -1;
+    }
+    if (u8) in->floats = rc_xmalloc((values ? values : 1) * sizeof(float));
     return 0;
+}
+
+/* Bytes to floats on the host: x * (1/255), the device kernel's formula
+ * (rc_k_u8_to_f32), so both backends see the same bits. */
+static void bytes_to_floats(size_t n, const unsigned char *x, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] = (float)x[i] * (1.0f / 255.0f);
 }
 
 const float *rc_train_input_begin(rc_train_input *in, int64_t step, int64_t end,
                                   const float **host) {
-    if (in->feed) return rc_feed_begin(in->feed, step, end, host);
-    const float *frames = in->src.get(in->src.ctx, step);
-    *host = frames;
-    return frames;
+    if (in->feed) {
+        const void *h = NULL;
+        const float *dev = rc_feed_begin(in->feed, step, end, &h);
+        *host = in->u8 ? NULL : h;
+        return dev;
+    }
+    const void *batch = in->src.get(in->src.ctx, step);
+    if (!batch) return NULL;
+    if (in->u8) {
+        bytes_to_floats(in->values, batch, in->floats);
+        batch = in->floats;
+    }
+    *host = batch;
+    return batch;
 }
 
 void rc_train_input_end(rc_train_input *in, int64_t step) {
@@ -170,4 +197,6 @@ void rc_train_input_end(rc_train_input *in, int64_t step) {
 void rc_train_input_close(rc_train_input *in) {
     rc_feed_destroy(in->feed);
     in->feed = NULL;
+    free(in->floats);
+    in->floats = NULL;
 }

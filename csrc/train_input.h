@@ -38,14 +38,20 @@ void rc_synthetic_source_close(rc_batch_source *src);
 
 typedef struct {
     rc_batch_source src;
-    rc_feed *feed; /* NULL: the step reads host memory */
+    rc_feed *feed;  /* NULL: the step reads host memory */
+    int u8;         /* the source's batches are bytes */
+    size_t values;  /* per batch */
+    float *floats;  /* host path with bytes: the converted batch */
 } rc_train_input;
 
-/* stage NULL: host path. Returns 0, or -1 with the error set. */
+/* A batch is `values` floats, or bytes when u8 (converted by the stage's
+ * device kernel, or here on the host when there is no stage). stage NULL:
+ * host path. Returns 0, or -1 with the error set. */
 int rc_train_input_open(rc_train_input *in, const rc_batch_source *src,
-                        const rc_stage_ops *stage, size_t bytes);
+                        const rc_stage_ops *stage, size_t values, int u8);
 /* The frames the step computes on (device memory with a stage), and
- * (host) the same frames in host memory; valid until rc_train_input_end. */
+ * (host) the same frames as floats in host memory, NULL where only their
+ * bytes went to the device; valid until rc_train_input_end. */
 const float *rc_train_input_begin(rc_train_input *in, int64_t step, int64_t end,
                                   const float **host);
 void rc_train_input_end(rc_train_input *in, int64_t step);
@@ -65,12 +71,15 @@ int rc_train_plan_step(const rc_config *c, int64_t step, rc_tuple *tuples,
                        rc_batch_plan *plan);
 /* The step's synthetic clips, then their twins (rc_batch_plan's layout). */
 void rc_train_render_synthetic(const rc_config *c, int64_t step, float *frames);
+/* 1 when the step's frames travel as bytes: data.source = shards and
+ * data.transfer u8, or auto on a backend with an input stage (a device). */
+int rc_train_input_u8(const rc_config *c, const rc_stage_ops *stage);
 #ifdef RC_HAVE_VIDEO
 /* The shard loader of data.path for this rank (its twins made beside each
  * clip), and the batch-source functions over it. */
 rc_loader *rc_train_open_loader(const rc_config *c, rc_dataset **ds,
-                                const rc_stage_ops *stage);
-const float *rc_train_loader_get(void *ctx, int64_t step);
+                                const rc_stage_ops *stage, int u8);
+const void *rc_train_loader_get(void *ctx, int64_t step);
 void rc_train_loader_release(void *ctx, int64_t step);
 #endif
 

@@ -755,8 +755,11 @@ extern "C" const char *rc_cuda_device_name(void) {
 
 struct rc_cuda_input {
     int n, next; /* slots, and the one the next submit copies to */
-    size_t cap;
+    size_t cap;  /* bytes of a host batch */
+    int u8;      /* batches are bytes: raw[slot] is copied, dev[slot] made */
     float **dev;
+    uint8_t **raw;
+    size_t *len; /* bytes of the batch last submitted to each slot */
     cudaEvent_t *copied, *consumed;
 };
 
@@ -771,17 +774,22 @@ extern "C" void rc_cuda_pinned_free(void *p) {
     if (p) RC_CU(cudaFreeHost(p));
 }
 
-extern "C" rc_cuda_input *rc_cuda_input_create(size_t max_bytes, int slots) {
+extern "C" rc_cuda_input *rc_cuda_input_create(size_t max_bytes, int slots, int u8) {
     if (init_once() != 0) return NULL;
     if (slots < 1) slots = 2;
     rc_cuda_input *in = (rc_cuda_input *)rc_xcalloc(1, sizeof *in);
     in->n = slots;
     in->cap = max_bytes;
+    in->u8 = u8;
     in->dev = (float **)rc_xcalloc((size_t)slots, sizeof(float *));
+    in->raw = (uint8_t **)rc_xcalloc((size_t)slots, sizeof(uint8_t *));
+    in->len = (size_t *)rc_xcalloc((size_t)slots, sizeof(size_t));
     in->copied = (cudaEvent_t *)rc_xcalloc((size_t)slots, sizeof(cudaEvent_t));
     in->consumed = (cudaEvent_t *)rc_xcalloc((size_t)slots, sizeof(cudaEvent_t));
+    size_t floats_bytes = (u8 ? max_bytes * sizeof(float) : max_bytes);
     for (int i = 0; i < slots; i++) {
-        RC_CU(cudaMalloc((void **)&in->dev[i], max_bytes ? max_bytes : 1));
+        RC_CU(cudaMalloc((void **)&in->dev[i], floats_bytes ? floats_bytes : 1));
+        if (u8) RC_CU(cudaMalloc((void **)&in->raw[i], max_bytes ? max_bytes : 1));
         RC_CU(cudaEventCreateWithFlags(&in->copied[i], cudaEventDisableTiming));
         RC_CU(cudaEventCreateWithFlags(&in->consumed[i], cudaEventDisableTiming));
     }
@@ -793,10 +801,13 @@ extern "C" void rc_cuda_input_free(rc_cuda_input *in) {
     RC_CU(cudaDeviceSynchronize());
     for (int i = 0; i < in->n; i++) {
         RC_CU(cudaFree(in->dev[i]));
+        if (in->raw[i]) RC_CU(cudaFree(in->raw[i]));
         RC_CU(cudaEventDestroy(in->copied[i]));
         RC_CU(cudaEventDestroy(in->consumed[i]));
     }
     free(in->dev);
+    free(in->raw);
+    free(in->len);
     free(in->copied);
     free(in->consumed);
     free(in);
@@ -812,14 +823,18 @@ extern "C" int rc_cuda_input_submit(rc_cuda_input *in, const void *pinned,
     in->next = (in->next + 1) % in->n;
     /* the copy may not overwrite a slot a queued step still reads */
     RC_CU(cudaStreamWaitEvent(G.copy_stream, in->consumed[slot], 0));
-    RC_CU(cudaMemcpyAsync(in->dev[slot], pinned, bytes, cudaMemcpyHostToDevice,
-                          G.copy_stream));
+    void *dst = in->u8 ? (void *)in->raw[slot] : (void *)in->dev[slot];
+    RC_CU(cudaMemcpyAsync(dst, pinned, bytes, cudaMemcpyHostToDevice, G.copy_stream));
     RC_CU(cudaEventRecord(in->copied[slot], G.copy_stream));
+    in->len[slot] = bytes;
     return slot;
 }
 
 extern "C" const float *rc_cuda_input_acquire(rc_cuda_input *in, int slot) {
     RC_CU(cudaStreamWaitEvent(G.stream, in->copied[slot], 0));
+    /* bytes become floats on the compute stream, after the copy: the
+     * step's first kernel */
+    if (in->u8) rc_op_u8_to_f32(in->len[slot], in->raw[slot], in->dev[slot]);
     return in->dev[slot];
 }
 

@@ -15,6 +15,7 @@
 #define RC_KERNELS_PORTABLE_CUH
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "shared_math.h"
 

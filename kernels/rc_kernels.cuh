@@ -82,6 +82,20 @@ RC_KERNEL(rc_k_relu_fwd, rc_relu_args) {
     RC_GRID_LOOP(i, a.n) a.y[i] = a.x[i] > 0.0f ? a.x[i] : 0.0f;
 }
 
+/* Frames arrive as bytes (the loader's pixels; four times fewer bytes over
+ * PCIe than floats) and become floats in [0, 1] here: x * (1/255), a
+ * float product as in the loader's own conversion (csrc/data/loader.c), so
+ * the device batch is bitwise what the CPU backend converts on the host. */
+typedef struct {
+    size_t n;
+    const uint8_t *x;
+    float *y;
+} rc_u8_args;
+
+RC_KERNEL(rc_k_u8_to_f32, rc_u8_args) {
+    RC_GRID_LOOP(i, a.n) a.y[i] = (float)a.x[i] * (1.0f / 255.0f);
+}
+
 typedef struct {
     size_t n;
     const float *y, *dy;

@@ -39,6 +39,11 @@ static void rc_op_relu_forward(size_t n, const float *x, float *y) {
     if (n) RC_LAUNCH(rc_k_relu_fwd, rc_blocks_for(n), RC_THREADS, a);
 }
 
+static void rc_op_u8_to_f32(size_t n, const uint8_t *x, float *y) {
+    rc_u8_args a = {n, x, y};
+    if (n) RC_LAUNCH(rc_k_u8_to_f32, rc_blocks_for(n), RC_THREADS, a);
+}
+
 static void rc_op_relu_backward(size_t n, const float *y, const float *dy,
                                 float *dx) {
     rc_relu_bwd_args a = {n, y, dy, dx};

@@ -3,8 +3,9 @@
  * heuristic algorithms): convolutions with bfloat16 (< 1e-2) and with
  * algorithms chosen by timing and reused across batch sizes (< 1e-5), a
  * whole training step against the CPU backend in each mode, the
- * pinned-input path and a captured CUDA graph replaying a step. Skipped
- * (77) where there is no GPU. */
+ * pinned-input path (frames as floats, and as bytes converted on the
+ * device, bitwise the host's conversion) and a captured CUDA graph
+ * replaying a step. Skipped (77) where there is no GPU. */
 #include <string.h>
 
 #include "recompose/common.h"
@@ -77,6 +78,26 @@ static void run_step(void *p) {
     rc_model_step(s->m, s->plan, s->frames, &s->c->loss, 1, NULL);
 }
 
+/* Frames as bytes through the input slots: the device's conversion is
+ * bitwise the host's x * (1/255). */
+static void test_u8_input(void) {
+    size_t n = 3 * 65536 + 17;
+    unsigned char *pinned = rc_cuda_pinned_alloc(n);
+    for (size_t i = 0; i < n; i++) pinned[i] = (unsigned char)(i * 131 + 7);
+    rc_cuda_input *in = rc_cuda_input_create(n, 2, 1);
+    int slot = rc_cuda_input_submit(in, pinned, n);
+    CHECK(slot >= 0);
+    const float *dev = rc_cuda_input_acquire(in, slot);
+    float *got = down(dev, n);
+    rc_cuda_input_release(in, slot);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += got[i] != (float)pinned[i] * (1.0f / 255.0f);
+    CHECK_MSG(bad == 0, "u8 input: %zu of %zu values differ from the host conversion", bad, n);
+    free(got);
+    rc_cuda_input_free(in);
+    rc_cuda_pinned_free(pinned);
+}
+
 static void test_training_step(void) {
     rc_config c;
     rc_config_default(&c);
@@ -96,7 +117,7 @@ static void test_training_step(void) {
     /* frames through the pinned input path */
     float *pinned = rc_cuda_pinned_alloc(bytes);
     memcpy(pinned, frames, bytes);
-    rc_cuda_input *in = rc_cuda_input_create(bytes, 2);
+    rc_cuda_input *in = rc_cuda_input_create(bytes, 2, 0);
     int slot = rc_cuda_input_submit(in, pinned, bytes);
     CHECK(slot >= 0);
     const float *gframes = rc_cuda_input_acquire(in, slot);
@@ -160,5 +181,6 @@ int main(void) {
         }
         test_training_step();
     }
+    test_u8_input();
     TEST_DONE();
 }

@@ -11,7 +11,9 @@
  *  - a source error on the prefetched step is reported by its own begin;
  *  - the synthetic source renders ahead on its thread with the same frames
  *    as rendering in turn;
- *  - the source never holds more than two steps, and none after close.
+ *  - the source never holds more than two steps, and none after close;
+ *  - frames as bytes become x / 255 floats, bitwise the same through the
+ *    stage's (emulated) conversion kernel and the host path's conversion.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -49,7 +51,7 @@ typedef struct {
     int64_t fail_step; /* get of this step fails */
 } ring_source;
 
-static const float *ring_get(void *ctx, int64_t step) {
+static const void *ring_get(void *ctx, int64_t step) {
     ring_source *r = ctx;
     if (step == r->fail_step) {
         rc_set_error("frame %lld of clip 3: corrupt JPEG", (long long)step);
@@ -71,7 +73,7 @@ static void ring_release(void *ctx, int64_t step) {
 static void test_emulator_catches_early_handback(const rc_stage_ops *st) {
     size_t bytes = N_FLOATS * sizeof(float);
     float *host = st->host_alloc(bytes, NULL);
-    void *stage = st->create(bytes, 2);
+    void *stage = st->create(bytes, 2, 0);
     int torn = 0;
     for (int trial = 0; trial < 20; trial++) {
         for (size_t i = 0; i < N_FLOATS; i++) host[i] = value_of(trial, i);
@@ -102,13 +104,13 @@ static void test_feed_steps(const rc_stage_ops *st) {
     ring_source r = {.fail_step = -1};
     for (int i = 0; i < 2; i++) r.buf[i] = st->host_alloc(bytes, NULL);
     rc_batch_source src = {ring_get, ring_release, &r};
-    rc_feed *f = rc_feed_create(st, &src, bytes);
+    rc_feed *f = rc_feed_create(st, &src, bytes, 0);
     CHECK(f != NULL);
     int64_t end = 40;
     int wrong = 0, late = 0;
     for (int64_t step = 3; step < end; step++) {
         int64_t before = rc_stage_emu_submitted();
-        const float *host = NULL;
+        const void *host = NULL;
         const float *dev = rc_feed_begin(f, step, end, &host);
         CHECK(dev != NULL && host != NULL);
         if (!dev) break;
@@ -126,7 +128,7 @@ static void test_feed_steps(const rc_stage_ops *st) {
     CHECK(r.held == 0);
 
     /* a jump: 5 prefetches 6; asking for 20 instead drops it */
-    const float *h;
+    const void *h;
     CHECK(has_batch_of(rc_feed_begin(f, 5, end, &h), 5));
     rc_feed_end(f, 5);
     CHECK(r.held == 1);
@@ -167,7 +169,7 @@ static void test_synthetic_input(const rc_stage_ops *st, int ahead) {
                                    st ? st->host_alloc : NULL,
                                    st ? st->host_free : NULL) == 0);
     rc_train_input in;
-    CHECK(rc_train_input_open(&in, &src, st, bytes) == 0);
+    CHECK(rc_train_input_open(&in, &src, st, N_FLOATS, 0) == 0);
     int wrong = 0;
     int64_t end = 30;
     for (int64_t step = 0; step < end; step++) {
@@ -188,6 +190,69 @@ static void test_synthetic_input(const rc_stage_ops *st, int ahead) {
     rc_synthetic_source_close(&src);
 }
 
+/* ---- frames as bytes ------------------------------------------------------------- */
+
+static unsigned char byte_of(int64_t step, size_t i) {
+    return (unsigned char)(step * 31 + (int64_t)i * 7);
+}
+
+/* the device's (emulated kernel's) and the host's conversion: x * (1/255) */
+static int has_bytes_of(const float *x, int64_t step) {
+    for (size_t i = 0; i < N_FLOATS; i++)
+        if (x[i] != (float)byte_of(step, i) * (1.0f / 255.0f)) return 0;
+    return 1;
+}
+
+typedef struct {
+    unsigned char *buf[2];
+} byte_ring;
+
+static const void *byte_get(void *ctx, int64_t step) {
+    byte_ring *r = ctx;
+    unsigned char *b = r->buf[step % 2];
+    for (size_t i = 0; i < N_FLOATS; i++) b[i] = byte_of(step, i);
+    return b;
+}
+
+static void byte_release(void *ctx, int64_t step) {
+    byte_ring *r = ctx;
+    memset(r->buf[step % 2], 0xAB, N_FLOATS); /* poisoned when handed back */
+}
+
+/* Bytes through the stage (converted by its kernel, emulated here) and
+ * through the host path (converted on the host) give the same floats. */
+static void test_u8_input(const rc_stage_ops *st) {
+    byte_ring r;
+    for (int i = 0; i < 2; i++)
+        r.buf[i] = st ? st->host_alloc(N_FLOATS, NULL) : rc_xmalloc(N_FLOATS);
+    rc_batch_source src = {byte_get, byte_release, &r};
+    rc_train_input in;
+    CHECK(rc_train_input_open(&in, &src, st, N_FLOATS, 1) == 0);
+    int wrong = 0;
+    int64_t end = 20;
+    for (int64_t step = 0; step < end; step++) {
+        const float *host = NULL;
+        const float *x = rc_train_input_begin(&in, step, end, &host);
+        CHECK(x != NULL);
+        if (!x) break;
+        wrong += !has_bytes_of(x, step);
+        /* the host floats exist only where the host converted */
+        wrong += st ? host != NULL : !has_bytes_of(host, step);
+        sleep_us(100);
+        wrong += !has_bytes_of(x, step);
+        rc_train_input_end(&in, step);
+    }
+    CHECK_MSG(wrong == 0, "bytes (stage %s): %d wrong reads", st ? st->name : "none",
+              wrong);
+    rc_train_input_close(&in);
+    for (int i = 0; i < 2; i++) {
+        if (st)
+            st->host_free(r.buf[i], NULL);
+        else
+            free(r.buf[i]);
+    }
+}
+
 int main(void) {
     const rc_stage_ops *st = rc_stage_emu();
     rc_stage_emu_set_delay(400, 7);
@@ -196,6 +261,8 @@ int main(void) {
     test_synthetic_input(st, 1);
     test_synthetic_input(st, 0);
     test_synthetic_input(NULL, 0);
+    test_u8_input(st);
+    test_u8_input(NULL);
     /* no delay at all: the other extreme of timing */
     rc_stage_emu_set_delay(0, 1);
     test_feed_steps(st);

@@ -5,7 +5,8 @@
 # batches rendered ahead on a thread, the loader decoding into the stage's
 # host buffers) on the CPU. Its run must match the CPU backend's loss at
 # every step, on synthetic data (with and without twin clips) and on packed
-# footage (with its flip and transpose twins), and a stopped and resumed emu
+# footage (with its flip and transpose twins; its pixels through the stage
+# as bytes, converted by the stage's kernel), and a stopped and resumed emu
 # run must end bitwise where a straight one does.
 . "$(dirname "$0")/lib_train_compare.sh"
 
@@ -35,9 +36,16 @@ if "$BIN" pack --help >/dev/null 2>&1; then
   # footage with its symmetry twins, made by the loader in the stage's
   # host buffers
   sym=(--set loss.w_full_flip=1 --set loss.w_full_transpose=1)
-  run vcpu configs/tiny.ini --set train.device=cpu "${video[@]}" "${sym[@]}"
+  # The emu run takes the pixels as bytes through its stage (data.transfer
+  # = auto: u8 on a device) and converts them with the stage's kernel; the
+  # CPU run told to take bytes too converts them on the host: the same
+  # values, so the same losses. The CPU run with floats (resampled values
+  # not rounded to bytes) differs only by that rounding.
+  run vcpu configs/tiny.ini --set train.device=cpu --set data.transfer=u8 "${video[@]}" "${sym[@]}"
   run vemu configs/tiny.ini --set train.device=emu "${video[@]}" "${sym[@]}"
   same_losses "$tmp/vcpu/metrics.jsonl" "$tmp/vemu/metrics.jsonl" 1e-5 || fail "shards: emu vs cpu"
+  run vcpuf configs/tiny.ini --set train.device=cpu --set data.transfer=float "${video[@]}" "${sym[@]}"
+  same_losses "$tmp/vcpu/metrics.jsonl" "$tmp/vcpuf/metrics.jsonl" 1e-3 || fail "shards: bytes vs floats"
 else
   echo "no video input in this build: footage part not run"
 fi

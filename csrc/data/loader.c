@@ -34,7 +34,7 @@ typedef struct {
 } usable_seq;
 
 typedef struct {
-    float *buf;
+    void *buf;            /* floats, or bytes with o.u8 */
     int64_t step;
     int done;
     int failed_b;         /* lowest failing clip, -1 none */
@@ -56,7 +56,8 @@ struct rc_loader {
     int n_seqs;
     int64_t total_starts;
     int64_t total_frames;
-    size_t clip_floats, batch_floats;
+    size_t clip_floats, batch_floats; /* values (floats or bytes) */
+    size_t value_bytes;               /* 4, or 1 with o.u8 */
     atomic_uchar *bad_flags;
     uint32_t n_flags;
 
@@ -208,29 +209,43 @@ static int axis_is_identity(const axis_tap *a, int n) {
 }
 
 /* The identity case without filtering; the values are bitwise those of the
- * general path (1.0f * p * inv == p * inv). */
+ * general path (1.0f * p * inv == p * inv; a byte stays itself). */
 static void crop_frame(const rc_image *im, int S, int x0, int y0, int flip,
-                       float *out) {
+                       int u8, void *out) {
     const float inv = 1.0f / 255.0f;
     int C = im->channels;
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < S; y++) {
-            const uint8_t *row =
-                im->pixels + ((size_t)(y0 + y) * im->width + x0) * C + c;
-            float *o = out + ((size_t)c * S + y) * S;
-            if (flip)
-                for (int x = 0; x < S; x++) o[S - 1 - x] = row[x * C] * inv;
-            else
-                for (int x = 0; x < S; x++) o[x] = row[x * C] * inv;
+    size_t plane = (size_t)S * S;
+    /* one pass over each source row, writing every channel's plane: the
+     * row is read once, and the byte copy is a plain deinterleave */
+    for (int y = 0; y < S; y++) {
+        const uint8_t *row = im->pixels + ((size_t)(y0 + y) * im->width + x0) * C;
+        for (int c = 0; c < C; c++) {
+            size_t at = c * plane + (size_t)y * S;
+            const uint8_t *src = row + c;
+            if (u8) {
+                uint8_t *restrict o = (uint8_t *)out + at;
+                if (flip)
+                    for (int x = 0; x < S; x++) o[S - 1 - x] = src[x * C];
+                else
+                    for (int x = 0; x < S; x++) o[x] = src[x * C];
+            } else {
+                float *restrict o = (float *)out + at;
+                if (flip)
+                    for (int x = 0; x < S; x++) o[S - 1 - x] = src[x * C] * inv;
+                else
+                    for (int x = 0; x < S; x++) o[x] = src[x * C] * inv;
+            }
         }
+    }
 }
 
-/* Crop, resize, flip and convert one decoded frame to [C][S][S] floats. */
+/* Crop, resize, flip and convert one decoded frame to [C][S][S] floats in
+ * [0, 1], or (u8) bytes: the filtered value rounded to the nearest byte. */
 static void resample_frame(worker *w, const rc_image *im, const axis_tap *ax,
-                           const axis_tap *ay, int flip, float *out) {
-    int S = w->l->o.size, C = im->channels;
+                           const axis_tap *ay, int flip, void *out) {
+    int S = w->l->o.size, C = im->channels, u8 = w->l->o.u8;
     if (axis_is_identity(ax, S) && axis_is_identity(ay, S)) {
-        crop_frame(im, S, ax[0].first, ay[0].first, flip, out);
+        crop_frame(im, S, ax[0].first, ay[0].first, flip, u8, out);
         return;
     }
     int y0 = ay[0].first, y1 = ay[S - 1].first + ay[S - 1].n;
@@ -265,8 +280,14 @@ static void resample_frame(worker *w, const rc_image *im, const axis_tap *ax,
                 for (int k = 0; k < a->n; k++)
                     acc += a->w[k] *
                            w->rows[((size_t)(a->first + k - y0) * S + x) * C + c];
-                float v = acc * inv;
-                out[((size_t)c * S + oy) * S + x] = v < 0 ? 0 : v > 1 ? 1 : v;
+                size_t at = ((size_t)c * S + oy) * S + x;
+                if (u8) {
+                    ((uint8_t *)out)[at] =
+                        (uint8_t)(acc <= 0 ? 0 : acc >= 255 ? 255 : (int)(acc + 0.5f));
+                } else {
+                    float v = acc * inv;
+                    ((float *)out)[at] = v < 0 ? 0 : v > 1 ? 1 : v;
+                }
             }
     }
 }
@@ -301,7 +322,7 @@ static void mark_bad(rc_loader *l, const usable_seq *q, int record,
 
 /* ---- one clip ------------------------------------------------------------- */
 
-static int load_clip(worker *w, int64_t step, int b, float *out) {
+static int load_clip(worker *w, int64_t step, int b, unsigned char *out) {
     rc_loader *l = w->l;
     int S = l->o.size, C = l->o.channels, T = l->o.clip_steps;
     axis_tap *ax = rc_xmalloc(sizeof(axis_tap) * (size_t)S);
@@ -333,7 +354,7 @@ static int load_clip(worker *w, int64_t step, int b, float *out) {
                 axes_built = 1;
             }
             resample_frame(w, &im, ax, ay, d.flip,
-                           out + (size_t)t * C * S * S);
+                           out + (size_t)t * C * S * S * l->value_bytes);
             rc_image_free(&im);
         }
         if (ok) {
@@ -375,12 +396,18 @@ static void *worker_main(void *arg) {
         l->next_job++;
         l->in_flight++;
         pthread_mutex_unlock(&l->mu);
-        float *clip = s->buf + (size_t)b * l->clip_floats;
+        size_t clip_bytes = l->clip_floats * l->value_bytes;
+        unsigned char *clip = (unsigned char *)s->buf + (size_t)b * clip_bytes;
         int rc = load_clip(w, step, b, clip);
-        for (int t = 0; rc == 0 && t < l->o.n_twin_maps; t++)
-            rc_twin_frames(l->o.twin_maps[t], l->o.clip_steps + 1,
-                           l->o.channels, l->o.size, clip,
-                           s->buf + (size_t)(B * (1 + t) + b) * l->clip_floats);
+        for (int t = 0; rc == 0 && t < l->o.n_twin_maps; t++) {
+            void *twin = (unsigned char *)s->buf + (size_t)(B * (1 + t) + b) * clip_bytes;
+            if (l->o.u8)
+                rc_twin_frames_u8(l->o.twin_maps[t], l->o.clip_steps + 1,
+                                  l->o.channels, l->o.size, clip, twin);
+            else
+                rc_twin_frames(l->o.twin_maps[t], l->o.clip_steps + 1,
+                               l->o.channels, l->o.size, (const float *)clip, twin);
+        }
         pthread_mutex_lock(&l->mu);
         if (rc != 0 && (s->failed_b < 0 || b < s->failed_b)) {
             s->failed_b = b;
@@ -496,13 +523,13 @@ rc_loader *rc_loader_create(const rc_dataset *d, const rc_loader_options *o) {
     for (uint32_t i = 0; i < l->n_flags; i++) atomic_init(&l->bad_flags[i], 0);
     l->clip_floats = (size_t)(o->clip_steps + 1) * o->channels * o->size * o->size;
     l->batch_floats = l->clip_floats * (size_t)o->batch * (1 + o->n_twin_maps);
+    l->value_bytes = o->u8 ? 1 : sizeof(float);
     l->slots = rc_xcalloc((size_t)o->ring, sizeof *l->slots);
     for (int i = 0; i < o->ring; i++) {
-        l->slots[i].buf = l->o.alloc(l->batch_floats * sizeof(float),
-                                     l->o.alloc_ctx);
+        l->slots[i].buf = l->o.alloc(rc_loader_batch_bytes(l), l->o.alloc_ctx);
         if (!l->slots[i].buf) {
             rc_set_error("loader: cannot allocate %zu bytes of batch buffer",
-                         l->batch_floats * sizeof(float));
+                         rc_loader_batch_bytes(l));
             rc_loader_destroy(l);
             return NULL;
         }
@@ -559,6 +586,9 @@ void rc_loader_destroy(rc_loader *l) {
 }
 
 size_t rc_loader_batch_floats(const rc_loader *l) { return l->batch_floats; }
+size_t rc_loader_batch_bytes(const rc_loader *l) {
+    return l->batch_floats * l->value_bytes;
+}
 
 int64_t rc_loader_epoch_steps(const rc_loader *l) {
     int64_t per_step = (int64_t)l->o.batch * (l->o.clip_steps + 1);
@@ -577,7 +607,7 @@ static void restart_at(rc_loader *l, int64_t step) {
     pthread_cond_broadcast(&l->cv_work);
 }
 
-const float *rc_loader_get_batch(rc_loader *l, int64_t step) {
+const void *rc_loader_get_batch(rc_loader *l, int64_t step) {
     if (step < 0) {
         rc_set_error("loader: negative step %lld", (long long)step);
         return NULL;
@@ -587,7 +617,7 @@ const float *rc_loader_get_batch(rc_loader *l, int64_t step) {
     ring_slot *s = &l->slots[step % l->o.ring];
     while (!(s->step == step && s->done == l->o.batch))
         pthread_cond_wait(&l->cv_done, &l->mu);
-    const float *out = s->buf;
+    const void *out = s->buf;
     if (s->failed_b >= 0) {
         rc_set_error("%s", s->err);
         out = NULL;
@@ -608,10 +638,10 @@ void rc_loader_release(rc_loader *l, int64_t step) {
     if (report) rc_loader_report_bad(l, stderr);
 }
 
-int rc_loader_copy_batch(rc_loader *l, int64_t step, float *out) {
-    const float *b = rc_loader_get_batch(l, step);
+int rc_loader_copy_batch(rc_loader *l, int64_t step, void *out) {
+    const void *b = rc_loader_get_batch(l, step);
     if (!b) return -1;
-    memcpy(out, b, l->batch_floats * sizeof(float));
+    memcpy(out, b, rc_loader_batch_bytes(l));
     rc_loader_release(l, step);
     return 0;
 }

@@ -23,6 +23,9 @@ extern "C" {
 
 #define RC_MAX_CONV 8
 
+/* data.transfer: how the loader's pixels reach the backend */
+enum rc_transfer { RC_TRANSFER_AUTO = 0, RC_TRANSFER_FLOAT = 1, RC_TRANSFER_U8 = 2 };
+
 typedef struct {
     /* [model] */
     int n_conv;                      /* derived: length of conv_channels */
@@ -52,6 +55,7 @@ typedef struct {
     int on_bad;                      /* data.on_bad: 0 fail, 1 skip */
     int loader_threads;              /* data.loader_threads (0 = per core) */
     int ring;                        /* data.ring */
+    int transfer;                    /* data.transfer: enum rc_transfer */
 
     /* [train] */
     int batch;                       /* train.batch tuples per step */

@@ -65,7 +65,9 @@ void *rc_cuda_pinned_alloc(size_t bytes);
 void rc_cuda_pinned_free(void *p);
 
 typedef struct rc_cuda_input rc_cuda_input;
-rc_cuda_input *rc_cuda_input_create(size_t max_bytes, int slots);
+/* u8: batches are bytes, converted to floats on the compute stream at
+ * acquire (each slot then holds max_bytes bytes and max_bytes floats). */
+rc_cuda_input *rc_cuda_input_create(size_t max_bytes, int slots, int u8);
 void rc_cuda_input_free(rc_cuda_input *in);
 /* Returns the slot (>= 0) the batch goes to, or -1 (error set). */
 int rc_cuda_input_submit(rc_cuda_input *in, const void *pinned, size_t bytes);
@@ -114,8 +116,8 @@ double rc_cuda_measure_gemm_tflops(int n);
     X(const char *, rc_cuda_device_name, (void), (), "none")                    \
     X(void *, rc_cuda_pinned_alloc, (size_t bytes), (bytes), NULL)              \
     V(rc_cuda_pinned_free, (void *p), (p))                                      \
-    X(rc_cuda_input *, rc_cuda_input_create, (size_t max_bytes, int slots),     \
-      (max_bytes, slots), NULL)                                                 \
+    X(rc_cuda_input *, rc_cuda_input_create,                                  \
+      (size_t max_bytes, int slots, int u8), (max_bytes, slots, u8), NULL)      \
     V(rc_cuda_input_free, (rc_cuda_input * in), (in))                           \
     X(int, rc_cuda_input_submit, (rc_cuda_input * in, const void *p, size_t n), \
       (in, p, n), -1)                                                           \

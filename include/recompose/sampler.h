@@ -94,6 +94,9 @@ int rc_twin_symmetry(int twin_kind);
  * (RC_MAP_TRANSPOSE). src and dst do not overlap. */
 void rc_twin_frames(int symmetry, int n_frames, int C, int S,
                     const float *src, float *dst);
+/* The same for frames of bytes. */
+void rc_twin_frames_u8(int symmetry, int n_frames, int C, int S,
+                       const void *src, void *dst);
 
 extern const char *const rc_seq_kind_names[RC_SEQ_KINDS];
 extern const char *const rc_pair_kind_names[RC_PAIR_KINDS];

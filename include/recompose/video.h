@@ -226,6 +226,12 @@ typedef struct {
      * clip B*(1+slot) + b being clip b mirrored or transposed. */
     int n_twin_maps;
     int twin_maps[4];
+    /* 1: the batch is bytes, [B'][T+1][C][S][S] uint8 (a resampled value
+     * rounded to the nearest byte), for a device that converts them (four
+     * times fewer bytes to copy, no conversion on the decode threads);
+     * 0: floats in [0, 1] (byte / 255 of the same values when no resampling
+     * happens). */
+    int u8;
     uint64_t seed;
     int ring;            /* batch buffers in flight, >= 1 (default 4) */
     rc_on_bad on_bad;
@@ -253,18 +259,20 @@ typedef struct {
 typedef struct rc_loader rc_loader;
 rc_loader *rc_loader_create(const rc_dataset *d, const rc_loader_options *o);
 void rc_loader_destroy(rc_loader *l);
-/* Floats per batch: B * (1 + n_twin_maps) * (T+1) * C * S * S. */
+/* Values per batch: B * (1 + n_twin_maps) * (T+1) * C * S * S. */
 size_t rc_loader_batch_floats(const rc_loader *l);
-/* The batch of `step`: [B'][T+1][C][S][S] floats in [0, 1] (B' = B times
+/* Bytes per batch: the values times 4, or times 1 with u8. */
+size_t rc_loader_batch_bytes(const rc_loader *l);
+/* The batch of `step`: [B'][T+1][C][S][S] floats in [0, 1] or bytes (B' = B times
  * 1 + n_twin_maps: the clips, then their twins), a pure function
  * of (dataset, options, seed, step), whatever the thread count, ring depth
  * or timing. The pointer stays valid until rc_loader_release(step). Steps
  * are expected in increasing order (the ring prefetches ahead); asking for
  * another step restarts the pipeline there. NULL on error (message set). */
-const float *rc_loader_get_batch(rc_loader *l, int64_t step);
+const void *rc_loader_get_batch(rc_loader *l, int64_t step);
 void rc_loader_release(rc_loader *l, int64_t step);
 /* Convenience: get, copy to out, release. */
-int rc_loader_copy_batch(rc_loader *l, int64_t step, float *out);
+int rc_loader_copy_batch(rc_loader *l, int64_t step, void *out);
 /* The draw of clip b of `step` at `attempt` (pure; for tests and logs). */
 void rc_loader_draw(const rc_loader *l, int64_t step, int b, int attempt,
                     rc_clip_draw *out);

@@ -89,6 +89,10 @@ void rc_emu_conv_bias_grad(int n, int c, int hw, const float *dy, float *db) {
     rc_op_conv_bias_grad(n, c, hw, dy, db);
 }
 
+void rc_emu_u8_to_f32(size_t n, const unsigned char *x, float *y) {
+    rc_op_u8_to_f32(n, x, y);
+}
+
 /* Convolutions: the CPU reference with a zero bias, then the bias through
  * the backend's kernels, which is how the CUDA backend wraps cuDNN. */
 static void emu_conv2d_forward(const rc_conv_shape *s, const float *x,

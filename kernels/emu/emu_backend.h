@@ -22,6 +22,8 @@ const rc_backend *rc_backend_emu(void);
 /* The bias helpers the CUDA backend wraps around cuDNN, for direct tests. */
 void rc_emu_conv_bias_add(int n, int c, int hw, const float *b, float *y);
 void rc_emu_conv_bias_grad(int n, int c, int hw, const float *dy, float *db);
+/* The input stage's byte-to-float kernel (rc_k_u8_to_f32). */
+void rc_emu_u8_to_f32(size_t n, const unsigned char *x, float *y);
 
 #ifdef __cplusplus
 }

@@ -18,11 +18,14 @@
 #include "recompose/common.h"
 #include "recompose/feed.h"
 #include "recompose/rng.h"
+#include "emu/emu_backend.h"
 
 #define QUEUE_CAP 16
 
 typedef struct {
-    float *dev;
+    float *dev;      /* the frames the step reads */
+    uint8_t *raw;    /* u8: where the copy lands, converted at acquire */
+    size_t len;      /* bytes of the newest batch submitted */
     uint64_t submitted, copied, consumed; /* generations */
 } emu_slot;
 
@@ -40,6 +43,7 @@ typedef struct {
     emu_slot *slots;
     int n_slots, next_slot;
     size_t cap;
+    int u8;
     copy_job queue[QUEUE_CAP];
     int head, count, stop;
     rc_rng rng;
@@ -77,7 +81,7 @@ static void *copy_thread(void *arg) {
                         : 0;
         pthread_mutex_unlock(&st->mu);
         sleep_us(delay);
-        memcpy(s->dev, job.host, job.bytes);
+        memcpy(st->u8 ? (void *)s->raw : (void *)s->dev, job.host, job.bytes);
         pthread_mutex_lock(&st->mu);
         s->copied = job.gen;
         st->head = (st->head + 1) % QUEUE_CAP;
@@ -103,21 +107,33 @@ static void emu_host_free(void *p, void *ctx) {
     free(p);
 }
 
-static void *emu_create(size_t bytes, int slots) {
+static void free_slots(emu_stage *st) {
+    for (int i = 0; i < st->n_slots; i++) {
+        free(st->slots[i].dev);
+        free(st->slots[i].raw);
+    }
+    free(st->slots);
+}
+
+static void *emu_create(size_t bytes, int slots, int u8) {
     if (slots < 1) slots = 2;
     emu_stage *st = rc_xcalloc(1, sizeof *st);
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     st->n_slots = slots;
     st->cap = bytes;
+    st->u8 = u8;
     st->max_delay_us = g_max_delay_us;
     rc_rng_seed(&st->rng, g_seed);
     st->slots = rc_xcalloc((size_t)slots, sizeof *st->slots);
-    for (int i = 0; i < slots; i++) st->slots[i].dev = rc_xcalloc(1, bytes ? bytes : 1);
+    for (int i = 0; i < slots; i++) {
+        size_t dev_bytes = u8 ? bytes * sizeof(float) : bytes;
+        st->slots[i].dev = rc_xcalloc(1, dev_bytes ? dev_bytes : 1);
+        if (u8) st->slots[i].raw = rc_xcalloc(1, bytes ? bytes : 1);
+    }
     if (pthread_create(&st->thread, NULL, copy_thread, st) != 0) {
         rc_set_error("emulated input stage: cannot start its copy thread");
-        for (int i = 0; i < slots; i++) free(st->slots[i].dev);
-        free(st->slots);
+        free_slots(st);
         free(st);
         return NULL;
     }
@@ -132,8 +148,7 @@ static void emu_destroy(void *p) {
     pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
     pthread_join(st->thread, NULL);
-    for (int i = 0; i < st->n_slots; i++) free(st->slots[i].dev);
-    free(st->slots);
+    free_slots(st);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
     free(st);
@@ -154,6 +169,7 @@ static int emu_submit(void *p, const void *host, size_t bytes) {
     job->gen = ++st->slots[slot].submitted;
     job->host = host;
     job->bytes = bytes;
+    st->slots[slot].len = bytes;
     st->count++;
     atomic_fetch_add(&g_submitted, 1);
     pthread_cond_broadcast(&st->cv);
@@ -174,7 +190,10 @@ static void wait_copied(emu_stage *st, int slot) {
 static const float *emu_acquire(void *p, int slot) {
     emu_stage *st = p;
     wait_copied(st, slot);
-    return st->slots[slot].dev;
+    emu_slot *s = &st->slots[slot];
+    /* the CUDA stage's conversion kernel, emulated */
+    if (st->u8) rc_emu_u8_to_f32(s->len, s->raw, s->dev);
+    return s->dev;
 }
 
 static void emu_release(void *p, int slot) {
