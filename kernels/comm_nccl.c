@@ -151,6 +151,16 @@ static int stage(rc_nccl *t, size_t bytes) {
     return 0;
 }
 
+/* Wait for the collective first, polling NCCL's asynchronous errors (a
+ * copy into pageable memory queued behind it would block the host in the
+ * driver, where a dead peer hangs it), then copy the idle buffer back. */
+static int copy_back(rc_nccl *t, void *buf, size_t bytes) {
+    if (wait_stream(t) != 0) return -1;
+    CUDA_OK(cudaMemcpy(buf, t->staging, bytes, cudaMemcpyDeviceToHost),
+            "cudaMemcpy (host collective)");
+    return 0;
+}
+
 int rc_nccl_host_allreduce(rc_nccl *t, void *buf, size_t n, int op) {
     size_t bytes = n * 8; /* double or uint64_t */
     if (stage(t, bytes) != 0) return -1;
@@ -160,9 +170,7 @@ int rc_nccl_host_allreduce(rc_nccl *t, void *buf, size_t n, int op) {
                           op == RC_NCCL_MAX_U64 ? ncclUint64 : ncclFloat64,
                           op == RC_NCCL_MAX_U64 ? ncclMax : ncclSum, t->comm, t->stream),
             "ncclAllReduce (host values)");
-    CUDA_OK(cudaMemcpyAsync(buf, t->staging, bytes, cudaMemcpyDeviceToHost, t->stream),
-            "cudaMemcpyAsync (host collective)");
-    return wait_stream(t);
+    return copy_back(t, buf, bytes);
 }
 
 int rc_nccl_host_broadcast(rc_nccl *t, void *buf, size_t bytes, int root) {
@@ -172,7 +180,5 @@ int rc_nccl_host_broadcast(rc_nccl *t, void *buf, size_t bytes, int root) {
     NCCL_OK(ncclBroadcast(t->staging, t->staging, bytes, ncclUint8, root, t->comm,
                           t->stream),
             "ncclBroadcast (host values)");
-    CUDA_OK(cudaMemcpyAsync(buf, t->staging, bytes, cudaMemcpyDeviceToHost, t->stream),
-            "cudaMemcpyAsync (host collective)");
-    return wait_stream(t);
+    return copy_back(t, buf, bytes);
 }

@@ -86,6 +86,7 @@ int main(void) {
     /* a CPU run's communicator, made and freed, loads nothing of CUDA */
     rc_comm *comm = rc_comm_create(0);
     CHECK(comm != NULL);
+    CHECK(rc_comm_device(comm) == 0); /* what rc_train asks for its settings */
     rc_comm_free(comm);
     CHECK_MSG(mapped("librecompose_cuda") == 0,
               "a CPU communicator's free loaded the CUDA plugin");

@@ -8,6 +8,9 @@
  *  - a missing rank 0: the others fail within the timeout, naming the
  *    address;
  *  - a peer of another job (token) is refused, not joined;
+ *  - a rank 0 that failed before it had an id tells the others at once;
+ *  - files a crashed run left behind (bytes and a go) are not taken for
+ *    this run's;
  *  - the file way leaves no file behind. */
 #include <signal.h>
 #include <stdio.h>
@@ -152,6 +155,64 @@ static void other_job(rc_rendezvous *r) {
     CHECK_MSG(c == 'n', "the other job's rank joined (%c)", c);
 }
 
+/* rank 0 failed before it had an id: the others hear it at once */
+static void root_failed(const char *how, rc_rendezvous *r) {
+    int ranks[2] = {1, 0}, delay[2] = {0, 100};
+    outcome o[2];
+    r->timeout_s = 20;
+    double t0 = rc_now();
+    /* run_ranks gives rank 0 the payload; a NULL payload is rank 0 failing */
+    int fds[2];
+    if (pipe(fds) != 0) abort();
+    pid_t p = fork();
+    if (p == 0) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        int st = rc_rendezvous_share(r, 0, 2, NULL, ID);
+        char c = st != 0 ? 'f' : 'o';
+        ssize_t w = write(fds[1], &c, 1);
+        _exit(w == 1 ? 0 : 1);
+    }
+    close(fds[1]);
+    run_ranks(r, 2, ranks, delay, 1, NULL, o);
+    char c = '?';
+    if (read(fds[0], &c, 1) != 1) c = '?';
+    close(fds[0]);
+    waitpid(p, NULL, 0);
+    CHECK_MSG(c == 'f', "%s: rank 0 without data should fail", how);
+    CHECK_MSG(o[0].status != 0 && (strstr(o[0].error, "gave up") || strstr(o[0].error, "failed")),
+              "%s: rank 1 should hear rank 0 failed: %d '%s'", how, o[0].status, o[0].error);
+    CHECK_MSG(rc_now() - t0 < 10, "%s: rank 1 waited %.1f s", how, rc_now() - t0);
+    printf("%s, rank 0 failed: %s\n", how, o[0].error);
+}
+
+/* files a crashed run left (its bytes, and a go listing rank 1) are not
+ * taken for this run's */
+static void stale_files(rc_rendezvous *r, const char *path) {
+    FILE *f = fopen(path, "wb");
+    uint32_t len = ID;
+    unsigned char old[ID];
+    memset(old, 0xEE, ID);
+    fprintf(f, "%s\nold-nonce\n", r->token);
+    fwrite(&len, sizeof len, 1, f);
+    fwrite(old, 1, ID, f);
+    fclose(f);
+    char go[700];
+    snprintf(go, sizeof go, "%s.go", path);
+    f = fopen(go, "w");
+    fprintf(f, "%s old-nonce\n1 whatever\n", r->token);
+    fclose(f);
+    unsigned char payload[ID];
+    for (int i = 0; i < ID; i++) payload[i] = (unsigned char)(i * 3 + 1);
+    int ranks[2] = {1, 0}, delay[2] = {0, 400}; /* rank 1 reads the stale file first */
+    outcome o[2];
+    r->timeout_s = 20;
+    run_ranks(r, 2, ranks, delay, 2, payload, o);
+    CHECK_MSG(o[0].status == 0 && o[1].status == 0, "stale files: %s / %s", o[0].error,
+              o[1].error);
+    CHECK_MSG(memcmp(o[0].data, payload, ID) == 0, "stale files: rank 1 took the old bytes");
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     rc_rendezvous r;
@@ -167,6 +228,8 @@ int main(void) {
     missing_root("tcp", &r);
     snprintf(r.where, sizeof r.where, "tcp://127.0.0.1:%d", free_port());
     other_job(&r);
+    snprintf(r.where, sizeof r.where, "tcp://127.0.0.1:%d", free_port());
+    root_failed("tcp", &r);
 
     char dir[] = "/tmp/rc_rdzv_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
@@ -175,6 +238,10 @@ int main(void) {
     all_agree("file", &r);
     missing_peer("file", &r);
     missing_root("file", &r);
+    root_failed("file", &r);
+    char stale[400];
+    snprintf(stale, sizeof stale, "%s/id", dir);
+    stale_files(&r, stale);
     char probe[600];
     snprintf(probe, sizeof probe, "%s/id", dir);
     struct stat st;

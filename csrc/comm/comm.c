@@ -43,9 +43,19 @@ static int env_int(const char *name, int fallback) {
  * Intel MPI), a Slurm job step started by srun, or torchrun (WORLD_SIZE).
  * The batch script itself has SLURM_NTASKS but no SLURM_STEP_NUM_TASKS: it
  * is not a rank. */
+/* Started by torchrun's agent (also inside an srun step, whose Slurm
+ * variables then describe the agents, not the ranks). */
+static int under_torchrun(void) {
+    return getenv("TORCHELASTIC_RUN_ID") || getenv("LOCAL_WORLD_SIZE");
+}
+
 static int launcher_world_size(const char **who) {
     static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
                                        "SLURM_STEP_NUM_TASKS", "WORLD_SIZE"};
+    if (under_torchrun() && env_int("WORLD_SIZE", 0) > 0) {
+        *who = "WORLD_SIZE";
+        return env_int("WORLD_SIZE", 1);
+    }
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         int n = env_int(vars[i], 0);
         if (n > 0) {
@@ -58,6 +68,7 @@ static int launcher_world_size(const char **who) {
 }
 
 static int launcher_rank(void) {
+    if (under_torchrun() && env_int("RANK", -1) >= 0) return env_int("RANK", 0);
     int r = env_int("OMPI_COMM_WORLD_RANK", -1);
     if (r < 0) r = env_int("PMI_RANK", -1);
     if (r < 0) r = env_int("SLURM_PROCID", -1);
@@ -68,6 +79,7 @@ static int launcher_rank(void) {
 #ifdef RC_HAVE_NCCL
 /* This rank's place on its node, from the launcher (MPI computes its own). */
 static int launcher_local_rank(void) {
+    if (under_torchrun() && env_int("LOCAL_RANK", -1) >= 0) return env_int("LOCAL_RANK", 0);
     int r = env_int("OMPI_COMM_WORLD_LOCAL_RANK", -1);
     if (r < 0) r = env_int("SLURM_LOCALID", -1);
     if (r < 0) r = env_int("LOCAL_RANK", 0);
@@ -98,9 +110,14 @@ static int init_nccl(rc_comm *c, const rc_rendezvous *rv) {
     unsigned char id[RC_NCCL_ID_BYTES] = {0};
     int have_id = c->rank != 0 || rc_nccl_unique_id(id) == 0;
     if (rv) {
-        /* a rank 0 without an id exits; the others time out naming it */
-        if (!have_id || rc_rendezvous_share(rv, c->rank, c->size, id, sizeof id) != 0)
-            return -1;
+        /* a rank 0 without an id still meets the others, to tell them */
+        if (!have_id) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", rc_last_error());
+            rc_rendezvous_share(rv, 0, c->size, NULL, sizeof id);
+            return rc_set_error("%s", why);
+        }
+        if (rc_rendezvous_share(rv, c->rank, c->size, id, sizeof id) != 0) return -1;
     } else {
 #ifdef RC_HAVE_MPI
         /* a collective, so that no rank waits in the broadcast for an id
@@ -190,7 +207,12 @@ rc_comm *rc_comm_create(int use_gpu) {
     int world = launcher_world_size(&who);
     rc_rendezvous rv;
     int status = 0;
-    if (use_gpu && rc_rendezvous_from_env(&rv))
+#ifdef RC_HAVE_NCCL
+    int nccl_built = 1;
+#else
+    int nccl_built = 0; /* a lone GPU run needs no NCCL: MASTER_ADDR ignored */
+#endif
+    if (use_gpu && rc_rendezvous_from_env(&rv) && (world > 1 || nccl_built))
         status = init_rendezvous(c, world, &rv);
     else if (world > 1)
         status = init_transport(c, world, who);
@@ -229,7 +251,9 @@ void rc_comm_free(rc_comm *c) {
 }
 
 void rc_comm_fail(rc_comm *c, const char *msg) {
-    if (!c || c->size == 1) return;
+    /* one process alone returns its error; with NCCL even one rank ends
+     * here, since its reductions have no error return to the trainer */
+    if (!c || (c->size == 1 && !c->nccl)) return;
     fprintf(stderr, "recompose: rank %d of %d failed: %s\n"
                     "recompose: aborting all %d ranks\n",
             c->rank, c->size, msg, c->size);
@@ -247,6 +271,8 @@ const char *rc_comm_kind(const rc_comm *c) { return c->kind; }
 int rc_comm_rank(const rc_comm *c) { return c->rank; }
 int rc_comm_size(const rc_comm *c) { return c->size; }
 int rc_comm_device(const rc_comm *c) {
+    /* a CPU run asks the CUDA plugin nothing (it would load it) */
+    if (!c->use_gpu) return 0;
     /* a launcher that shows each rank only its own GPU (Slurm
      * --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank): ordinal 0 */
     return rc_cuda_device_count() == 1 ? 0 : c->local_rank;

@@ -3,11 +3,13 @@
  * TCP: rank 0 accepts world - 1 connections, each opened by a hello (magic,
  * rank, token); when all ranks are there it sends each the payload. A
  * connection refused is retried until the timeout (rank 0 may start last).
- * File: rank 0 writes PATH.tmp and renames it to PATH (atomic on one file
- * system); rank r polls for PATH, reads it, checks the token and writes
- * PATH.ack.r; once every rank has acknowledged, rank 0 writes PATH.go (or
+ * File: rank 0 writes PATH (whole: a temporary file renamed) with the token,
+ * a nonce of this run and the bytes; rank r polls for PATH, reads it and
+ * writes PATH.ack.r (rank 0's nonce and its own); once every rank has
+ * acknowledged, rank 0 writes PATH.go listing every rank's nonce (or
  * PATH.fail at the timeout), each rank answers PATH.done.r, and rank 0
- * removes the files. Like the TCP way, no rank leaves before all are in.
+ * removes the files. Like the TCP way, no rank leaves before all are in,
+ * and files a crashed run left behind are never taken for this run's.
  */
 #include "rendezvous.h"
 
@@ -48,7 +50,8 @@ int rc_rendezvous_from_env(rc_rendezvous *r) {
     }
     const char *addr = getenv("MASTER_ADDR"), *port = getenv("MASTER_PORT");
     if (addr && *addr && port && *port) {
-        snprintf(r->where, sizeof r->where, "tcp://%s:%s", addr, port);
+        /* torchrun's own store listens on MASTER_PORT: the next one is ours */
+        snprintf(r->where, sizeof r->where, "tcp://%s:%d", addr, atoi(port) + 1);
         return 1;
     }
     return 0;
@@ -107,6 +110,32 @@ static int io_all(int fd, void *buf, size_t n, int writing, double deadline) {
     return 0;
 }
 
+/* connect() that gives up at the deadline (a host that drops packets would
+ * otherwise block for minutes); 0, or -1 with errno set. */
+static int connect_until(int fd, const struct sockaddr *a, socklen_t n, double deadline) {
+    int flags = fcntl(fd, F_GETFL, 0);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return -1;
+    int rc = connect(fd, a, n);
+    if (rc != 0 && errno == EINPROGRESS) {
+        int ms = (int)((deadline - now_s()) * 1000);
+        struct pollfd pf = {fd, POLLOUT, 0};
+        if (ms <= 0 || poll(&pf, 1, ms) <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) {
+            errno = err;
+            return -1;
+        }
+        rc = 0;
+    }
+    fcntl(fd, F_SETFL, flags); /* io_all polls anyway */
+    return rc;
+}
+
 static int split_host_port(const char *hp, char *host, size_t cap, char *port, size_t pcap) {
     const char *colon = strrchr(hp, ':');
     if (!colon || colon == hp || !colon[1]) return -1;
@@ -159,7 +188,8 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
                                 "to a free port)", r->where, port, strerror(err));
         }
     }
-    int *conn = rc_xcalloc((size_t)world, sizeof *conn);
+    int *conn = rc_xmalloc((size_t)world * sizeof *conn);
+    for (int i = 0; i < world; i++) conn[i] = -1;
     unsigned char *arrived = rc_xcalloc((size_t)world, 1);
     arrived[0] = 1;
     int n_arrived = 1, status = 0;
@@ -203,20 +233,32 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
         arrived[h.rank] = 1;
         n_arrived++;
     }
-    /* all there: each gets the payload (a length first); else they get 0 */
-    uint32_t len = status == 0 ? (uint32_t)bytes : 0;
+    /* all there: each gets the payload (a length first); else they get 0
+     * (data NULL: rank 0 itself failed, and says so to every rank) */
+    uint32_t len = status == 0 && data ? (uint32_t)bytes : 0;
     for (int i = 1; i < world; i++) {
-        if (!conn[i]) continue;
+        if (conn[i] < 0) continue;
         if (io_all(conn[i], &len, sizeof len, 1, now_s() + 10) != 0 ||
             (len && io_all(conn[i], (void *)data, bytes, 1, now_s() + 10) != 0)) {
             if (status == 0)
                 status = rc_set_error("rendezvous %s: sending to rank %d failed", r->where, i);
         }
-        close(conn[i]);
     }
+    /* every rank confirms it holds the bytes: a rank that went away in the
+     * meantime is found here, not as a hang inside NCCL */
+    for (int i = 1; i < world && status == 0 && len; i++) {
+        unsigned char ack = 0;
+        if (io_all(conn[i], &ack, 1, 0, now_s() + 30) != 0 || ack != 1)
+            status = rc_set_error("rendezvous %s: rank %d did not confirm the id "
+                                  "(it stopped during the rendezvous?)", r->where, i);
+    }
+    for (int i = 1; i < world; i++)
+        if (conn[i] >= 0) close(conn[i]);
     close(fd);
     free(conn);
     free(arrived);
+    if (status == 0 && !data)
+        status = rc_set_error("rendezvous %s: rank 0 had nothing to share", r->where);
     return status;
 }
 
@@ -236,7 +278,8 @@ static int tcp_join(const rc_rendezvous *r, const char *host, const char *port, 
         int fd = -1;
         for (a = ai; a && fd < 0; a = a->ai_next) {
             fd = socket(a->ai_family, a->ai_socktype, 0);
-            if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+            if (fd >= 0 && connect_until(fd, a->ai_addr, a->ai_addrlen,
+                                         now_s() + 5) != 0) {
                 snprintf(last, sizeof last, "%s", strerror(errno));
                 close(fd);
                 fd = -1;
@@ -250,15 +293,23 @@ static int tcp_join(const rc_rendezvous *r, const char *host, const char *port, 
         hello h = {HELLO_MAGIC, (uint32_t)rank, {0}};
         snprintf(h.token, sizeof h.token, "%s", r->token);
         uint32_t len = 0;
-        int ok = io_all(fd, &h, sizeof h, 1, deadline) == 0 &&
-                 io_all(fd, &len, sizeof len, 0, deadline + 5) == 0;
-        if (ok && len == bytes) ok = io_all(fd, data, bytes, 0, deadline + 5) == 0;
+        /* connected: wait for rank 0's answer as long as it may take (its
+         * own deadline may be later than ours; it always answers or
+         * closes by then) */
+        double answer_by = now_s() + 2 * r->timeout_s + 60;
+        int ok = io_all(fd, &h, sizeof h, 1, now_s() + 10) == 0 &&
+                 io_all(fd, &len, sizeof len, 0, answer_by) == 0;
+        if (ok && len == bytes) ok = io_all(fd, data, bytes, 0, answer_by) == 0;
+        if (ok && len == bytes) {
+            unsigned char ack = 1;
+            ok = io_all(fd, &ack, 1, 1, now_s() + 10) == 0;
+        }
         close(fd);
         if (ok && len == bytes) return 0;
         if (ok && len == 0)
-            return rc_set_error("rendezvous %s: rank 0 gave up (another rank is "
-                                "missing, or a peer was refused: see rank 0's "
-                                "message)", r->where);
+            return rc_set_error("rendezvous %s: rank 0 gave up (it failed, another "
+                                "rank is missing, or a peer was refused: see rank "
+                                "0's message)", r->where);
         return rc_set_error("rendezvous %s: rank 0 did not answer rank %d within "
                             "%g s%s", r->where, rank, r->timeout_s,
                             ok ? " with the expected size" : "");
@@ -270,68 +321,80 @@ static int tcp_join(const rc_rendezvous *r, const char *host, const char *port, 
 
 /* ---- file ------------------------------------------------------------------------ */
 
-static int write_file_atomic(const char *path, const char *token, const void *data,
-                             size_t bytes) {
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
-    uint32_t len = (uint32_t)bytes;
-    int ok = fprintf(f, "%s\n", token) > 0 && fwrite(&len, sizeof len, 1, f) == 1 &&
-             fwrite(data, 1, bytes, f) == bytes;
-    ok = fclose(f) == 0 && ok;
-    return ok && rename(tmp, path) == 0 ? 0 : -1;
+/* Every file is written whole (to NAME.tmp, then renamed). Rank 0's PATH
+ * holds the token, its nonce (fresh each run) and the bytes; rank r's ack
+ * holds rank 0's nonce and its own; PATH.go lists every rank's nonce, so a
+ * rank never takes a .go (or bytes) left by another run for its own. */
+
+static void make_nonce(char *buf, size_t cap) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(buf, cap, "%lx%09ld.%d", (long)ts.tv_sec, ts.tv_nsec, (int)getpid());
 }
 
-/* 1: read and the token matches; 0: not there (yet) or another run's; -1
- * on a malformed file */
-static int read_file(const char *path, const char *token, void *data, size_t bytes) {
+static int write_whole(const char *path, const char *text, const void *data,
+                       size_t bytes) {
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return -1;
+    int ok = fputs(text, f) >= 0;
+    if (data) {
+        uint32_t len = (uint32_t)bytes;
+        ok = ok && fwrite(&len, sizeof len, 1, f) == 1 && fwrite(data, 1, bytes, f) == bytes;
+    }
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Rank 0's file: 1 read (nonce set), 2 rank 0 gave up (nonce set), 0 not
+ * there or another job's, -1 malformed. */
+static int read_published(const char *path, const char *token, char *nonce, size_t ncap,
+                          void *data, size_t bytes) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
-    char line[160];
-    uint32_t len = 0;
+    char line[200], n[64];
     int status = 0;
-    if (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = 0;
-        if (strcmp(line, token) == 0)
-            status = fread(&len, sizeof len, 1, f) == 1 && len == bytes &&
-                             fread(data, 1, bytes, f) == bytes
-                         ? 1
-                         : -1;
+    if (fgets(line, sizeof line, f) && (line[strcspn(line, "\n")] = 0, 1) &&
+        strcmp(line, token) == 0 && fgets(n, sizeof n, f)) {
+        n[strcspn(n, "\n")] = 0;
+        uint32_t len = 0;
+        if (fread(&len, sizeof len, 1, f) != 1)
+            status = -1;
+        else if (len == 0)
+            status = 2;
+        else
+            status = len == bytes && fread(data, 1, bytes, f) == bytes ? 1 : -1;
+        if (status > 0) snprintf(nonce, ncap, "%.63s", n);
     }
     fclose(f);
     return status;
 }
 
-/* A marker file holding the token (PATH.go, PATH.fail). */
-static void write_marker(const char *path, const char *suffix, const char *token) {
-    char p[640];
-    snprintf(p, sizeof p, "%s.%s", path, suffix);
-    char tmp[660];
-    snprintf(tmp, sizeof tmp, "%s.tmp", p);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return;
-    fprintf(f, "%s\n", token);
-    if (fclose(f) == 0) rename(tmp, p);
+static void rank_file(char *buf, size_t cap, const char *path, const char *kind, int r) {
+    snprintf(buf, cap, "%s.%s.%d", path, kind, r);
 }
 
-static int marker_is_ours(const char *path, const char *suffix, const char *token) {
-    char p[640], line[160];
-    snprintf(p, sizeof p, "%s.%s", path, suffix);
-    FILE *f = fopen(p, "r");
-    if (!f) return 0;
-    int ours = fgets(line, sizeof line, f) && (line[strcspn(line, "\n")] = 0, 1) &&
-               strcmp(line, token) == 0;
+/* The first line of a small file, or "" */
+static void first_line(const char *path, char *buf, size_t cap) {
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (!fgets(buf, (int)cap, f)) buf[0] = 0;
+    buf[strcspn(buf, "\n")] = 0;
     fclose(f);
-    return ours;
 }
 
 static void remove_files(const char *path, int world) {
-    char p[640];
+    char p[700];
     for (int i = 1; i < world; i++) {
-        snprintf(p, sizeof p, "%s.ack.%d", path, i);
+        rank_file(p, sizeof p, path, "ack", i);
         unlink(p);
-        snprintf(p, sizeof p, "%s.done.%d", path, i);
+        rank_file(p, sizeof p, path, "done", i);
         unlink(p);
     }
     snprintf(p, sizeof p, "%s.go", path);
@@ -341,23 +404,27 @@ static void remove_files(const char *path, int world) {
     unlink(path);
 }
 
-/* Wait for PATH.KIND.r of every rank; 0, or the count still missing (with
- * their list in missing) at the deadline. */
-static int wait_for_ranks(const char *path, const char *kind, int world,
-                          double deadline, char *missing, size_t cap) {
+/* Until every rank's PATH.KIND.r starts with "nonce" (its content after
+ * that into got[r], when got is given), or the deadline. Returns how many
+ * are missing, listed in `missing`. */
+static int wait_for_ranks(const char *path, const char *kind, const char *nonce,
+                          int world, double deadline, char (*got)[64], char *missing,
+                          size_t cap) {
     unsigned char *arrived = rc_xcalloc((size_t)world, 1);
     arrived[0] = 1;
     int left = world - 1;
-    char p[640];
+    size_t nl = strlen(nonce);
     while (left > 0) {
         for (int i = 1; i < world; i++) {
             if (arrived[i]) continue;
-            snprintf(p, sizeof p, "%s.%s.%d", path, kind, i);
-            struct stat st;
-            if (stat(p, &st) == 0) {
-                arrived[i] = 1;
-                left--;
-            }
+            char p[700], line[200];
+            rank_file(p, sizeof p, path, kind, i);
+            first_line(p, line, sizeof line);
+            if (strncmp(line, nonce, nl) != 0 || (line[nl] != ' ' && line[nl] != 0))
+                continue;
+            if (got) snprintf(got[i], 64, "%s", line[nl] ? line + nl + 1 : "");
+            arrived[i] = 1;
+            left--;
         }
         if (left == 0 || now_s() > deadline) break;
         nap_ms(20);
@@ -367,74 +434,132 @@ static int wait_for_ranks(const char *path, const char *kind, int world,
     return left;
 }
 
-/* Rank 0: publish, wait until every rank has read it (ack), say go, wait
- * until every rank has seen go (done), clean up. On a missing rank, say
- * fail instead, so that no rank goes on to wait in NCCL for it. */
+/* Rank 0: publish, wait for every rank's ack (they hold the bytes), write
+ * go with every rank's nonce, wait until all have seen it, clean up. A
+ * missing rank: fail instead, so that no rank goes on to wait in NCCL. */
 static int file_serve(const rc_rendezvous *r, const char *path, int world,
                       const void *data, size_t bytes) {
     remove_files(path, world); /* of a run that died */
-    if (write_file_atomic(path, r->token, data, bytes) != 0)
+    char nonce[64], head[300];
+    make_nonce(nonce, sizeof nonce);
+    snprintf(head, sizeof head, "%s\n%s\n", r->token, nonce);
+    uint32_t zero = 0;
+    if (write_whole(path, head, data ? data : (const void *)&zero, data ? bytes : 0) != 0)
         return rc_set_error("rendezvous %s: rank 0 cannot write %s: %s (a directory "
                             "every rank sees?)", r->where, path, strerror(errno));
-    char missing[256];
-    int left = wait_for_ranks(path, "ack", world, now_s() + r->timeout_s, missing,
-                              sizeof missing);
+    if (!data) /* rank 0 failed: the file says so, and the others stop */
+        return rc_set_error("rendezvous %s: rank 0 had nothing to share", r->where);
+    char (*got)[64] = rc_xcalloc((size_t)world, sizeof *got);
+    char missing[256], p[700];
+    int left = wait_for_ranks(path, "ack", nonce, world, now_s() + r->timeout_s, got,
+                              missing, sizeof missing);
+    snprintf(p, sizeof p, "%s.%s", path, left ? "fail" : "go");
+    size_t cap = 300 + (size_t)world * 80, len = 0;
+    char *text = rc_xmalloc(cap);
+    len += (size_t)snprintf(text, cap, "%s %s\n", r->token, nonce);
+    for (int i = 1; !left && i < world; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%d %s\n", i, got[i]);
+    write_whole(p, text, NULL, 0);
+    free(text);
+    free(got);
     if (left) {
-        write_marker(path, "fail", r->token);
         unlink(path);
         return rc_set_error("rendezvous %s: rank%s %s did not arrive within %g s (did "
                             "every rank start? do they all see %s?)", r->where,
                             left > 1 ? "s" : "", missing, r->timeout_s, path);
     }
-    write_marker(path, "go", r->token);
     /* every rank polls for go; the files go once all have seen it */
-    wait_for_ranks(path, "done", world, now_s() + 60, missing, sizeof missing);
+    wait_for_ranks(path, "done", nonce, world, now_s() + 60, NULL, missing,
+                   sizeof missing);
     remove_files(path, world);
     return 0;
 }
 
-static int touch(const char *path, const char *kind, int rank) {
-    char p[640];
-    snprintf(p, sizeof p, "%s.%s.%d", path, kind, rank);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return -1;
-    close(fd);
-    return 0;
+/* go is ours when its first line is "token nonce0" and it lists this
+ * rank with its own nonce */
+static int go_is_ours(const char *path, const char *token, const char *nonce0, int rank,
+                      const char *mine) {
+    char p[700], want[300], line[300];
+    snprintf(p, sizeof p, "%s.go", path);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    snprintf(want, sizeof want, "%s %s", token, nonce0);
+    int ours = fgets(line, sizeof line, f) && (line[strcspn(line, "\n")] = 0, 1) &&
+               strcmp(line, want) == 0;
+    snprintf(want, sizeof want, "%d %s", rank, mine);
+    int listed = 0;
+    while (ours && !listed && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        listed = strcmp(line, want) == 0;
+    }
+    fclose(f);
+    return ours && listed;
 }
 
 static int file_join(const rc_rendezvous *r, const char *path, int rank, void *data,
                      size_t bytes) {
-    double deadline = now_s() + r->timeout_s;
+    char mine[64], nonce0[64] = "", seen[64], p[700], text[200], fail[300];
+    make_nonce(mine, sizeof mine);
+    double deadline = now_s() + r->timeout_s, answer_by = 0;
+    unsigned char *fresh = rc_xmalloc(bytes ? bytes : 1);
+    int status = 0;
     for (;;) {
-        int got = read_file(path, r->token, data, bytes);
-        if (got < 0)
-            return rc_set_error("rendezvous %s: %s is not a rendezvous file of this "
-                                "size (%zu bytes expected)", r->where, path, bytes);
-        if (got == 1) break;
-        if (now_s() > deadline)
-            return rc_set_error("rendezvous %s: rank 0 did not publish %s within %g s "
-                                "(is rank 0 running? does it see the same file "
-                                "system? a file of another run has another token)",
-                                r->where, path, r->timeout_s);
+        /* (re-)read rank 0's file: a newer one (another nonce) replaces a
+         * stale one read before rank 0 started */
+        int got = read_published(path, r->token, seen, sizeof seen, fresh, bytes);
+        if (got < 0) {
+            status = rc_set_error("rendezvous %s: %s is not a rendezvous file of "
+                                  "this size (%zu bytes expected)", r->where, path, bytes);
+            break;
+        }
+        if (got == 2 && strcmp(seen, nonce0) != 0) {
+            status = rc_set_error("rendezvous %s: rank 0 failed before it could "
+                                  "share (see rank 0's message)", r->where);
+            break;
+        }
+        if (got == 1 && strcmp(seen, nonce0) != 0) {
+            snprintf(nonce0, sizeof nonce0, "%s", seen);
+            memcpy(data, fresh, bytes);
+            rank_file(p, sizeof p, path, "ack", rank);
+            snprintf(text, sizeof text, "%s %s\n", nonce0, mine);
+            if (write_whole(p, text, NULL, 0) != 0) {
+                status = rc_set_error("rendezvous %s: rank %d cannot write %s: %s",
+                                      r->where, rank, p, strerror(errno));
+                break;
+            }
+            answer_by = now_s() + r->timeout_s + 10;
+        }
+        if (nonce0[0]) {
+            if (go_is_ours(path, r->token, nonce0, rank, mine)) break;
+            snprintf(p, sizeof p, "%s.fail", path);
+            first_line(p, text, sizeof text);
+            snprintf(fail, sizeof fail, "%s %s", r->token, nonce0);
+            if (strcmp(text, fail) == 0) {
+                status = rc_set_error("rendezvous %s: rank 0 gave up (another rank "
+                                      "is missing: see rank 0's message)", r->where);
+                break;
+            }
+            if (now_s() > answer_by) {
+                status = rc_set_error("rendezvous %s: rank 0 did not say go within "
+                                      "%g s", r->where, r->timeout_s + 10);
+                break;
+            }
+        } else if (now_s() > deadline) {
+            status = rc_set_error("rendezvous %s: rank 0 did not publish %s within "
+                                  "%g s (is rank 0 running? does it see the same "
+                                  "file system? a file of another job has another "
+                                  "token)", r->where, path, r->timeout_s);
+            break;
+        }
         nap_ms(20);
     }
-    if (touch(path, "ack", rank) != 0)
-        return rc_set_error("rendezvous %s: rank %d cannot write beside %s: %s", r->where,
-                            rank, path, strerror(errno));
-    /* go once every rank is there; fail when rank 0 gave up on one */
-    deadline = now_s() + r->timeout_s + 10;
-    for (;;) {
-        if (marker_is_ours(path, "go", r->token)) break;
-        if (marker_is_ours(path, "fail", r->token))
-            return rc_set_error("rendezvous %s: rank 0 gave up (another rank is "
-                                "missing: see rank 0's message)", r->where);
-        if (now_s() > deadline)
-            return rc_set_error("rendezvous %s: rank 0 did not say go within %g s",
-                                r->where, r->timeout_s + 10);
-        nap_ms(20);
+    free(fresh);
+    if (status == 0) {
+        rank_file(p, sizeof p, path, "done", rank);
+        snprintf(text, sizeof text, "%s\n", nonce0);
+        write_whole(p, text, NULL, 0);
     }
-    touch(path, "done", rank);
-    return 0;
+    return status;
 }
 
 int rc_rendezvous_share(const rc_rendezvous *r, int rank, int world, void *data,

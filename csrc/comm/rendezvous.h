@@ -4,7 +4,8 @@
  *
  * Two ways to meet, both plain POSIX:
  *   tcp://HOST:PORT  rank 0 listens on PORT; the others connect to HOST
- *                    (torchrun's MASTER_ADDR and MASTER_PORT give this);
+ *                    (torchrun's MASTER_ADDR and MASTER_PORT + 1: its own
+ *                    store listens on MASTER_PORT);
  *   file:///PATH     rank 0 writes PATH atomically on a file system every
  *                    rank sees; each rank acknowledges beside it and rank 0
  *                    removes the files once all have read.
@@ -32,8 +33,10 @@ typedef struct {
 int rc_rendezvous_from_env(rc_rendezvous *r);
 
 /* Every rank calls it; rank 0's `bytes` bytes at data end up in every
- * rank's data. 0, or -1 with the error set (naming the missing ranks, the
- * address and what to check). */
+ * rank's data. Rank 0 with data NULL failed before it had anything to
+ * share: the others are told so (rather than waiting out the timeout), and
+ * every rank returns -1. 0, or -1 with the error set (naming the missing
+ * ranks, the address and what to check). */
 int rc_rendezvous_share(const rc_rendezvous *r, int rank, int world, void *data,
                         size_t bytes);
 
