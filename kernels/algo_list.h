@@ -42,15 +42,6 @@ static inline int rc_algo_list_add(rc_algo_list *l, int algo, int math, size_t w
     return 1;
 }
 
-/* The largest workspace of the candidates not yet ruled out: enough for
- * any fallback without a new allocation. */
-static inline size_t rc_algo_list_ws(const rc_algo_list *l) {
-    size_t m = 0;
-    for (int i = l->current; i < l->n; i++)
-        if (l->ws[i] > m) m = l->ws[i];
-    return m;
-}
-
 /* Run the pass: run(ctx, algo, math, ws) returns 0 (ran) or a non-zero
  * status. On a failure the next candidate is tried, note(ctx, failed
  * candidate index, status) told first. Returns 0 once one ran (it stays

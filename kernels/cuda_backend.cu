@@ -315,9 +315,16 @@ static void collect_candidates(const Perf *p, int n, int need_det, rc_algo_list 
     }
 }
 
+/* The workspace of each pass's current candidate (a fallback takes more
+ * when its candidate needs it): not the largest of all candidates, which
+ * can be an FFT algorithm's gigabyte. */
+static size_t current_ws(const rc_algo_list *l) {
+    return l->current < l->n ? l->ws[l->current] : 0;
+}
+
 static void update_workspace(conv_entry *e) {
-    size_t a = rc_algo_list_ws(&e->fwd), b = rc_algo_list_ws(&e->bwd_data),
-           c = rc_algo_list_ws(&e->bwd_filter);
+    size_t a = current_ws(&e->fwd), b = current_ws(&e->bwd_data),
+           c = current_ws(&e->bwd_filter);
     e->ws_bytes = a > b ? (a > c ? a : c) : (b > c ? b : c);
 }
 
@@ -434,6 +441,15 @@ static void describe_layer(const rc_conv_shape *s, char *buf, size_t cap) {
              s->c_in, s->h_in, s->w_in, s->c_out, s->k, s->stride, s->n);
 }
 
+/* Has another batch size of this layer already fallen back from bf16? */
+static int layer_fell_back(const rc_conv_shape *s) {
+    for (conv_entry *e = G.convs; e; e = e->next)
+        if (e->key_mode == RC_PRECISION_BF16 && e->mode != e->key_mode &&
+            same_but_n(&e->s, s))
+            return 1;
+    return 0;
+}
+
 /* The cached entry of a shape (most recently used first), made on a miss. */
 static conv_entry *conv_lookup(const rc_conv_shape *s) {
     int mode = conv_mode();
@@ -459,8 +475,10 @@ static conv_entry *conv_lookup(const rc_conv_shape *s) {
     RC_DNN(cudnnCreateTensorDescriptor(&e->y));
     RC_DNN(cudnnCreateFilterDescriptor(&e->w));
     RC_DNN(cudnnCreateConvolutionDescriptor(&e->conv));
-    /* a bf16 layer its sibling already ran in float32 does so too */
-    set_descriptors(e, sibling ? sibling->mode : mode);
+    /* the precision is decided per shape, from cuDNN's answer for it, so a
+     * resumed run takes the same one as a straight run (it does not depend
+     * on which batch sizes came before) */
+    set_descriptors(e, mode);
     /* timed choices are made once per layer; heuristics are cheap and
      * deterministic per shape, so they are asked for each batch size */
     int benchmark = G.opt.benchmark;
@@ -468,12 +486,15 @@ static conv_entry *conv_lookup(const rc_conv_shape *s) {
         const char *missing = choose_algorithms(e, benchmark);
         if (missing && e->mode == RC_PRECISION_BF16 && strcmp(missing, "forward") != 0) {
             /* cuDNN has no deterministic bf16 backward algorithm for this
-             * layer: it runs in float32 (TF32), the rest stays in bf16 */
-            char layer[160];
-            describe_layer(s, layer, sizeof layer);
-            fprintf(stderr, "recompose: CUDA backend: no deterministic bfloat16 %s "
-                            "algorithm for the %s: this layer runs in float32 (TF32)\n",
-                    missing, layer);
+             * shape: it runs in float32 (TF32), the rest stays in bf16;
+             * said once per layer (the batch size changes every step) */
+            if (!layer_fell_back(s)) {
+                char layer[160];
+                describe_layer(s, layer, sizeof layer);
+                fprintf(stderr, "recompose: CUDA backend: no deterministic bfloat16 %s "
+                                "algorithm for the %s: this layer runs in float32 "
+                                "(TF32)\n", missing, layer);
+            }
             set_descriptors(e, RC_PRECISION_TF32);
             missing = choose_algorithms(e, benchmark);
         }
@@ -520,13 +541,20 @@ typedef struct {
     enum conv_pass pass;
     const void *a, *b; /* fwd: x, w; data: w, dy; filter: x, dy */
     void *out;         /* fwd: y; data: dx; filter: dw */
-    void *ws;
+    void *ws;          /* ws_cap bytes of scratch */
+    size_t ws_cap;
 } pass_args;
 
 static int run_pass(void *ctx, int algo, int math, size_t ws_bytes) {
     pass_args *p = (pass_args *)ctx;
     conv_entry *e = p->e;
     const float one = 1.0f, zero = 0.0f;
+    /* a fallback candidate may need more room than the one chosen: a new
+     * chunk of the arena (chunks never move during an op) */
+    if (ws_bytes > p->ws_cap) {
+        p->ws = rc_dev_scratch(ws_bytes);
+        p->ws_cap = ws_bytes;
+    }
     RC_DNN(cudnnSetConvolutionMathType(e->conv, (cudnnMathType_t)math));
     cudnnStatus_t st;
     switch (p->pass) {
@@ -567,6 +595,7 @@ static void note_failed_algo(void *ctx, const rc_algo_list *l, int failed, int s
  * one that ran stays current. All failing ends the run, naming the call. */
 static void run_with_fallback(pass_args *p, rc_algo_list *l) {
     int status = rc_algo_list_run(l, run_pass, note_failed_algo, p);
+    if (status == 0) update_workspace(p->e); /* the candidates now current */
     if (status != 0)
         rc_cuda_die(pass_calls[p->pass], __FILE__, __LINE__,
                     status > 0 ? cudnnGetErrorString((cudnnStatus_t)status)
@@ -579,7 +608,8 @@ static void cuda_conv2d_forward(const rc_conv_shape *s, const float *x,
     (void)ws_unused;
     conv_entry *e = conv_lookup(s);
     rc_dev_scratch_reset();
-    pass_args p = {e, PASS_FWD, x, w, y, e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL};
+    pass_args p = {e, PASS_FWD, x, w, y,
+                   e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL, e->ws_bytes};
     if (e->mode == RC_PRECISION_BF16) {
         __nv_bfloat16 *y16 =
             (__nv_bfloat16 *)rc_dev_scratch(elems_y(s) * sizeof(__nv_bfloat16));
@@ -600,28 +630,29 @@ static void cuda_conv2d_backward(const rc_conv_shape *s, const float *x,
     (void)ws_unused;
     conv_entry *e = conv_lookup(s);
     rc_dev_scratch_reset();
-    void *ws = e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL;
+    size_t cap = e->ws_bytes; /* the passes below may update e->ws_bytes */
+    void *ws = cap ? rc_dev_scratch(cap) : NULL;
     rc_op_conv_bias_grad(s->n, s->c_out, s->h_out * s->w_out, dy, db);
     if (e->mode == RC_PRECISION_BF16) {
         __nv_bfloat16 *x16 = to_bf16(x, elems_x(s)), *dy16 = to_bf16(dy, elems_y(s));
         __nv_bfloat16 *g16 = (__nv_bfloat16 *)rc_dev_scratch(
             (elems_w(s) > elems_x(s) ? elems_w(s) : elems_x(s)) * sizeof(__nv_bfloat16));
-        pass_args pf = {e, PASS_FILTER, x16, dy16, g16, ws};
+        pass_args pf = {e, PASS_FILTER, x16, dy16, g16, ws, cap};
         run_with_fallback(&pf, &e->bwd_filter);
         from_bf16(g16, elems_w(s), dw);
         if (dx) {
             __nv_bfloat16 *dx16 =
                 (__nv_bfloat16 *)rc_dev_scratch(elems_x(s) * sizeof(__nv_bfloat16));
-            pass_args pd = {e, PASS_DATA, to_bf16(w, elems_w(s)), dy16, dx16, ws};
+            pass_args pd = {e, PASS_DATA, to_bf16(w, elems_w(s)), dy16, dx16, ws, cap};
             run_with_fallback(&pd, &e->bwd_data);
             from_bf16(dx16, elems_x(s), dx);
         }
         return;
     }
-    pass_args pf = {e, PASS_FILTER, x, dy, dw, ws};
+    pass_args pf = {e, PASS_FILTER, x, dy, dw, ws, cap};
     run_with_fallback(&pf, &e->bwd_filter);
     if (dx) {
-        pass_args pd = {e, PASS_DATA, w, dy, dx, ws};
+        pass_args pd = {e, PASS_DATA, w, dy, dx, ws, cap};
         run_with_fallback(&pd, &e->bwd_data);
     }
 }

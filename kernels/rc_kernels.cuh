@@ -84,8 +84,9 @@ RC_KERNEL(rc_k_relu_fwd, rc_relu_args) {
 
 /* Frames arrive as bytes (the loader's pixels; four times fewer bytes over
  * PCIe than floats) and become floats in [0, 1] here: x * (1/255), a
- * float product as in the loader's own conversion (csrc/data/loader.c), so
- * the device batch is bitwise what the CPU backend converts on the host. */
+ * float product, the formula the host uses for bytes (train_input.c), so
+ * the same bytes give the same floats on every backend. (The loader's own
+ * float output is not rounded to bytes where it resamples.) */
 typedef struct {
     size_t n;
     const uint8_t *x;

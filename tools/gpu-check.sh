@@ -98,19 +98,28 @@ verdict() {
 }
 
 # run_step NAME SECONDS CMD...: run with a timeout, record the outcome, show
-# the tail of its output when it did not pass.
+# the tail of its output when it did not pass. On a GPU machine a GPU test
+# that skips (77) failed: it found no GPU where there is one.
 run_step() {
     local name=$1 secs; secs=$(limit "$2"); shift 2
     if [ "$secs" -le 0 ]; then record "$name" "not run (time budget)"; return 1; fi
-    local out rc
+    local out rc t0; t0=$(date +%s)
     out=$(timeout -k 10 "$secs" "$@" 2>&1); rc=$?
+    # killed after ignoring the timeout's TERM: still a timeout, not a crash
+    if [ "$rc" = 137 ] && [ $(( $(date +%s) - t0 )) -ge "$secs" ]; then rc=124; fi
     local r; r=$(verdict "$rc" "$(echo "$out" | grep -m1 -o 'SKIPPED.*' | sed 's/^SKIPPED:* *//' | cut -c1-60)")
+    if [ "$rc" = 77 ] && [ "$have_gpu" = 1 ] && [[ $name == *cuda* ]]; then
+        r="FAIL (skipped on a GPU machine: $(echo "$out" | grep -m1 -o 'SKIPPED.*' | cut -c1-80))"
+    fi
     case $r in pass|skipped*) ;; *) echo "$out" | tail -25 ;; esac
     record "$name" "$r"
     return "$rc"
 }
 
+finished=0
 finish() {
+    [ "$finished" = 1 ] && return
+    finished=1
     local rc=0
     echo
     echo "==== gpu-check summary ($(elapsed) s of a ${BUDGET} s budget; mode:$([ $NOGPU = 1 ] && echo ' no-gpu')$([ $QUICK = 1 ] && echo ' quick')$([ $NOGPU = 0 ] && [ $QUICK = 0 ] && echo ' full'))"
@@ -130,6 +139,12 @@ finish() {
     fi
     exit $rc
 }
+
+# an unexpected exit (an unset variable, a signal) still prints the summary
+# and completes the log; it counts as a failure
+trap 'code=$?; if [ "$finished" = 0 ]; then record "gpu-check itself" "FAIL (exited early, status $code)"; finish; fi' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # ---- 0. the machine ---------------------------------------------------------------
 section "the machine"
@@ -208,9 +223,11 @@ else
     [ -e "$BUILD/CMakeCache.txt" ] || werror=(-DRC_WERROR=OFF)
     mkdir -p "$BUILD"
     secs=$(limit 300)
-    if timeout "$secs" cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRC_CUDA=$cuda_mode "${werror[@]}" \
+    [ "$secs" -gt 0 ] || { record build "not run (time budget)"; finish; }
+    if timeout "$secs" cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRC_CUDA=$cuda_mode ${werror[@]+"${werror[@]}"} \
             ${cudnn_root:+-DCUDNN_ROOT="$cudnn_root"} > "$BUILD/gpu-check.configure.log" 2>&1 &&
-       timeout "$(limit 300)" cmake --build "$BUILD" -j"$(nproc)" > "$BUILD/gpu-check.build.log" 2>&1; then
+       secs=$(limit 300) && [ "$secs" -gt 0 ] &&
+       timeout "$secs" cmake --build "$BUILD" -j"$(nproc)" > "$BUILD/gpu-check.build.log" 2>&1; then
         record build "ok ($(grep -c -i 'warning' "$BUILD/gpu-check.build.log") warning lines)"
         grep -m1 "CUDA backend:" "$BUILD/gpu-check.configure.log"
     else
@@ -244,16 +261,24 @@ if [ "${RC_GPU_CHECK_INJECT:-}" = crash ]; then
 elif [ "$have_gpu" = 0 ]; then
     record "bench_cuda" "skipped (no GPU)"
 else
-    secs=$(limit 180)
-    bench=$(timeout -k 10 "$secs" "$BUILD/bench_cuda" "$steps" 2>&1); rc=$?
-    echo "$bench"
-    record "bench_cuda" "$(verdict $rc)"
+    secs=$(limit 180); bench="" rc=0
+    if [ "$secs" -gt 0 ]; then
+        bench=$(timeout -k 10 "$secs" "$BUILD/bench_cuda" "$steps" 2>&1); rc=$?
+        echo "$bench"
+        record "bench_cuda" "$(verdict $rc)"
+    else
+        record "bench_cuda" "not run (time budget)"
+    fi
     BENCH_LINES=$(echo "$bench" | awk 'NF >= 3 && $1 != "device" { printf "%-38s %s %s %s %s\n", $1, $2, $3, $4, $5 }'
                   echo "$bench" | grep -m1 '^device')
-    secs=$(limit 180)
-    torch=$(timeout -k 10 "$secs" "$PY" bench/bench_torch.py "$steps" 2>&1); rc=$?
-    echo "$torch" | tail -3
-    record "bench_torch.py (PyTorch peer)" "$(verdict $rc)"
+    secs=$(limit 180); torch=""
+    if [ "$secs" -gt 0 ]; then
+        torch=$(timeout -k 10 "$secs" "$PY" bench/bench_torch.py "$steps" 2>&1); rc=$?
+        echo "$torch" | tail -3
+        record "bench_torch.py (PyTorch peer)" "$(verdict $rc)"
+    else
+        record "bench_torch.py (PyTorch peer)" "not run (time budget)"
+    fi
     BENCH_LINES="$BENCH_LINES
 $(echo "$torch" | awk '$1 == "torch_train_paper" { printf "%-38s %s %s\n", $1, $2, $3 }')"
 fi
@@ -293,8 +318,11 @@ elif [ ! -x "$SAN" ]; then
     record "compute-sanitizer" "skipped (not found)"
 else
     # a probe: a machine may refuse the sanitizer (no debugger access)
-    probe=$(timeout 90 "$SAN" --tool memcheck --report-api-errors no "$BUILD/test_cuda_plugin" 2>&1); prc=$?
-    if [ $prc -ne 0 ]; then
+    secs=$(limit 90); probe="" prc=124
+    [ "$secs" -gt 0 ] && { probe=$(timeout -k 5 "$secs" "$SAN" --tool memcheck --report-api-errors no "$BUILD/test_cuda_plugin" 2>&1); prc=$?; }
+    if [ "$secs" -le 0 ]; then
+        record "compute-sanitizer" "not run (time budget)"
+    elif [ $prc -ne 0 ]; then
         record "compute-sanitizer" "skipped (refused here: $(echo "$probe" | grep -m1 -v '^=* *$' | cut -c1-80))"
     else
         # racecheck only where shared memory is (every kernel runs in
