@@ -118,6 +118,50 @@ static void test_twin_maps(const rc_dataset *d) {
     free(tw);
 }
 
+/* Bytes (u8) against floats from the same draws: where the frame is only
+ * cropped (and flipped, and twinned) they are the same pixels exactly,
+ * byte * (1/255) == float; where it is resampled the byte is the filtered
+ * value rounded, within half a level of the float. */
+static void test_bytes(const rc_dataset *d) {
+    int seq[3] = {0, 1, 2};
+    for (int resample = 0; resample <= 1; resample++) {
+        rc_loader_options o = base_options();
+        if (resample) o.resize = 37; /* 40x30 -> 49x37: filtered */
+        o.n_twin_maps = 2;
+        o.twin_maps[0] = RC_MAP_TRANSPOSE;
+        o.twin_maps[1] = RC_MAP_FLIP;
+        float *f = batches(d, o, 2, 2, seq, 3);
+        o.u8 = 1;
+        o.threads = 3;
+        o.ring = 2;
+        rc_loader *l = rc_loader_create(d, &o);
+        CHECK_MSG(l != NULL, "%s", rc_last_error());
+        if (!l || !f) return;
+        size_t nf = rc_loader_batch_floats(l);
+        CHECK(rc_loader_batch_bytes(l) == nf);
+        unsigned char *u = malloc(nf);
+        size_t off = 0, worst = 0;
+        double worst_err = 0;
+        for (int i = 0; i < 3; i++) {
+            CHECK(rc_loader_copy_batch(l, seq[i], u) == 0);
+            const float *fi = f + nf * (size_t)i;
+            for (size_t k = 0; k < nf; k++) {
+                float v = (float)u[k] * (1.0f / 255.0f);
+                double e = fabs((double)v - fi[k]);
+                if (e > worst_err) worst_err = e, worst = k;
+                off += resample ? e > 0.5 / 255 + 1e-6 : v != fi[k];
+            }
+        }
+        CHECK_MSG(off == 0, "%s: %zu bytes off the floats (worst %.3g at %zu)",
+                  resample ? "resampled" : "cropped", off, worst_err, worst);
+        printf("bytes vs floats, %s: worst %.3g\n", resample ? "resampled" : "cropped",
+               worst_err);
+        rc_loader_destroy(l);
+        free(u);
+        free(f);
+    }
+}
+
 /* Frame number of record `start` of dataset sequence i. */
 static int first_number(const rc_dataset *d, int i) {
     const rc_shard *sh;
@@ -282,6 +326,7 @@ int main(void) {
     if (d) {
         test_determinism(d);
         test_twin_maps(d);
+        test_bytes(d);
         test_content_raw(d, 3);
         test_content_raw(d, 1);
         rc_dataset_close(d);

@@ -47,5 +47,10 @@ static inline uint64_t rc_get_u64(const uint8_t *p) {
 /* Decode shard record i with a caller-owned JPEG handle (NULL for raw). */
 int rc_shard_decode_with(void *tjhandle, const rc_shard *s, uint32_t i,
                          int channels, int min_w, int min_h, rc_image *out);
+/* The same; check_crc = 0 skips the record's CRC, for a caller that has
+ * checked this record of this (read-only, mapped) shard before. */
+int rc_shard_decode_checked(void *tjhandle, const rc_shard *s, uint32_t i,
+                            int channels, int min_w, int min_h, int check_crc,
+                            rc_image *out);
 
 #endif
