@@ -475,10 +475,12 @@ static conv_entry *conv_lookup(const rc_conv_shape *s) {
     RC_DNN(cudnnCreateTensorDescriptor(&e->y));
     RC_DNN(cudnnCreateFilterDescriptor(&e->w));
     RC_DNN(cudnnCreateConvolutionDescriptor(&e->conv));
-    /* the precision is decided per shape, from cuDNN's answer for it, so a
-     * resumed run takes the same one as a straight run (it does not depend
-     * on which batch sizes came before) */
-    set_descriptors(e, mode);
+    /* With heuristics the precision is decided per shape, from cuDNN's
+     * answer for it, so a resumed run takes the same one as a straight run
+     * (whatever batch sizes came before). Timed choices are not
+     * reproducible anyway: there a layer keeps its sibling's precision, so
+     * its choice is reused rather than timed again for every batch size. */
+    set_descriptors(e, G.opt.benchmark && sibling ? sibling->mode : mode);
     /* timed choices are made once per layer; heuristics are cheap and
      * deterministic per shape, so they are asked for each batch size */
     int benchmark = G.opt.benchmark;

@@ -211,6 +211,18 @@ static void stale_files(rc_rendezvous *r, const char *path) {
     CHECK_MSG(o[0].status == 0 && o[1].status == 0, "stale files: %s / %s", o[0].error,
               o[1].error);
     CHECK_MSG(memcmp(o[0].data, payload, ID) == 0, "stale files: rank 1 took the old bytes");
+
+    /* the failure record of a rank 0 that failed in an earlier run of the
+     * same job (a restart): not taken for this run's */
+    f = fopen(path, "wb");
+    uint32_t zero = 0;
+    fprintf(f, "%s\nfailed-nonce\n", r->token);
+    fwrite(&zero, sizeof zero, 1, f);
+    fclose(f);
+    run_ranks(r, 2, ranks, delay, 2, payload, o);
+    CHECK_MSG(o[0].status == 0 && o[1].status == 0, "stale failure: %s / %s", o[0].error,
+              o[1].error);
+    CHECK(memcmp(o[0].data, payload, ID) == 0);
 }
 
 int main(void) {

@@ -97,16 +97,22 @@ verdict() {
     esac
 }
 
+# timed SECS CMD...: CMD's output, under a timeout; its status in $TIMED_RC,
+# 124 for a step killed after ignoring the timeout's TERM too (not a crash)
+timed() {
+    local secs=$1 t0; shift; t0=$(date +%s)
+    timeout -k 10 "$secs" "$@" 2>&1; TIMED_RC=$?
+    if [ "$TIMED_RC" = 137 ] && [ $(( $(date +%s) - t0 )) -ge "$secs" ]; then TIMED_RC=124; fi
+}
+
 # run_step NAME SECONDS CMD...: run with a timeout, record the outcome, show
 # the tail of its output when it did not pass. On a GPU machine a GPU test
 # that skips (77) failed: it found no GPU where there is one.
 run_step() {
     local name=$1 secs; secs=$(limit "$2"); shift 2
     if [ "$secs" -le 0 ]; then record "$name" "not run (time budget)"; return 1; fi
-    local out rc t0; t0=$(date +%s)
-    out=$(timeout -k 10 "$secs" "$@" 2>&1); rc=$?
-    # killed after ignoring the timeout's TERM: still a timeout, not a crash
-    if [ "$rc" = 137 ] && [ $(( $(date +%s) - t0 )) -ge "$secs" ]; then rc=124; fi
+    local out rc
+    out=$(timed "$secs" "$@"; echo "rc=$TIMED_RC"); rc=${out##*rc=}; out=${out%rc=*}
     local r; r=$(verdict "$rc" "$(echo "$out" | grep -m1 -o 'SKIPPED.*' | sed 's/^SKIPPED:* *//' | cut -c1-60)")
     if [ "$rc" = 77 ] && [ "$have_gpu" = 1 ] && [[ $name == *cuda* ]]; then
         r="FAIL (skipped on a GPU machine: $(echo "$out" | grep -m1 -o 'SKIPPED.*' | cut -c1-80))"
@@ -230,6 +236,9 @@ else
        timeout "$secs" cmake --build "$BUILD" -j"$(nproc)" > "$BUILD/gpu-check.build.log" 2>&1; then
         record build "ok ($(grep -c -i 'warning' "$BUILD/gpu-check.build.log") warning lines)"
         grep -m1 "CUDA backend:" "$BUILD/gpu-check.configure.log"
+    elif [ "$(limit 1)" -le 0 ]; then
+        record build "not run to the end (time budget)"
+        finish
     else
         tail -30 "$BUILD/gpu-check.configure.log" "$BUILD/gpu-check.build.log" 2>/dev/null
         record build "FAIL (logs: $BUILD/gpu-check.configure.log, $BUILD/gpu-check.build.log)"
@@ -263,7 +272,8 @@ elif [ "$have_gpu" = 0 ]; then
 else
     secs=$(limit 180); bench="" rc=0
     if [ "$secs" -gt 0 ]; then
-        bench=$(timeout -k 10 "$secs" "$BUILD/bench_cuda" "$steps" 2>&1); rc=$?
+        bench=$(timed "$secs" "$BUILD/bench_cuda" "$steps"; echo "rc=$TIMED_RC")
+        rc=${bench##*rc=}; bench=${bench%rc=*}
         echo "$bench"
         record "bench_cuda" "$(verdict $rc)"
     else
@@ -273,7 +283,8 @@ else
                   echo "$bench" | grep -m1 '^device')
     secs=$(limit 180); torch=""
     if [ "$secs" -gt 0 ]; then
-        torch=$(timeout -k 10 "$secs" "$PY" bench/bench_torch.py "$steps" 2>&1); rc=$?
+        torch=$(timed "$secs" "$PY" bench/bench_torch.py "$steps"; echo "rc=$TIMED_RC")
+        rc=${torch##*rc=}; torch=${torch%rc=*}
         echo "$torch" | tail -3
         record "bench_torch.py (PyTorch peer)" "$(verdict $rc)"
     else
@@ -319,9 +330,14 @@ elif [ ! -x "$SAN" ]; then
 else
     # a probe: a machine may refuse the sanitizer (no debugger access)
     secs=$(limit 90); probe="" prc=124
-    [ "$secs" -gt 0 ] && { probe=$(timeout -k 5 "$secs" "$SAN" --tool memcheck --report-api-errors no "$BUILD/test_cuda_plugin" 2>&1); prc=$?; }
+    if [ "$secs" -gt 0 ]; then
+        probe=$(timed "$secs" "$SAN" --tool memcheck --report-api-errors no "$BUILD/test_cuda_plugin"; echo "rc=$TIMED_RC")
+        prc=${probe##*rc=}; probe=${probe%rc=*}
+    fi
     if [ "$secs" -le 0 ]; then
         record "compute-sanitizer" "not run (time budget)"
+    elif [ "$prc" = 124 ]; then
+        record "compute-sanitizer" "TIMEOUT (its probe over test_cuda_plugin took over $secs s)"
     elif [ $prc -ne 0 ]; then
         record "compute-sanitizer" "skipped (refused here: $(echo "$probe" | grep -m1 -v '^=* *$' | cut -c1-80))"
     else
@@ -331,7 +347,8 @@ else
             set -- $spec
             secs=$(limit 150)
             if [ "$secs" -le 0 ]; then record "$2 $1" "not run (time budget)"; continue; fi
-            out=$(timeout -k 10 "$secs" "$SAN" --tool "$1" --report-api-errors no --error-exitcode 9 "$BUILD/$2" 2>&1); rc=$?
+            out=$(timed "$secs" "$SAN" --tool "$1" --report-api-errors no --error-exitcode 9 "$BUILD/$2"; echo "rc=$TIMED_RC")
+            rc=${out##*rc=}; out=${out%rc=*}
             case $rc in
                 0) r=clean ;;
                 9) r="ERRORS"; echo "$out" | grep -m 20 -E "=====" ;;

@@ -100,23 +100,32 @@ static void read_fault_settings(rc_comm *c) {
 #ifdef RC_HAVE_NCCL
 /* Every rank's GPU joins one NCCL clique: rank 0 makes the id, and MPI
  * (rv NULL) or the rendezvous carries it to the others. */
-static int init_nccl(rc_comm *c, const rc_rendezvous *rv) {
+/* This rank's GPU is there: 0, or -1 with the error set. */
+static int check_gpu(const rc_comm *c) {
     int n = rc_cuda_device_count();
     if (n < 1) return rc_set_error("no CUDA device on this node");
     if (n > 1 && c->local_rank >= n)
         return rc_set_error("node-local rank %d but this node has %d GPU(s): "
                             "start at most %d ranks per node",
                             c->local_rank, n, n);
+    return 0;
+}
+
+/* Rank 0 failed before it had an id: it still meets the others, to tell
+ * them (rather than let them wait out the timeout). Returns -1. */
+static int rendezvous_fail(const rc_comm *c, const rc_rendezvous *rv) {
+    char why[1024];
+    snprintf(why, sizeof why, "%s", rc_last_error());
+    if (c->rank == 0) rc_rendezvous_share(rv, 0, c->size, NULL, RC_NCCL_ID_BYTES);
+    return rc_set_error("%s", why);
+}
+
+static int init_nccl(rc_comm *c, const rc_rendezvous *rv) {
+    if (check_gpu(c) != 0) return rv ? rendezvous_fail(c, rv) : -1;
     unsigned char id[RC_NCCL_ID_BYTES] = {0};
     int have_id = c->rank != 0 || rc_nccl_unique_id(id) == 0;
     if (rv) {
-        /* a rank 0 without an id still meets the others, to tell them */
-        if (!have_id) {
-            char why[1024];
-            snprintf(why, sizeof why, "%s", rc_last_error());
-            rc_rendezvous_share(rv, 0, c->size, NULL, sizeof id);
-            return rc_set_error("%s", why);
-        }
+        if (!have_id) return rendezvous_fail(c, rv);
         if (rc_rendezvous_share(rv, c->rank, c->size, id, sizeof id) != 0) return -1;
     } else {
 #ifdef RC_HAVE_MPI

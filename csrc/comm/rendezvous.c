@@ -252,6 +252,11 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
             status = rc_set_error("rendezvous %s: rank %d did not confirm the id "
                                   "(it stopped during the rendezvous?)", r->where, i);
     }
+    /* then go (1) or stop (0) to every rank: none goes on into NCCL unless
+     * all confirmed */
+    unsigned char go = status == 0 && len ? 1 : 0;
+    for (int i = 1; i < world && len; i++)
+        if (conn[i] >= 0) io_all(conn[i], &go, 1, 1, now_s() + 10);
     for (int i = 1; i < world; i++)
         if (conn[i] >= 0) close(conn[i]);
     close(fd);
@@ -300,12 +305,18 @@ static int tcp_join(const rc_rendezvous *r, const char *host, const char *port, 
         int ok = io_all(fd, &h, sizeof h, 1, now_s() + 10) == 0 &&
                  io_all(fd, &len, sizeof len, 0, answer_by) == 0;
         if (ok && len == bytes) ok = io_all(fd, data, bytes, 0, answer_by) == 0;
+        unsigned char go = 0;
         if (ok && len == bytes) {
             unsigned char ack = 1;
-            ok = io_all(fd, &ack, 1, 1, now_s() + 10) == 0;
+            ok = io_all(fd, &ack, 1, 1, now_s() + 10) == 0 &&
+                 io_all(fd, &go, 1, 0, now_s() + 60) == 0;
         }
         close(fd);
-        if (ok && len == bytes) return 0;
+        if (ok && len == bytes && go == 1) return 0;
+        if (ok && len == bytes)
+            return rc_set_error("rendezvous %s: rank 0 stopped the start (another "
+                                "rank did not confirm: see rank 0's message)",
+                                r->where);
         if (ok && len == 0)
             return rc_set_error("rendezvous %s: rank 0 gave up (it failed, another "
                                 "rank is missing, or a peer was refused: see rank "
@@ -459,9 +470,14 @@ static int file_serve(const rc_rendezvous *r, const char *path, int world,
     len += (size_t)snprintf(text, cap, "%s %s\n", r->token, nonce);
     for (int i = 1; !left && i < world; i++)
         len += (size_t)snprintf(text + len, cap - len, "%d %s\n", i, got[i]);
-    write_whole(p, text, NULL, 0);
+    int written = write_whole(p, text, NULL, 0) == 0;
     free(text);
     free(got);
+    if (!written && !left) {
+        unlink(path);
+        return rc_set_error("rendezvous %s: rank 0 cannot write %s: %s", r->where, p,
+                            strerror(errno));
+    }
     if (left) {
         unlink(path);
         return rc_set_error("rendezvous %s: rank%s %s did not arrive within %g s (did "
@@ -469,8 +485,10 @@ static int file_serve(const rc_rendezvous *r, const char *path, int world,
                             left > 1 ? "s" : "", missing, r->timeout_s, path);
     }
     /* every rank polls for go; the files go once all have seen it */
-    wait_for_ranks(path, "done", nonce, world, now_s() + 60, NULL, missing,
-                   sizeof missing);
+    if (wait_for_ranks(path, "done", nonce, world, now_s() + 60, NULL, missing,
+                       sizeof missing))
+        rc_log("rendezvous %s: rank(s) %s did not confirm go within 60 s; going on",
+               r->where, missing);
     remove_files(path, world);
     return 0;
 }
@@ -502,7 +520,8 @@ static int file_join(const rc_rendezvous *r, const char *path, int rank, void *d
     make_nonce(mine, sizeof mine);
     double deadline = now_s() + r->timeout_s, answer_by = 0;
     unsigned char *fresh = rc_xmalloc(bytes ? bytes : 1);
-    int status = 0;
+    int status = 0, first = 1;
+    char stale_fail[64] = ""; /* a failure record there before we looked */
     for (;;) {
         /* (re-)read rank 0's file: a newer one (another nonce) replaces a
          * stale one read before rank 0 started */
@@ -512,7 +531,10 @@ static int file_join(const rc_rendezvous *r, const char *path, int rank, void *d
                                   "this size (%zu bytes expected)", r->where, path, bytes);
             break;
         }
-        if (got == 2 && strcmp(seen, nonce0) != 0) {
+        if (got == 2 && first) /* a failed run's, the same job restarted? */
+            snprintf(stale_fail, sizeof stale_fail, "%s", seen);
+        first = 0;
+        if (got == 2 && strcmp(seen, nonce0) != 0 && strcmp(seen, stale_fail) != 0) {
             status = rc_set_error("rendezvous %s: rank 0 failed before it could "
                                   "share (see rank 0's message)", r->where);
             break;
