@@ -525,16 +525,6 @@ static size_t cuda_conv2d_workspace(const rc_conv_shape *s) {
     return 0; /* the backend's own scratch arena serves cuDNN */
 }
 
-static size_t elems_x(const rc_conv_shape *s) {
-    return (size_t)s->n * s->c_in * s->h_in * s->w_in;
-}
-static size_t elems_y(const rc_conv_shape *s) {
-    return (size_t)s->n * s->c_out * s->h_out * s->w_out;
-}
-static size_t elems_w(const rc_conv_shape *s) {
-    return (size_t)s->c_out * s->c_in * s->k * s->k;
-}
-
 /* ---- running a pass, falling back to the next candidate ----------------------- */
 
 /* The operands of one pass (device pointers; bfloat16 ones in bf16 mode). */
@@ -614,16 +604,16 @@ static void cuda_conv2d_forward(const rc_conv_shape *s, const float *x,
                    e->ws_bytes ? rc_dev_scratch(e->ws_bytes) : NULL, e->ws_bytes};
     if (e->mode == RC_PRECISION_BF16) {
         __nv_bfloat16 *y16 =
-            (__nv_bfloat16 *)rc_dev_scratch(elems_y(s) * sizeof(__nv_bfloat16));
-        p.a = to_bf16(x, elems_x(s));
-        p.b = to_bf16(w, elems_w(s));
+            (__nv_bfloat16 *)rc_dev_scratch(rc_conv_numel_y(s) * sizeof(__nv_bfloat16));
+        p.a = to_bf16(x, rc_conv_numel_x(s));
+        p.b = to_bf16(w, rc_conv_numel_w(s));
         p.out = y16;
         run_with_fallback(&p, &e->fwd);
-        from_bf16(y16, elems_y(s), y);
+        from_bf16(y16, rc_conv_numel_y(s), y);
     } else {
         run_with_fallback(&p, &e->fwd);
     }
-    rc_op_bias_add(elems_y(s), s->c_out, s->h_out * s->w_out, b, y);
+    rc_op_bias_add(rc_conv_numel_y(s), s->c_out, s->h_out * s->w_out, b, y);
 }
 
 static void cuda_conv2d_backward(const rc_conv_shape *s, const float *x,
@@ -636,18 +626,18 @@ static void cuda_conv2d_backward(const rc_conv_shape *s, const float *x,
     void *ws = cap ? rc_dev_scratch(cap) : NULL;
     rc_op_conv_bias_grad(s->n, s->c_out, s->h_out * s->w_out, dy, db);
     if (e->mode == RC_PRECISION_BF16) {
-        __nv_bfloat16 *x16 = to_bf16(x, elems_x(s)), *dy16 = to_bf16(dy, elems_y(s));
+        __nv_bfloat16 *x16 = to_bf16(x, rc_conv_numel_x(s)), *dy16 = to_bf16(dy, rc_conv_numel_y(s));
         __nv_bfloat16 *g16 = (__nv_bfloat16 *)rc_dev_scratch(
-            (elems_w(s) > elems_x(s) ? elems_w(s) : elems_x(s)) * sizeof(__nv_bfloat16));
+            (rc_conv_numel_w(s) > rc_conv_numel_x(s) ? rc_conv_numel_w(s) : rc_conv_numel_x(s)) * sizeof(__nv_bfloat16));
         pass_args pf = {e, PASS_FILTER, x16, dy16, g16, ws, cap};
         run_with_fallback(&pf, &e->bwd_filter);
-        from_bf16(g16, elems_w(s), dw);
+        from_bf16(g16, rc_conv_numel_w(s), dw);
         if (dx) {
             __nv_bfloat16 *dx16 =
-                (__nv_bfloat16 *)rc_dev_scratch(elems_x(s) * sizeof(__nv_bfloat16));
-            pass_args pd = {e, PASS_DATA, to_bf16(w, elems_w(s)), dy16, dx16, ws, cap};
+                (__nv_bfloat16 *)rc_dev_scratch(rc_conv_numel_x(s) * sizeof(__nv_bfloat16));
+            pass_args pd = {e, PASS_DATA, to_bf16(w, rc_conv_numel_w(s)), dy16, dx16, ws, cap};
             run_with_fallback(&pd, &e->bwd_data);
-            from_bf16(dx16, elems_x(s), dx);
+            from_bf16(dx16, rc_conv_numel_x(s), dx);
         }
         return;
     }

@@ -94,9 +94,7 @@ static void expect_scalar(const char *op, double got, double ref, double tol) {
 static void case_conv(void) {
     rc_conv_shape s;
     rc_conv_shape_init(&s, 2, 3, 9, 9, 4, 3, 2, 1);
-    size_t nx = (size_t)s.n * s.c_in * s.h_in * s.w_in;
-    size_t nw = (size_t)s.c_out * s.c_in * s.k * s.k;
-    size_t ny = (size_t)s.n * s.c_out * s.h_out * s.w_out;
+    size_t nx = rc_conv_numel_x(&s), nw = rc_conv_numel_w(&s), ny = rc_conv_numel_y(&s);
     double *x = draw(nx, -1, 1), *w = draw(nw, -0.5, 0.5), *b = draw(s.c_out, -0.2, 0.2);
     double *dy = draw(ny, -1, 1);
     double *y = zeros(ny), *dx = zeros(nx), *dw = zeros(nw), *db = zeros(s.c_out);

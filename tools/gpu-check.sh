@@ -97,11 +97,12 @@ verdict() {
     esac
 }
 
-# timed SECS CMD...: CMD's output, under a timeout; its status in $TIMED_RC,
-# 124 for a step killed after ignoring the timeout's TERM too (not a crash)
+# timed SECS CMD...: run CMD under a timeout; its output in $TIMED_OUT, its
+# status in $TIMED_RC, 124 also for a step killed after ignoring the
+# timeout's TERM (a timeout, not a crash)
 timed() {
     local secs=$1 t0; shift; t0=$(date +%s)
-    timeout -k 10 "$secs" "$@" 2>&1; TIMED_RC=$?
+    TIMED_OUT=$(timeout -k 10 "$secs" "$@" 2>&1); TIMED_RC=$?
     if [ "$TIMED_RC" = 137 ] && [ $(( $(date +%s) - t0 )) -ge "$secs" ]; then TIMED_RC=124; fi
 }
 
@@ -112,7 +113,7 @@ run_step() {
     local name=$1 secs; secs=$(limit "$2"); shift 2
     if [ "$secs" -le 0 ]; then record "$name" "not run (time budget)"; return 1; fi
     local out rc
-    out=$(timed "$secs" "$@"; echo "rc=$TIMED_RC"); rc=${out##*rc=}; out=${out%rc=*}
+    timed "$secs" "$@"; out=$TIMED_OUT rc=$TIMED_RC
     local r; r=$(verdict "$rc" "$(echo "$out" | grep -m1 -o 'SKIPPED.*' | sed 's/^SKIPPED:* *//' | cut -c1-60)")
     if [ "$rc" = 77 ] && [ "$have_gpu" = 1 ] && [[ $name == *cuda* ]]; then
         r="FAIL (skipped on a GPU machine: $(echo "$out" | grep -m1 -o 'SKIPPED.*' | cut -c1-80))"
@@ -272,8 +273,7 @@ elif [ "$have_gpu" = 0 ]; then
 else
     secs=$(limit 180); bench="" rc=0
     if [ "$secs" -gt 0 ]; then
-        bench=$(timed "$secs" "$BUILD/bench_cuda" "$steps"; echo "rc=$TIMED_RC")
-        rc=${bench##*rc=}; bench=${bench%rc=*}
+        timed "$secs" "$BUILD/bench_cuda" "$steps"; bench=$TIMED_OUT rc=$TIMED_RC
         echo "$bench"
         record "bench_cuda" "$(verdict $rc)"
     else
@@ -283,8 +283,7 @@ else
                   echo "$bench" | grep -m1 '^device')
     secs=$(limit 180); torch=""
     if [ "$secs" -gt 0 ]; then
-        torch=$(timed "$secs" "$PY" bench/bench_torch.py "$steps"; echo "rc=$TIMED_RC")
-        rc=${torch##*rc=}; torch=${torch%rc=*}
+        timed "$secs" "$PY" bench/bench_torch.py "$steps"; torch=$TIMED_OUT rc=$TIMED_RC
         echo "$torch" | tail -3
         record "bench_torch.py (PyTorch peer)" "$(verdict $rc)"
     else
@@ -331,8 +330,8 @@ else
     # a probe: a machine may refuse the sanitizer (no debugger access)
     secs=$(limit 90); probe="" prc=124
     if [ "$secs" -gt 0 ]; then
-        probe=$(timed "$secs" "$SAN" --tool memcheck --report-api-errors no "$BUILD/test_cuda_plugin"; echo "rc=$TIMED_RC")
-        prc=${probe##*rc=}; probe=${probe%rc=*}
+        timed "$secs" "$SAN" --tool memcheck --report-api-errors no "$BUILD/test_cuda_plugin"
+        probe=$TIMED_OUT prc=$TIMED_RC
     fi
     if [ "$secs" -le 0 ]; then
         record "compute-sanitizer" "not run (time budget)"
@@ -347,8 +346,8 @@ else
             set -- $spec
             secs=$(limit 150)
             if [ "$secs" -le 0 ]; then record "$2 $1" "not run (time budget)"; continue; fi
-            out=$(timed "$secs" "$SAN" --tool "$1" --report-api-errors no --error-exitcode 9 "$BUILD/$2"; echo "rc=$TIMED_RC")
-            rc=${out##*rc=}; out=${out%rc=*}
+            timed "$secs" "$SAN" --tool "$1" --report-api-errors no --error-exitcode 9 "$BUILD/$2"
+            out=$TIMED_OUT rc=$TIMED_RC
             case $rc in
                 0) r=clean ;;
                 9) r="ERRORS"; echo "$out" | grep -m 20 -E "=====" ;;

@@ -57,12 +57,6 @@ int rc_rendezvous_from_env(rc_rendezvous *r) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void nap_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -97,7 +91,7 @@ typedef struct {
 static int io_all(int fd, void *buf, size_t n, int writing, double deadline) {
     char *p = buf;
     while (n > 0) {
-        int ms = (int)((deadline - now_s()) * 1000);
+        int ms = (int)((deadline - rc_now()) * 1000);
         if (ms <= 0) return -1;
         struct pollfd pf = {fd, (short)(writing ? POLLOUT : POLLIN), 0};
         if (poll(&pf, 1, ms) <= 0) return -1;
@@ -117,7 +111,7 @@ static int connect_until(int fd, const struct sockaddr *a, socklen_t n, double d
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return -1;
     int rc = connect(fd, a, n);
     if (rc != 0 && errno == EINPROGRESS) {
-        int ms = (int)((deadline - now_s()) * 1000);
+        int ms = (int)((deadline - rc_now()) * 1000);
         struct pollfd pf = {fd, POLLOUT, 0};
         if (ms <= 0 || poll(&pf, 1, ms) <= 0) {
             errno = ETIMEDOUT;
@@ -193,9 +187,9 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
     unsigned char *arrived = rc_xcalloc((size_t)world, 1);
     arrived[0] = 1;
     int n_arrived = 1, status = 0;
-    double deadline = now_s() + r->timeout_s;
+    double deadline = rc_now() + r->timeout_s;
     while (n_arrived < world && status == 0) {
-        int ms = (int)((deadline - now_s()) * 1000);
+        int ms = (int)((deadline - rc_now()) * 1000);
         struct pollfd pf = {fd, POLLIN, 0};
         if (ms <= 0 || poll(&pf, 1, ms) <= 0) {
             if (ms > 0 && errno == EINTR) continue;
@@ -210,7 +204,7 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
         int c = accept(fd, NULL, NULL);
         if (c < 0) continue;
         hello h;
-        if (io_all(c, &h, sizeof h, 0, now_s() + 10) != 0 || h.magic != HELLO_MAGIC) {
+        if (io_all(c, &h, sizeof h, 0, rc_now() + 10) != 0 || h.magic != HELLO_MAGIC) {
             close(c); /* not one of ours (a port scan, another program) */
             continue;
         }
@@ -222,7 +216,7 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
                                   ? "a rank outside this world"
                                   : "a rank that already arrived";
             uint32_t refuse = 0;
-            io_all(c, &refuse, sizeof refuse, 1, now_s() + 1);
+            io_all(c, &refuse, sizeof refuse, 1, rc_now() + 1);
             close(c);
             status = rc_set_error("rendezvous %s: a peer claiming rank %u came with %s "
                                   "(token '%s', here '%s'): two jobs on one address?",
@@ -238,8 +232,8 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
     uint32_t len = status == 0 && data ? (uint32_t)bytes : 0;
     for (int i = 1; i < world; i++) {
         if (conn[i] < 0) continue;
-        if (io_all(conn[i], &len, sizeof len, 1, now_s() + 10) != 0 ||
-            (len && io_all(conn[i], (void *)data, bytes, 1, now_s() + 10) != 0)) {
+        if (io_all(conn[i], &len, sizeof len, 1, rc_now() + 10) != 0 ||
+            (len && io_all(conn[i], (void *)data, bytes, 1, rc_now() + 10) != 0)) {
             if (status == 0)
                 status = rc_set_error("rendezvous %s: sending to rank %d failed", r->where, i);
         }
@@ -248,7 +242,7 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
      * meantime is found here, not as a hang inside NCCL */
     for (int i = 1; i < world && status == 0 && len; i++) {
         unsigned char ack = 0;
-        if (io_all(conn[i], &ack, 1, 0, now_s() + 30) != 0 || ack != 1)
+        if (io_all(conn[i], &ack, 1, 0, rc_now() + 30) != 0 || ack != 1)
             status = rc_set_error("rendezvous %s: rank %d did not confirm the id "
                                   "(it stopped during the rendezvous?)", r->where, i);
     }
@@ -256,7 +250,7 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
      * all confirmed */
     unsigned char go = status == 0 && len ? 1 : 0;
     for (int i = 1; i < world && len; i++)
-        if (conn[i] >= 0) io_all(conn[i], &go, 1, 1, now_s() + 10);
+        if (conn[i] >= 0) io_all(conn[i], &go, 1, 1, rc_now() + 10);
     for (int i = 1; i < world; i++)
         if (conn[i] >= 0) close(conn[i]);
     close(fd);
@@ -269,9 +263,9 @@ static int tcp_serve(const rc_rendezvous *r, const char *port, int world,
 
 static int tcp_join(const rc_rendezvous *r, const char *host, const char *port, int rank,
                     void *data, size_t bytes) {
-    double deadline = now_s() + r->timeout_s;
+    double deadline = rc_now() + r->timeout_s;
     char last[256] = "no attempt";
-    while (now_s() < deadline) {
+    while (rc_now() < deadline) {
         struct addrinfo hints = {0}, *ai = NULL, *a;
         hints.ai_socktype = SOCK_STREAM;
         int g = getaddrinfo(host, port, &hints, &ai);
@@ -284,7 +278,7 @@ static int tcp_join(const rc_rendezvous *r, const char *host, const char *port, 
         for (a = ai; a && fd < 0; a = a->ai_next) {
             fd = socket(a->ai_family, a->ai_socktype, 0);
             if (fd >= 0 && connect_until(fd, a->ai_addr, a->ai_addrlen,
-                                         now_s() + 5) != 0) {
+                                         rc_now() + 5) != 0) {
                 snprintf(last, sizeof last, "%s", strerror(errno));
                 close(fd);
                 fd = -1;
@@ -301,15 +295,15 @@ static int tcp_join(const rc_rendezvous *r, const char *host, const char *port, 
         /* connected: wait for rank 0's answer as long as it may take (its
          * own deadline may be later than ours; it always answers or
          * closes by then) */
-        double answer_by = now_s() + 2 * r->timeout_s + 60;
-        int ok = io_all(fd, &h, sizeof h, 1, now_s() + 10) == 0 &&
+        double answer_by = rc_now() + 2 * r->timeout_s + 60;
+        int ok = io_all(fd, &h, sizeof h, 1, rc_now() + 10) == 0 &&
                  io_all(fd, &len, sizeof len, 0, answer_by) == 0;
         if (ok && len == bytes) ok = io_all(fd, data, bytes, 0, answer_by) == 0;
         unsigned char go = 0;
         if (ok && len == bytes) {
             unsigned char ack = 1;
-            ok = io_all(fd, &ack, 1, 1, now_s() + 10) == 0 &&
-                 io_all(fd, &go, 1, 0, now_s() + 60) == 0;
+            ok = io_all(fd, &ack, 1, 1, rc_now() + 10) == 0 &&
+                 io_all(fd, &go, 1, 0, rc_now() + 60) == 0;
         }
         close(fd);
         if (ok && len == bytes && go == 1) return 0;
@@ -437,7 +431,7 @@ static int wait_for_ranks(const char *path, const char *kind, const char *nonce,
             arrived[i] = 1;
             left--;
         }
-        if (left == 0 || now_s() > deadline) break;
+        if (left == 0 || rc_now() > deadline) break;
         nap_ms(20);
     }
     if (left) list_missing(arrived, world, missing, cap);
@@ -462,7 +456,7 @@ static int file_serve(const rc_rendezvous *r, const char *path, int world,
         return rc_set_error("rendezvous %s: rank 0 had nothing to share", r->where);
     char (*got)[64] = rc_xcalloc((size_t)world, sizeof *got);
     char missing[256], p[700];
-    int left = wait_for_ranks(path, "ack", nonce, world, now_s() + r->timeout_s, got,
+    int left = wait_for_ranks(path, "ack", nonce, world, rc_now() + r->timeout_s, got,
                               missing, sizeof missing);
     snprintf(p, sizeof p, "%s.%s", path, left ? "fail" : "go");
     size_t cap = 300 + (size_t)world * 80, len = 0;
@@ -485,7 +479,7 @@ static int file_serve(const rc_rendezvous *r, const char *path, int world,
                             left > 1 ? "s" : "", missing, r->timeout_s, path);
     }
     /* every rank polls for go; the files go once all have seen it */
-    if (wait_for_ranks(path, "done", nonce, world, now_s() + 60, NULL, missing,
+    if (wait_for_ranks(path, "done", nonce, world, rc_now() + 60, NULL, missing,
                        sizeof missing))
         rc_log("rendezvous %s: rank(s) %s did not confirm go within 60 s; going on",
                r->where, missing);
@@ -518,7 +512,7 @@ static int file_join(const rc_rendezvous *r, const char *path, int rank, void *d
                      size_t bytes) {
     char mine[64], nonce0[64] = "", seen[64], p[700], text[200], fail[300];
     make_nonce(mine, sizeof mine);
-    double deadline = now_s() + r->timeout_s, answer_by = 0;
+    double deadline = rc_now() + r->timeout_s, answer_by = 0;
     unsigned char *fresh = rc_xmalloc(bytes ? bytes : 1);
     int status = 0, first = 1;
     char stale_fail[64] = ""; /* a failure record there before we looked */
@@ -549,7 +543,7 @@ static int file_join(const rc_rendezvous *r, const char *path, int rank, void *d
                                       r->where, rank, p, strerror(errno));
                 break;
             }
-            answer_by = now_s() + r->timeout_s + 10;
+            answer_by = rc_now() + r->timeout_s + 10;
         }
         if (nonce0[0]) {
             if (go_is_ours(path, r->token, nonce0, rank, mine)) break;
@@ -561,12 +555,12 @@ static int file_join(const rc_rendezvous *r, const char *path, int rank, void *d
                                       "is missing: see rank 0's message)", r->where);
                 break;
             }
-            if (now_s() > answer_by) {
+            if (rc_now() > answer_by) {
                 status = rc_set_error("rendezvous %s: rank 0 did not say go within "
                                       "%g s", r->where, r->timeout_s + 10);
                 break;
             }
-        } else if (now_s() > deadline) {
+        } else if (rc_now() > deadline) {
             status = rc_set_error("rendezvous %s: rank 0 did not publish %s within "
                                   "%g s (is rank 0 running? does it see the same "
                                   "file system? a file of another job has another "

@@ -39,6 +39,16 @@ void rc_conv_shape_init(rc_conv_shape *s, int n, int c_in, int h_in, int w_in,
                         int c_out, int k, int stride, int pad);
 /* Workspace elements (of the op's real type) that forward/backward need. */
 size_t rc_conv2d_workspace(const rc_conv_shape *s);
+/* Elements of the input x, the output y and the weights w of a shape. */
+static inline size_t rc_conv_numel_x(const rc_conv_shape *s) {
+    return (size_t)s->n * s->c_in * s->h_in * s->w_in;
+}
+static inline size_t rc_conv_numel_y(const rc_conv_shape *s) {
+    return (size_t)s->n * s->c_out * s->h_out * s->w_out;
+}
+static inline size_t rc_conv_numel_w(const rc_conv_shape *s) {
+    return (size_t)s->c_out * s->c_in * s->k * s->k;
+}
 
 /* x [n][c_in][h_in][w_in], w [c_out][c_in][k][k], b [c_out],
  * y [n][c_out][h_out][w_out]. */
