@@ -7,7 +7,8 @@
  * (u8, what a device backend takes: converted on the device), and the
  * decode cores a GPU at the paper preset's step rate would need.
  *
- * usage: bench_loader SHARD_DIR [--seconds X] [--threads N] [--gpu-tuples T]
+ * usage: bench_loader SHARD_DIR [--seconds X] [--threads N] [--rounds R]
+ *                     [--preset tiny|paper] [--gpu-tuples T]
  * (pack vtest first: tools/fetch-footage.sh; results: bench/RESULTS.md) */
 #include "recompose/common.h"
 #include "data/data_internal.h"
@@ -23,6 +24,20 @@ typedef struct {
     const char *name;
     int size, channels, resize, clip_steps, batch;
 } preset;
+
+#define MAX_ROUNDS 15
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n) {
+    double s[MAX_ROUNDS];
+    memcpy(s, v, sizeof(double) * (size_t)n);
+    qsort(s, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
 
 static const preset presets[] = {
     {"tiny  (64x64 gray, resize 80, T=4, B=16)", 64, 1, 80, 4, 16},
@@ -148,22 +163,34 @@ static void pil_loop(const char *dir, const preset *p, double secs) {
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fprintf(stderr, "usage: bench_loader SHARD_DIR [--seconds X] "
-                        "[--threads N] [--gpu-tuples T (bench_cuda's "
-                        "train_paper tuples/s)]\n");
+                        "[--threads N] [--rounds R] [--preset tiny|paper] "
+                        "[--gpu-tuples T (bench_cuda's train_paper tuples/s)]\n");
         return 2;
     }
-    double secs = 2.0;
+    double secs = 1.0;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int pool = (int)(cores > 0 ? cores : 1);
     double gpu_tuples = 0;
+    int rounds = 5;
+    const char *only = NULL;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--seconds")) secs = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) pool = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--gpu-tuples")) gpu_tuples = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--preset")) only = argv[i + 1];
         else {
             fprintf(stderr, "bench_loader: unknown option %s\n", argv[i]);
             return 2;
         }
+    }
+    if (rounds < 1 || rounds > MAX_ROUNDS) {
+        fprintf(stderr, "bench_loader: --rounds must be 1..%d\n", MAX_ROUNDS);
+        return 2;
+    }
+    if (only && strcmp(only, "tiny") != 0 && strcmp(only, "paper") != 0) {
+        fprintf(stderr, "bench_loader: --preset is tiny or paper, not %s\n", only);
+        return 2;
     }
     rc_dataset *d = rc_dataset_open(argv[1], RC_ON_BAD_FAIL);
     if (!d) {
@@ -178,33 +205,62 @@ int main(int argc, char **argv) {
     }
     printf("shards: %s (%d sequences, frames %dx%dx%d JPEG)\n", argv[1],
            rc_dataset_n_sequences(d), q0->width, q0->height, q0->channels);
-    printf("cores: %ld, pool threads: %d, %.1f s per measurement\n\n", cores,
-           pool, secs);
+    printf("cores: %ld, pool threads: %d, %.1f s per measurement, one-thread "
+           "comparison in %d interleaved rounds\n\n", cores, pool, secs, rounds);
     double paper_u8_per_thread = 0;
     for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
         const preset *p = &presets[k];
+        if (only && strncmp(p->name, only, strlen(only)) != 0) continue;
         printf("%s\n", p->name);
-        double raw_full = raw_decode_fps(d, p->channels, p->resize, 1, secs);
-        double raw_dct = raw_decode_fps(d, p->channels, p->resize, 0, secs);
-        double one = loader_fps(d, p, 1, 0, secs);
-        double one8 = loader_fps(d, p, 1, 1, secs);
+        /* one decode thread against raw TurboJPEG (full size and at the
+         * loader's scale), in interleaved rounds: this VM's decode rate drifts by 20% within a
+         * minute, so a ratio of two measurements taken a minute apart says
+         * more about the drift than the loader; each round's ratio pairs
+         * measurements seconds apart, and the median of rounds is printed */
+        double full_r[MAX_ROUNDS], raw_r[MAX_ROUNDS], one_r[MAX_ROUNDS];
+        double one8_r[MAX_ROUNDS], ratio_r[MAX_ROUNDS], ratio8_r[MAX_ROUNDS];
+        double full_ratio_r[MAX_ROUNDS], full_ratio8_r[MAX_ROUNDS];
+        for (int r = 0; r < rounds; r++) {
+            full_r[r] = raw_decode_fps(d, p->channels, p->resize, 1, secs);
+            raw_r[r] = raw_decode_fps(d, p->channels, p->resize, 0, secs);
+            one_r[r] = loader_fps(d, p, 1, 0, secs);
+            one8_r[r] = loader_fps(d, p, 1, 1, secs);
+            ratio_r[r] = one_r[r] / raw_r[r];
+            ratio8_r[r] = one8_r[r] / raw_r[r];
+            full_ratio_r[r] = one_r[r] / full_r[r];
+            full_ratio8_r[r] = one8_r[r] / full_r[r];
+        }
+        double raw_full = median(full_r, rounds);
+        double raw_dct = median(raw_r, rounds), one = median(one_r, rounds);
+        double one8 = median(one8_r, rounds);
         double all = loader_fps(d, p, pool, 0, secs);
         double all8 = loader_fps(d, p, pool, 1, secs);
         printf("  raw TurboJPEG, full size:     %9.0f frames/s\n", raw_full);
         printf("  raw TurboJPEG, loader's scale:%9.0f frames/s\n", raw_dct);
         printf("  loader, 1 decode thread:      %9.0f frames/s  (ratio %.2f "
                "to raw at the same scale, %.2f to full size)  floats\n",
-               one, one / raw_dct, one / raw_full);
+               one, median(ratio_r, rounds), median(full_ratio_r, rounds));
         printf("  loader, 1 decode thread:      %9.0f frames/s  (ratio %.2f "
                "to raw at the same scale, %.2f to full size)  bytes (u8)\n",
-               one8, one8 / raw_dct, one8 / raw_full);
+               one8, median(ratio8_r, rounds), median(full_ratio8_r, rounds));
+        if (rounds > 1) {
+            printf("    rounds (raw, floats, bytes frames/s -> bytes ratio):");
+            for (int r = 0; r < rounds; r++)
+                printf(" %.0f %.0f %.0f -> %.2f%s", raw_r[r], one_r[r],
+                       one8_r[r], ratio8_r[r], r + 1 < rounds ? " |" : "\n");
+        }
         printf("  loader, %2d decode threads:    %9.0f frames/s  (%.0f per "
                "thread)  floats\n", pool, all, all / pool);
         printf("  loader, %2d decode threads:    %9.0f frames/s  (%.0f per "
                "thread)  bytes (u8)\n", pool, all8, all8 / pool);
-        if (k == sizeof presets / sizeof presets[0] - 1) paper_u8_per_thread = one8;
+        if (p == &presets[sizeof presets / sizeof presets[0] - 1])
+            paper_u8_per_thread = one8;
         pil_loop(argv[1], p, secs);
         printf("\n");
+    }
+    if (paper_u8_per_thread <= 0) { /* the paper preset was not measured */
+        rc_dataset_close(d);
+        return 0;
     }
     /* SPEC section 5: the paper preset costs ~1.5 TFLOP and 384 decoded
      * frames per step (64 tuples x 6 frames). H100 SXM dense peaks:
