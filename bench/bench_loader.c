@@ -27,16 +27,11 @@ typedef struct {
 
 #define MAX_ROUNDS 15
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
+/* rc_median of a copy: the rounds are printed in their order afterwards */
 static double median(const double *v, int n) {
     double s[MAX_ROUNDS];
     memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    return rc_median(s, (size_t)n);
 }
 
 static const preset presets[] = {

@@ -1,6 +1,7 @@
 /* common.c: error state, logging, checked allocation, clock. */
 #include "recompose/common.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,32 @@ void *rc_xmalloc(size_t bytes) {
         exit(2);
     }
     return p;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double rc_median(double *v, size_t n) {
+    if (n == 0) return NAN;
+    qsort(v, n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void *rc_host_alloc(size_t bytes, void *ctx) {
+    (void)ctx;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) {
+        rc_set_error("out of memory allocating %zu bytes of host buffer", bytes);
+        return NULL;
+    }
+    return p;
+}
+
+void rc_host_free(void *p, void *ctx) {
+    (void)ctx;
+    free(p);
 }
 
 void *rc_xcalloc(size_t count, size_t size) {

@@ -524,20 +524,6 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-static void *default_alloc(size_t bytes, void *ctx) {
-    (void)ctx;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) {
-        rc_log("out of memory allocating %zu bytes of batch buffers", bytes);
-        exit(2);
-    }
-    return p;
-}
-static void default_free(void *p, void *ctx) {
-    (void)ctx;
-    free(p);
-}
-
 static int check_options(const rc_loader_options *o) {
     if (o->batch < 1) return rc_set_error("loader: batch must be >= 1");
     if (o->clip_steps < 1 || o->clip_steps > 1024)
@@ -618,8 +604,8 @@ rc_loader *rc_loader_create(const rc_dataset *d, const rc_loader_options *o) {
     l->o = *o;
     l->d = d;
     if (!l->o.alloc) {
-        l->o.alloc = default_alloc;
-        l->o.free = default_free;
+        l->o.alloc = rc_host_alloc;
+        l->o.free = rc_host_free;
     }
     if (collect_sequences(l) != 0) {
         free(l->seqs);

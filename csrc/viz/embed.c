@@ -70,7 +70,7 @@ static double median_between(const float *full, int n, int D) {
         for (int j = i + 1; j < n; j++, q++)
             if (q % every == 0 && p < pairs)
                 d[p++] = l2_dist(full + (size_t)i * D, full + (size_t)j * D, D);
-    double m = viz_median(d, p);
+    double m = rc_median(d, p);
     free(d);
     return m;
 }
@@ -121,7 +121,7 @@ static json_t *full_vs_reversed(const rc_config *c, const rc_viz_clipset *cs,
     }
     double *sorted = rc_xmalloc(sizeof(double) * (size_t)n);
     memcpy(sorted, d, sizeof(double) * (size_t)n);
-    double median_fr = viz_median(sorted, (size_t)n);
+    double median_fr = rc_median(sorted, (size_t)n);
     json_t *o = json_object();
     json_object_set_new(o, "margin", json_real(margin));
     json_object_set_new(o, "median_dist_between_windows",

@@ -265,7 +265,7 @@ int rc_saliency_main(int argc, char **argv) {
                                                    : json_null());
         double median_lift = NAN, above_one = NAN;
         if (n_lifts > 0) {
-            median_lift = viz_median(lifts, (size_t)n_lifts);
+            median_lift = rc_median(lifts, (size_t)n_lifts);
             int above = 0;
             for (int i = 0; i < n_lifts; i++) above += lifts[i] > 1;
             above_one = (double)above / n_lifts;

@@ -180,17 +180,6 @@ int viz_open(viz_args *a, rc_config *c, int synthetic_clips, int out_dir,
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-double viz_median(double *v, size_t n) {
-    if (n == 0) return NAN;
-    qsort(v, n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int viz_fail(const viz_args *a) {
     fprintf(stderr, "recompose %s: error: %s\n", a->command, rc_last_error());
     return 1;

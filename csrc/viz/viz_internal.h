@@ -74,10 +74,6 @@ int viz_make_dir(const char *path);
 /* Parse "i,j,k" into indices < n (malloc'd). Returns count or -1. */
 int viz_parse_items(const char *s, int n, int **out);
 
-/* Median of v[0..n-1] (the mean of the two middle values for even n),
- * sorting v in place. NaN for n = 0. */
-double viz_median(double *v, size_t n);
-
 /* Gray value in [0, 1] of pixel p of frame [C][S][S] (mean over channels). */
 static inline float viz_gray(const float *frame, int C, int S, int p) {
     float g = 0;

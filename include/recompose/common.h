@@ -36,6 +36,17 @@ void rc_log(const char *fmt, ...) RC_PRINTF(1, 2);
 void *rc_xmalloc(size_t bytes);
 void *rc_xcalloc(size_t count, size_t size);
 
+/* Median of v[0..n-1] (the mean of the two middle values for even n),
+ * sorting v in place. NaN for n = 0. */
+double rc_median(double *v, size_t n);
+
+/* Batch buffers in plain host memory, 64-byte aligned, with the
+ * (bytes, ctx) shape of rc_loader_options.alloc and rc_stage_ops.host_alloc:
+ * NULL with the error set when memory runs out (the caller owns the
+ * message about what it was for); rc_host_free releases one. */
+void *rc_host_alloc(size_t bytes, void *ctx);
+void rc_host_free(void *p, void *ctx);
+
 /* CRC-32 (zlib's polynomial) of n bytes, continuing from crc (0 to start):
  * checkpoints and shards both checksum with it. */
 uint32_t rc_crc32(uint32_t crc, const void *data, size_t n);

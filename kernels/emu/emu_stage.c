@@ -92,21 +92,6 @@ static void *copy_thread(void *arg) {
     return NULL;
 }
 
-static void *emu_host_alloc(size_t bytes, void *ctx) {
-    (void)ctx;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) {
-        rc_set_error("out of memory allocating %zu bytes of input buffer", bytes);
-        return NULL;
-    }
-    return p;
-}
-
-static void emu_host_free(void *p, void *ctx) {
-    (void)ctx;
-    free(p);
-}
-
 static void free_slots(emu_stage *st) {
     for (int i = 0; i < st->n_slots; i++) {
         free(st->slots[i].dev);
@@ -209,7 +194,7 @@ static void emu_release(void *p, int slot) {
 static void emu_wait_host_free(void *p, int slot) { wait_copied(p, slot); }
 
 static const rc_stage_ops emu_stage_ops = {
-    "emu",      emu_host_alloc, emu_host_free, emu_create,        emu_destroy,
+    "emu",      rc_host_alloc,  rc_host_free,  emu_create,        emu_destroy,
     emu_submit, emu_acquire,    emu_release,   emu_wait_host_free,
 };
 
