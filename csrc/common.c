@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <cblas.h>
 #include <zlib.h>
 
 static _Thread_local char rc_error_buf[1024];
@@ -94,3 +95,5 @@ uint32_t rc_crc32(uint32_t crc, const void *data, size_t n) {
     }
     return (uint32_t)c;
 }
+
+const char *rc_blas_kernels(void) { return openblas_get_corename(); }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cblas.h>
+
 #include "recompose/checkpoint.h"
 #include "recompose/common.h"
 #include "recompose/config.h"
@@ -302,6 +304,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("recompose %s\n", RC_VERSION);
+        printf("BLAS: %s; kernels %s\n", openblas_get_config(), rc_blas_kernels());
         return 0;
     }
     fprintf(stderr, "recompose: unknown command '%s'\n\n%s", cmd, usage_main);

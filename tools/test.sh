@@ -2,6 +2,8 @@
 # The test suite: install dependencies, build with warnings as errors, run ctest.
 # Long tests (training to full quality) are behind RC_LONG_TESTS=1.
 # Then, unless RC_SANITIZE_PASS=0 (or ctest arguments were given):
+#  - the numerical tests (ctest -L numeric) again under another OpenBLAS
+#    kernel family (tools/openblas-kernels.sh --other);
 #  - tools/gpu-check.sh in its no-GPU mode on that build;
 #  - the fast part of the suite again under AddressSanitizer + UBSan
 #    (build-asan/), any report failing the test;
@@ -16,6 +18,17 @@ cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DRC_WERROR=ON \
 cmake --build build-test -j"$(nproc)"
 (cd build-test && ctest --output-on-failure -j2 "$@")
 if [ "${RC_SANITIZE_PASS:-1}" = 0 ] || [ $# -gt 0 ]; then exit 0; fi
+
+# ---- the numerical tests under a second OpenBLAS kernel family ---------------
+# Float32 results differ in their last bits between kernel families (Haswell,
+# SkylakeX, ...), and OpenBLAS picks one by CPU: a tolerance that holds only
+# for this machine's family would fail on the next. So the tests labelled
+# numeric (CMakeLists.txt) run again with OPENBLAS_CORETYPE set to another
+# family this CPU supports.
+kernels=$(tools/openblas-kernels.sh build-test/recompose)
+other=$(tools/openblas-kernels.sh --other build-test/recompose)
+echo "== numerical tests under OpenBLAS kernels $other (first pass: $kernels)"
+(cd build-test && OPENBLAS_CORETYPE="$other" ctest --output-on-failure -j2 -L numeric)
 
 # ---- the GPU check's no-GPU mode -------------------------------------------------
 # tools/gpu-check.sh gets minutes on a bare GPU machine: every step it can

@@ -51,6 +51,11 @@ void rc_host_free(void *p, void *ctx);
  * checkpoints and shards both checksum with it. */
 uint32_t rc_crc32(uint32_t crc, const void *data, size_t n);
 
+/* The kernel family OpenBLAS chose for this CPU ("Haswell", "SkylakeX",
+ * "Cooperlake", ...; OPENBLAS_CORETYPE overrides its choice). Results of a
+ * float32 run differ in their last bits between families. */
+const char *rc_blas_kernels(void);
+
 /* Wall clock in seconds (monotonic). */
 double rc_now(void);
 
