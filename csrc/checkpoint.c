@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "recompose/action.h"
 #include "recompose/common.h"
 #include "recompose/safetensors.h"
 
@@ -230,6 +231,11 @@ static int check_no_extra_tensors(const rc_st_file *f, const rc_model *m) {
         for (int k = 0; k < 2; k++)
             if (!strncmp(name, moment_prefix[k], strlen(moment_prefix[k])))
                 param = name + strlen(moment_prefix[k]);
+        if (!rc_model_find_param(m, param) && !strncmp(param, "action.", 7))
+            return rc_set_error("%s: tensor %s in the checkpoint is the action "
+                                "head of a run trained with loss.w_act > 0; "
+                                "use that run's config (RUN/config.ini) or set "
+                                "loss.w_act", rc_safetensors_path(f), name);
         if (!rc_model_find_param(m, param))
             return rc_set_error("%s: tensor %s in the checkpoint is not a "
                                 "parameter of the model; was it saved from "
@@ -249,13 +255,35 @@ static int has_optimizer_state(const rc_st_file *f) {
     return 0;
 }
 
+/* The action head (loss.w_act) is the one part of a model that a checkpoint
+ * of an older or head-less run may lack: such a load starts the head at
+ * the identity warp (as a fresh model) instead of refusing. */
+static int is_action_param(const rc_param *p) {
+    return !strncmp(p->name, "action.", 7);
+}
+
+static int missing_action_head(const rc_st_file *f, const rc_model *m) {
+    for (int i = 0; i < rc_model_n_params(m); i++) {
+        const rc_param *p = rc_model_param(m, i);
+        if (is_action_param(p) && !rc_safetensors_find(f, p->name)) return 1;
+    }
+    return 0;
+}
+
 /* Find and check every tensor the load needs: group 0 the weights, groups 1
- * and 2 the moments (only if want_opt). */
+ * and 2 the moments (only if want_opt). A missing action head leaves its
+ * entries NULL (upload_group fills them). */
 static int collect_tensors(const rc_st_file *f, const rc_model *m, int want_opt,
                            const rc_st_tensor **found) {
     int n_params = rc_model_n_params(m);
-    for (int i = 0; i < n_params; i++)
+    int no_head = missing_action_head(f, m);
+    if (no_head)
+        rc_log("%s has no action head (trained without loss.w_act): the head "
+               "starts at the identity warp", rc_safetensors_path(f));
+    for (int i = 0; i < n_params; i++) {
+        if (no_head && is_action_param(rc_model_param(m, i))) continue;
         if (match_tensor(f, "", rc_model_param(m, i), &found[i]) != 0) return -1;
+    }
     if (check_no_extra_tensors(f, m) != 0) return -1;
     if (!want_opt) return 0;
     if (!has_optimizer_state(f))
@@ -263,21 +291,28 @@ static int collect_tensors(const rc_st_file *f, const rc_model *m, int want_opt,
                             "resume (it can still be evaluated)",
                             rc_safetensors_path(f));
     for (int g = 1; g <= 2; g++)
-        for (int i = 0; i < n_params; i++)
+        for (int i = 0; i < n_params; i++) {
+            if (no_head && is_action_param(rc_model_param(m, i))) continue;
             if (match_tensor(f, moment_prefix[g - 1], rc_model_param(m, i),
                              &found[g * n_params + i]) != 0)
                 return -1;
+        }
     return 0;
 }
 
-/* Assemble one flat host buffer from the tensors of group g and upload it. */
+/* Assemble one flat host buffer from the tensors of group g and upload it.
+ * A tensor left NULL (a missing action head) becomes zeros, or for the
+ * weights the head's identity bias. */
 static void upload_group(const rc_backend *be, const rc_model *m,
-                         const rc_st_tensor **group, float *dst) {
+                         const rc_st_tensor **group, int weights, float *dst) {
     size_t numel = rc_model_numel(m);
-    float *host = rc_xmalloc(numel * sizeof(float));
+    float *host = rc_xcalloc(numel, sizeof(float));
     for (int i = 0; i < rc_model_n_params(m); i++) {
         const rc_param *p = rc_model_param(m, i);
-        memcpy(host + p->offset, group[i]->data, p->numel * sizeof(float));
+        if (group[i])
+            memcpy(host + p->offset, group[i]->data, p->numel * sizeof(float));
+        else if (weights && !strcmp(p->name, "action.bias"))
+            rc_action_identity(rc_model_get_shape(m)->action_kind, host + p->offset);
     }
     be->to_device(dst, host, numel * sizeof(float));
     free(host);
@@ -352,10 +387,10 @@ int rc_checkpoint_load(const char *path, rc_model *m, rc_adamw *opt,
     if (status == 0 && opt) status = read_adam_t(f, &adam_t);
     if (status == 0) {
         const rc_backend *be = rc_model_backend(m);
-        upload_group(be, m, found, rc_model_weights(m));
+        upload_group(be, m, found, 1, rc_model_weights(m));
         if (opt) {
-            upload_group(be, m, found + n_params, opt->m);
-            upload_group(be, m, found + 2 * n_params, opt->v);
+            upload_group(be, m, found + n_params, 0, opt->m);
+            upload_group(be, m, found + 2 * n_params, 0, opt->v);
             opt->t = adam_t;
         }
         if (step) *step = saved_step;

@@ -87,6 +87,8 @@ static const enum_choice texture_choices[] = {
  * conv map); it measured worse and was removed (docs/RESULTS.md section 5).
  * The key stays so that configs and checkpoints that name it still load. */
 static const enum_choice pool_choices[] = {{"mean", 0}, {NULL, 0}};
+static const enum_choice action_choices[] = {
+    {"affine", RC_ACTION_AFFINE}, {"expm", RC_ACTION_EXPM}, {NULL, 0}};
 static const enum_choice hinge_choices[] = {{"squared", 1}, {"plain", 0}, {NULL, 0}};
 
 static const char *rule_odd(long long v) {
@@ -295,6 +297,22 @@ static const config_key config_keys[] = {
      "embedding (dx and dy blocks swapped, rotation negated; model.embed_dim "
      "a multiple of 4; any data source; 0 = off)",
      FIELD(loss.w_kind[RC_PAIR_FULL_TRANSPOSE]), NULL, 0, NULL},
+    {"loss", "w_act", KEY_FLOAT, 0, 1e6, 0, "0",
+     "weight of the action term: a linear head maps each sequence's "
+     "embedding to an affine warp that must carry the sequence's first frame "
+     "onto its last (SPEC section 4; any data source; 0 = off, no head)",
+     FIELD(loss.w_act), NULL, 0, NULL},
+    {"loss", "act_kind", KEY_ENUM, 0, 0, 0, "affine",
+     "the action head's warp: affine (its six outputs are the warp) or expm "
+     "(the matrix exponential of them: invertible, the inverse motion is the "
+     "negated code)", FIELD(loss.act_kind), action_choices, 0, NULL},
+    {"loss", "act_scales", KEY_INT, 1, RC_WARP_MAX_SCALES, 0, "3",
+     "scales of the action term's image error: average pooling by 1, 2, 4, "
+     "... (each must divide data.image_size)", FIELD(loss.act_scales), NULL,
+     0, NULL},
+    {"loss", "act_border", KEY_INT, 0, 4096, 0, "8",
+     "pixels at each edge left out of the action term's image error (where "
+     "a warp samples past the frame)", FIELD(loss.act_border), NULL, 0, NULL},
 
     /* [eval] */
     {"eval", "clips", KEY_INT, 2, 1000000, 0, "512",
@@ -1008,6 +1026,13 @@ int rc_config_validate(const rc_config *c) {
                             "split the embedding into four equal blocks; "
                             "model.embed_dim = %d is not a multiple of 4",
                             c->embed_dim);
+    if (c->loss.w_act > 0) {
+        rc_warp_shape ws;
+        rc_loss_warp_shape(&c->loss, c->channels, c->image_size, 1, &ws);
+        if (rc_warp_shape_check(&ws) != 0)
+            return rc_set_error("config: loss.act_scales, act_border: %s",
+                                rc_last_error());
+    }
     if (c->resize != 0 && c->resize < c->image_size)
         return rc_set_error("config: data.resize (%d) must be 0 or >= "
                             "data.image_size (%d)", c->resize, c->image_size);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recompose/action.h"
 #include "recompose/common.h"
 #include "recompose/rng.h"
 
@@ -36,6 +37,7 @@ struct rc_model {
 
     conv_layer conv[RC_MAX_CONV];
     int fc_w, fc_b, lstm_wih, lstm_whh, lstm_b, head_w, head_b;
+    int act_w, act_b; /* the action head; -1 without */
     int c_last; /* channels after the last conv */
 
     /* activation buffers, capacity in pairs / sequences / steps */
@@ -50,6 +52,13 @@ struct rc_model {
     float *d_buf[2];           /* ping-pong conv gradients */
     float *conv_ws;
     size_t conv_ws_elems, lstm_cache_elems;
+    /* the action term: head outputs, warps and their gradients [n_seq][6]
+     * and the head's gradient into phi [n_seq][D] (backend memory); each
+     * sequence's first and last frame (host) */
+    float *act_raw, *act_theta, *d_theta, *d_raw, *d_emb_act;
+    float *host_raw, *host_theta; /* [n_seq][6] host scratch */
+    int *act_first, *act_last;
+    double last_action_loss;
 
     rc_grad_ready_fn grad_ready; /* NULL: nobody listens */
     void *grad_ready_ctx;
@@ -98,6 +107,11 @@ static void build_param_table(rc_model *m) {
     m->lstm_b = add_param(m, "composer.bias", 1, &G, 0);
     m->head_w = add_param(m, "head.weight", 2, (int[]){D, H}, 1);
     m->head_b = add_param(m, "head.bias", 1, &D, 0);
+    m->act_w = m->act_b = -1;
+    if (s->action_head) {
+        m->act_w = add_param(m, "action.weight", 2, (int[]){6, D}, 1);
+        m->act_b = add_param(m, "action.bias", 1, (int[]){6}, 0);
+    }
 }
 
 void rc_model_shape_from_config(const rc_config *c, rc_model_shape *s) {
@@ -113,6 +127,8 @@ void rc_model_shape_from_config(const rc_config *c, rc_model_shape *s) {
     s->feature_dim = c->feature_dim;
     s->hidden = c->hidden;
     s->embed_dim = c->embed_dim;
+    s->action_head = c->loss.w_act > 0;
+    s->action_kind = c->loss.act_kind;
 }
 
 rc_model *rc_model_create(const rc_model_shape *s, const rc_backend *be) {
@@ -142,7 +158,9 @@ static void free_buffers(rc_model *m) {
     float **bufs[] = {&m->x_in,    &m->pooled,   &m->feat,     &m->steps_in,
                       &m->lstm_cache, &m->h_last, &m->emb,     &m->d_emb,
                       &m->d_h,     &m->d_steps,  &m->d_feat,   &m->d_pooled,
-                      &m->d_buf[0], &m->d_buf[1], &m->conv_ws};
+                      &m->d_buf[0], &m->d_buf[1], &m->conv_ws,
+                      &m->act_raw, &m->act_theta, &m->d_theta, &m->d_raw,
+                      &m->d_emb_act};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         if (*bufs[i]) be->free(*bufs[i]);
         *bufs[i] = NULL;
@@ -151,6 +169,12 @@ static void free_buffers(rc_model *m) {
         if (m->act[l]) be->free(m->act[l]);
         m->act[l] = NULL;
     }
+    free(m->host_raw);
+    free(m->host_theta);
+    free(m->act_first);
+    free(m->act_last);
+    m->host_raw = m->host_theta = NULL;
+    m->act_first = m->act_last = NULL;
     m->cap_pairs = m->cap_seq = m->cap_steps = 0;
 }
 
@@ -202,6 +226,15 @@ void rc_model_init_weights(rc_model *m, uint64_t seed) {
             host[p->offset + k] = (float)rc_rng_range(&rng, -bound, bound);
         if (is_lstm && p->ndim == 1)
             for (int k = H; k < 2 * H; k++) host[p->offset + k] = 1.0f;
+    }
+    /* The action head starts at the identity warp for every sequence
+     * (weight 0): the term's first gradients teach it the motion the code
+     * already carries, instead of a random warp teaching the code noise. */
+    if (m->act_w >= 0) {
+        memset(host + m->params[m->act_w].offset, 0,
+               m->params[m->act_w].numel * sizeof(float));
+        rc_action_identity(m->shape.action_kind,
+                           host + m->params[m->act_b].offset);
     }
     m->be->to_device(m->w, host, m->numel * sizeof(float));
     free(host);
@@ -284,6 +317,17 @@ static void ensure_capacity(rc_model *m, int n_pairs, int n_seq, int max_steps) 
     m->d_emb = be->alloc((size_t)S * D * sizeof(float));
     m->d_buf[0] = be->alloc((size_t)P * max_act * sizeof(float));
     m->d_buf[1] = be->alloc((size_t)P * max_act * sizeof(float));
+    if (m->act_w >= 0) {
+        m->act_raw = be->alloc((size_t)S * 6 * sizeof(float));
+        m->act_theta = be->alloc((size_t)S * 6 * sizeof(float));
+        m->d_theta = be->alloc((size_t)S * 6 * sizeof(float));
+        m->d_raw = be->alloc((size_t)S * 6 * sizeof(float));
+        m->d_emb_act = be->alloc((size_t)S * D * sizeof(float));
+        m->host_raw = rc_xmalloc((size_t)S * 6 * sizeof(float));
+        m->host_theta = rc_xmalloc((size_t)S * 6 * sizeof(float));
+        m->act_first = rc_xmalloc((size_t)S * sizeof(int));
+        m->act_last = rc_xmalloc((size_t)S * sizeof(int));
+    }
     m->cap_pairs = P;
     m->cap_seq = S;
     m->cap_steps = T;
@@ -354,6 +398,10 @@ static void backward(rc_model *m, const rc_batch_plan *plan, float *d_input) {
     const rc_model_shape *s = &m->shape;
     int P = plan->n_pairs, announce = d_input == NULL;
 
+    if (m->act_w >= 0 && announce) { /* the action head's, from action_term */
+        grad_final(m, announce, m->act_w);
+        grad_final(m, announce, m->act_b);
+    }
     be->linear_backward(plan->n_seq, s->hidden, s->embed_dim, m->h_last,
                         W(m, m->head_w), m->d_emb, m->d_h, G(m, m->head_w),
                         G(m, m->head_b));
@@ -399,6 +447,55 @@ static void backward(rc_model *m, const rc_batch_plan *plan, float *d_input) {
     }
 }
 
+/* The action term (SPEC section 4): every sequence's phi, through the
+ * action head, warps the sequence's first frame onto its last.
+ *   phi --head--> raw [n][6] --(host) rc_action_warps--> theta
+ *       --warp_loss(first frame, last frame)--> L_act, d_theta
+ *       --(host) backward of the warps--> d_raw --head backward--> d phi
+ * With backward, the head's weight gradients are written and d phi is
+ * added to m->d_emb (which holds the hinge loss's). */
+static double action_term(rc_model *m, const rc_batch_plan *plan,
+                          const float *frames, const rc_loss_config *loss,
+                          int backward_pass) {
+    const rc_backend *be = m->be;
+    int n = plan->n_seq, D = m->shape.embed_dim, F1 = plan->T + 1;
+    for (int q = 0; q < n; q++) {
+        const int *steps = plan->seq_pair + (size_t)q * plan->max_steps;
+        int p0 = steps[0], p1 = steps[plan->seq_len[q] - 1];
+        m->act_first[q] = plan->pair_clip[p0] * F1 + plan->pair_i[p0];
+        m->act_last[q] = plan->pair_clip[p1] * F1 + plan->pair_j[p1];
+    }
+    be->linear_forward(n, D, 6, m->emb, W(m, m->act_w), W(m, m->act_b),
+                       m->act_raw);
+    size_t bytes = (size_t)n * 6 * sizeof(float);
+    const float *theta = m->act_raw;
+    if (m->shape.action_kind != RC_ACTION_AFFINE) {
+        be->to_host(m->host_raw, m->act_raw, bytes);
+        rc_action_warps(m->shape.action_kind, n, m->host_raw, m->host_theta);
+        be->to_device(m->act_theta, m->host_theta, bytes);
+        theta = m->act_theta;
+    }
+    rc_warp_shape ws;
+    rc_loss_warp_shape(loss, m->shape.in_channels, m->shape.image_size, n, &ws);
+    double L = be->warp_loss(&ws, frames, m->act_first, m->act_last, theta,
+                             backward_pass ? m->d_theta : NULL);
+    if (!backward_pass || !isfinite(L)) return L;
+    const float *d_raw = m->d_theta;
+    if (m->shape.action_kind != RC_ACTION_AFFINE) {
+        be->to_host(m->host_theta, m->d_theta, bytes);
+        rc_action_warps_backward(m->shape.action_kind, n, m->host_raw,
+                                 m->host_theta, m->host_theta);
+        be->to_device(m->d_raw, m->host_theta, bytes);
+        d_raw = m->d_raw;
+    }
+    be->linear_backward(n, D, 6, m->emb, W(m, m->act_w), d_raw, m->d_emb_act,
+                        G(m, m->act_w), G(m, m->act_b));
+    be->axpy((size_t)n * D, 1.0f, m->d_emb_act, m->d_emb);
+    return L;
+}
+
+double rc_model_action_loss(const rc_model *m) { return m->last_action_loss; }
+
 double rc_model_step(rc_model *m, const rc_batch_plan *plan,
                      const float *frames, const rc_loss_config *loss,
                      int backward_pass, float *emb_out) {
@@ -407,6 +504,11 @@ double rc_model_step(rc_model *m, const rc_batch_plan *plan,
     double L = m->be->hinge_loss(plan->n_seq, m->shape.embed_dim, m->emb,
                                  plan->n_loss_pairs, plan->loss_pairs, &hp,
                                  backward_pass ? m->d_emb : NULL);
+    m->last_action_loss = 0;
+    if (m->act_w >= 0 && loss->w_act > 0) {
+        m->last_action_loss = action_term(m, plan, frames, loss, backward_pass);
+        L += m->last_action_loss;
+    }
     if (emb_out)
         m->be->to_host(emb_out, m->emb,
                        (size_t)plan->n_seq * m->shape.embed_dim * sizeof(float));

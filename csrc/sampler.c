@@ -130,6 +130,10 @@ void rc_loss_config_default(rc_loss_config *c) {
     c->w_neg = 1.0f;
     for (int k = 0; k < RC_PAIR_KINDS; k++)
         c->w_kind[k] = k < RC_TUPLE_PAIR_KINDS ? 1.0f : 0.0f;
+    c->w_act = 0.0f;
+    c->act_kind = RC_ACTION_AFFINE;
+    c->act_scales = 3;
+    c->act_border = 8;
 }
 
 int rc_loss_twins(const rc_loss_config *loss, int kinds[RC_TWIN_KINDS]) {
@@ -337,4 +341,17 @@ void rc_plan_free(rc_batch_plan *plan) {
     free(plan->loss_pairs);
     free(plan->loss_pair_kind);
     memset(plan, 0, sizeof *plan);
+}
+
+void rc_loss_warp_shape(const rc_loss_config *loss, int C, int S, int n,
+                        rc_warp_shape *out) {
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    out->C = C;
+    out->S = S;
+    out->n_scales = loss->act_scales;
+    for (int k = 0; k < loss->act_scales && k < RC_WARP_MAX_SCALES; k++)
+        out->scales[k] = 1 << k;
+    out->border = loss->act_border;
+    out->scale = n > 0 ? loss->w_act / n : 0.0;
 }

@@ -572,7 +572,7 @@ static void apply_update(trainer *t, int64_t step, double loss) {
     double by_kind[RC_PAIR_KINDS];
     rc_plan_loss_by_kind(&t->plan, t->emb_host, c->embed_dim, &c->loss, by_kind);
     rc_train_report_add(&t->report, loss, (double)t->plan.n_pairs / c->batch,
-                        by_kind);
+                        by_kind, rc_model_action_loss(t->model));
 }
 
 /* Step `step`: its batch through the model, the gradients reduced over the

@@ -24,8 +24,10 @@ void rc_train_report_init(rc_train_report *r, FILE *metrics, int progress,
 
 void rc_train_report_add(rc_train_report *r, double loss,
                          double pairs_per_tuple,
-                         const double loss_by_kind[RC_PAIR_KINDS]) {
+                         const double loss_by_kind[RC_PAIR_KINDS],
+                         double loss_action) {
     r->loss += loss;
+    r->loss_action += loss_action;
     r->pairs_per_tuple += pairs_per_tuple;
     for (int k = 0; k < RC_PAIR_KINDS; k++) r->loss_by_kind[k] += loss_by_kind[k];
     r->n++;
@@ -42,7 +44,7 @@ static void format_duration(double s, char *buf, size_t n) {
 
 static void write_metrics_line(FILE *f, const rc_report_point *at, double loss,
                                const double loss_by_kind[RC_PAIR_KINDS],
-                               double pairs_per_tuple, double tuples_per_s,
+                               double loss_action, double pairs_per_tuple, double tuples_per_s,
                                double elapsed) {
     json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "step",
                           (json_int_t)at->step, "loss", loss, "lr", at->lr,
@@ -53,6 +55,7 @@ static void write_metrics_line(FILE *f, const rc_report_point *at, double loss,
     json_t *kinds = json_object();
     for (int k = 0; k < RC_PAIR_KINDS; k++)
         json_object_set_new(kinds, rc_pair_kind_names[k], json_real(loss_by_kind[k]));
+    json_object_set_new(kinds, "action", json_real(loss_action));
     json_object_set_new(j, "loss_by_kind", kinds);
     char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fprintf(f, "%s\n", line);
@@ -97,11 +100,12 @@ double rc_train_report_window(rc_train_report *r, rc_comm *comm,
     double by_kind[RC_PAIR_KINDS];
     for (int k = 0; k < RC_PAIR_KINDS; k++)
         by_kind[k] = rc_comm_sum(comm, r->loss_by_kind[k] / r->n) / world;
-    write_metrics_line(r->metrics, at, loss, by_kind, pairs_per_tuple,
+    double action = rc_comm_sum(comm, r->loss_action / r->n) / world;
+    write_metrics_line(r->metrics, at, loss, by_kind, action, pairs_per_tuple,
                        tuples_per_s, now - r->train_start);
     if (r->progress)
         write_progress_line(r, at, loss, tuples_per_s, pairs_per_tuple);
-    r->loss = r->pairs_per_tuple = 0;
+    r->loss = r->pairs_per_tuple = r->loss_action = 0;
     memset(r->loss_by_kind, 0, sizeof r->loss_by_kind);
     r->n = 0;
     r->window_start = now;

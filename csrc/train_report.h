@@ -24,7 +24,7 @@ typedef struct {
     int batch;            /* tuples per step on this rank */
     double train_start, window_start;
     /* the good steps since the last report */
-    double loss, pairs_per_tuple, loss_by_kind[RC_PAIR_KINDS];
+    double loss, pairs_per_tuple, loss_by_kind[RC_PAIR_KINDS], loss_action;
     int n;
 } rc_train_report;
 
@@ -32,10 +32,13 @@ void rc_train_report_init(rc_train_report *r, FILE *metrics, int progress,
                           int64_t first_step, int64_t total_steps, int batch);
 
 /* A step whose update was applied: its loss (the ranks' mean), its distinct
- * pairs per tuple and this rank's loss by pair kind. */
+ * pairs per tuple and this rank's loss by pair kind and action term (in
+ * metrics.jsonl's loss_by_kind as "action"; with the kinds it adds up to
+ * the loss). */
 void rc_train_report_add(rc_train_report *r, double loss,
                          double pairs_per_tuple,
-                         const double loss_by_kind[RC_PAIR_KINDS]);
+                         const double loss_by_kind[RC_PAIR_KINDS],
+                         double loss_action);
 
 typedef struct {
     int64_t step;        /* steps done */

@@ -119,6 +119,17 @@ RC_KERNEL(rc_k_scale, rc_scale_args) {
 
 typedef struct {
     size_t n;
+    float alpha;
+    const float *x;
+    float *y;
+} rc_axpy_args;
+
+RC_KERNEL(rc_k_axpy, rc_axpy_args) {
+    RC_GRID_LOOP(i, a.n) a.y[i] += a.alpha * a.x[i];
+}
+
+typedef struct {
+    size_t n;
     float *w;
     const float *g;
     float *m, *v;
@@ -424,6 +435,116 @@ RC_KERNEL(rc_k_hinge, rc_hinge_args) {
             RC_SYNC(); /* everyone read coef before the next pair writes it */
         }
         if (threadIdx.x == 0) a.loss_part[e] = loss;
+    }
+}
+
+/* ---- the action term: warp loss (ops.h, rc_warp_shape) -----------------------
+ * One block per sequence q, in three passes separated by block barriers:
+ *  1. every thread warps its share of the first frame's pixels into
+ *     warped[q] (rc_warp_locate / rc_warp_sample, shared_math.h);
+ *  2. every thread takes its share of the pooled pixels of each scale,
+ *     adds their squared error to its loss and stores, for each, the
+ *     derivative share 2 diff / (count k^2) that every full-resolution pixel
+ *     of the block receives (0 outside the border) in pooled[q];
+ *  3. every thread sums, over its pixels, the gradient of the six warp
+ *     parameters (the pixel's pooled shares times the sample's slopes, zero
+ *     through the clamp), and the block reduces the six sums in a fixed
+ *     order (rc_block_sum).
+ * Loss and gradient of a sequence are written by its block alone: no
+ * atomics, bitwise reproducible for a given block size. */
+typedef struct {
+    int n, C, S, n_scales, border, pooled_total;
+    int scales[RC_WARP_MAX_SCALES];
+    double scale;
+    const float *frames, *theta;
+    const int *first, *last;
+    float *warped;     /* [n][C][S][S] scratch */
+    float *pooled;     /* [n][pooled_total] scratch */
+    float *d_theta;    /* [n][6], nullable */
+    double *loss_part; /* [n], unscaled */
+} rc_warp_args;
+
+RC_KERNEL(rc_k_warp_loss, rc_warp_args) {
+    RC_SHARED(double, scratch, RC_WARP);
+    int S = a.S, C = a.C;
+    size_t plane = (size_t)S * S, fe = (size_t)C * plane;
+    for (int q = (int)blockIdx.x; q < a.n; q += (int)gridDim.x) {
+        float th[6];
+        for (int k = 0; k < 6; k++) th[k] = a.theta[6 * (size_t)q + k];
+        const float *src = a.frames + (size_t)a.first[q] * fe;
+        const float *dst = a.frames + (size_t)a.last[q] * fe;
+        float *warped = a.warped + (size_t)q * fe;
+        float *pooled = a.pooled + (size_t)q * a.pooled_total;
+        for (int p = (int)threadIdx.x; p < S * S; p += (int)blockDim.x) {
+            rc_warp_point pt = rc_warp_locate(th, p % S, p / S, S);
+            for (int c = 0; c < C; c++)
+                warped[c * plane + p] = rc_warp_sample(src + c * plane, S, pt,
+                                                       NULL, NULL);
+        }
+        RC_SYNC(); /* the warped frame is complete */
+        double loss = 0.0;
+        int off = 0;
+        for (int sc = 0; sc < a.n_scales; sc++) {
+            int k = a.scales[sc], P = S / k, m = a.border / k;
+            double count = (double)C * (P - 2 * m) * (P - 2 * m);
+            double area = (double)k * k;
+            for (int idx = (int)threadIdx.x; idx < C * P * P; idx += (int)blockDim.x) {
+                int c = idx / (P * P), pj = idx / P % P, pi = idx % P;
+                if (pj < m || pj >= P - m || pi < m || pi >= P - m) {
+                    pooled[off + idx] = 0.0f;
+                    continue;
+                }
+                double sw = 0.0, sd = 0.0;
+                for (int dj = 0; dj < k; dj++)
+                    for (int di = 0; di < k; di++) {
+                        size_t at = c * plane + (size_t)(pj * k + dj) * S + pi * k + di;
+                        sw += warped[at];
+                        sd += dst[at];
+                    }
+                double diff = (sw - sd) / area;
+                loss += diff * diff / count;
+                pooled[off + idx] = (float)(2.0 * diff / (count * area));
+            }
+            off += C * P * P;
+        }
+        RC_SYNC(); /* the pooled shares are complete */
+        loss = rc_block_sum(loss, scratch);
+        if (threadIdx.x == 0) a.loss_part[q] = loss;
+        if (!a.d_theta) continue;
+        double g[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+        float half_s = 0.5f * (float)S;
+        for (int p = (int)threadIdx.x; p < S * S; p += (int)blockDim.x) {
+            int i = p % S, j = p / S;
+            rc_warp_point pt = rc_warp_locate(th, i, j, S);
+            float du = 0.0f, dv = 0.0f;
+            for (int c = 0; c < C; c++) {
+                float dw = 0.0f;
+                int o = 0;
+                for (int sc = 0; sc < a.n_scales; sc++) {
+                    int k = a.scales[sc], P = S / k;
+                    dw += pooled[o + c * P * P + (j / k) * P + i / k];
+                    o += C * P * P;
+                }
+                if (dw == 0.0f) continue;
+                float sx, sy;
+                rc_warp_sample(src + c * plane, S, pt, &sx, &sy);
+                du += dw * sx;
+                dv += dw * sy;
+            }
+            du = pt.in_x ? du * half_s : 0.0f;
+            dv = pt.in_y ? dv * half_s : 0.0f;
+            float x = ((float)i + 0.5f) / half_s - 1.0f, y = ((float)j + 0.5f) / half_s - 1.0f;
+            g[0] += (double)du * x;
+            g[1] += (double)du * y;
+            g[2] += du;
+            g[3] += (double)dv * x;
+            g[4] += (double)dv * y;
+            g[5] += dv;
+        }
+        for (int k = 0; k < 6; k++) {
+            double t = rc_block_sum(g[k], scratch);
+            if (threadIdx.x == 0) a.d_theta[6 * (size_t)q + k] = (float)(t * a.scale);
+        }
     }
 }
 

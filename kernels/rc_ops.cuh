@@ -116,6 +116,11 @@ static void rc_op_scale(size_t n, float *g, float alpha) {
     if (n) RC_LAUNCH(rc_k_scale, rc_blocks_for(n), RC_THREADS, a);
 }
 
+static void rc_op_axpy(size_t n, float alpha, const float *x, float *y) {
+    rc_axpy_args a = {n, alpha, x, y};
+    if (n) RC_LAUNCH(rc_k_axpy, rc_blocks_for(n), RC_THREADS, a);
+}
+
 static void rc_op_adamw_update(size_t n, float *w, const float *g, float *m,
                                float *v, float lr, float beta1, float beta2,
                                float eps, float weight_decay, float c1,
@@ -408,6 +413,50 @@ static double rc_op_hinge_loss(int n_emb, int dim, const float *emb,
     return loss;
 }
 
+
+/* ---- the action term: warp loss -------------------------------------------- */
+
+#ifndef RC_WARP_THREADS
+#define RC_WARP_THREADS 256
+#endif
+
+static double rc_op_warp_loss(const rc_warp_shape *s, const float *frames,
+                              const int *first, const int *last,
+                              const float *theta, float *d_theta) {
+    if (s->n <= 0) return 0.0;
+    size_t fe = (size_t)s->C * s->S * s->S;
+    int pooled_total = 0;
+    for (int k = 0; k < s->n_scales; k++)
+        pooled_total += s->C * (s->S / s->scales[k]) * (s->S / s->scales[k]);
+    rc_dev_scratch_reset();
+    rc_warp_args a;
+    memset(&a, 0, sizeof a);
+    a.n = s->n;
+    a.C = s->C;
+    a.S = s->S;
+    a.n_scales = s->n_scales;
+    a.border = s->border;
+    a.pooled_total = pooled_total;
+    for (int k = 0; k < s->n_scales; k++) a.scales[k] = s->scales[k];
+    a.scale = s->scale;
+    a.frames = frames;
+    a.theta = theta;
+    a.first = (const int *)rc_dev_upload(first, (size_t)s->n * sizeof(int));
+    a.last = (const int *)rc_dev_upload(last, (size_t)s->n * sizeof(int));
+    a.warped = (float *)rc_dev_scratch((size_t)s->n * fe * sizeof(float));
+    a.pooled = (float *)rc_dev_scratch((size_t)s->n * pooled_total * sizeof(float));
+    a.d_theta = d_theta;
+    a.loss_part = (double *)rc_dev_scratch((size_t)s->n * sizeof(double));
+    double *out = (double *)rc_dev_scratch(sizeof(double));
+    unsigned blocks = s->n < RC_MAX_BLOCKS ? (unsigned)s->n : RC_MAX_BLOCKS;
+    RC_LAUNCH(rc_k_warp_loss, blocks, RC_WARP_THREADS, a);
+    rc_reduce_args r = {s->n, a.loss_part, out};
+    RC_LAUNCH(rc_k_reduce_final, 1, RC_THREADS, r);
+    double loss = 0.0;
+    rc_dev_download(&loss, out, sizeof loss);
+    return loss * s->scale;
+}
+
 /* The rc_backend entries (in ops.h order, after the convolutions) that the
  * CUDA backend and its emulation share: one list, so that an op added here
  * reaches both tables. */
@@ -415,7 +464,8 @@ static double rc_op_hinge_loss(int n_emb, int dim, const float *emb,
     rc_op_relu_forward, rc_op_relu_backward, rc_op_gap_forward,             \
         rc_op_gap_backward, rc_op_linear_forward, rc_op_linear_backward,     \
         rc_op_lstm_cache_size, rc_op_lstm_forward, rc_op_lstm_backward,      \
-        rc_op_hinge_loss, rc_op_sum_squares, rc_op_scale, rc_op_adamw_update, \
+        rc_op_hinge_loss, rc_op_warp_loss, rc_op_sum_squares, rc_op_scale, rc_op_axpy, \
+        rc_op_adamw_update, \
         rc_op_gather_pairs, rc_op_gather_steps, rc_op_scatter_steps
 
 #endif

@@ -149,4 +149,53 @@ RC_HD void rc_adamw_elem(float *w, float g, float *m, float *v, float lr,
     *w = wv - lr * (mv / c1) / (sqrtf(vv / c2) + eps);
 }
 
+/* Where output pixel (i, j) of an S x S frame samples the first frame under
+ * the affine warp a[0..5] (ops.h, rc_warp_shape): the source point in pixel
+ * units, clamped to [0, S-1] (in_x, in_y = 0 where the clamp acts), as the
+ * top-left pixel (x0, y0) of its 2 x 2 neighbourhood, its right and lower
+ * neighbours (x1, y1: the same pixel at the last column or row, where the
+ * weight fx or fy is 0) and the fractional offsets. */
+typedef struct {
+    int x0, y0, x1, y1, in_x, in_y;
+    float fx, fy;
+} rc_warp_point;
+
+RC_HD float rc_warp_clamp(float u, int S, int *inside) {
+    *inside = u >= 0.0f && u <= (float)(S - 1);
+    return u < 0.0f ? 0.0f : u > (float)(S - 1) ? (float)(S - 1) : u;
+}
+
+RC_HD rc_warp_point rc_warp_locate(const float *a, int i, int j, int S) {
+    rc_warp_point p;
+    float half_s = 0.5f * (float)S;
+    float x = ((float)i + 0.5f) / half_s - 1.0f;
+    float y = ((float)j + 0.5f) / half_s - 1.0f;
+    /* normalised t -> pixel (t + 1) S/2 - 1/2 */
+    float u = rc_warp_clamp((a[0] * x + a[1] * y + a[2] + 1.0f) * half_s - 0.5f,
+                            S, &p.in_x);
+    float v = rc_warp_clamp((a[3] * x + a[4] * y + a[5] + 1.0f) * half_s - 0.5f,
+                            S, &p.in_y);
+    p.x0 = (int)floorf(u);
+    p.y0 = (int)floorf(v);
+    p.fx = u - (float)p.x0;
+    p.fy = v - (float)p.y0;
+    p.x1 = p.x0 < S - 1 ? p.x0 + 1 : p.x0;
+    p.y1 = p.y0 < S - 1 ? p.y0 + 1 : p.y0;
+    return p;
+}
+
+/* The bilinear value of plane f at p, and (slopes != NULL) its derivatives
+ * along the source's pixel x and y. */
+RC_HD float rc_warp_sample(const float *f, int S, rc_warp_point p,
+                           float *slope_x, float *slope_y) {
+    float v00 = f[p.y0 * S + p.x0], v01 = f[p.y0 * S + p.x1];
+    float v10 = f[p.y1 * S + p.x0], v11 = f[p.y1 * S + p.x1];
+    if (slope_x) {
+        *slope_x = (v01 - v00) + p.fy * ((v11 - v10) - (v01 - v00));
+        *slope_y = (v10 - v00) + p.fx * ((v11 - v01) - (v10 - v00));
+    }
+    float top = v00 + p.fx * (v01 - v00), bottom = v10 + p.fx * (v11 - v10);
+    return top + p.fy * (bottom - top);
+}
+
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recompose/action.h"
 #include "recompose/common.h"
 #include "recompose/model.h"
 #include "recompose/ops.h"
@@ -141,6 +142,47 @@ static inline void rc_f64_embed(const rc_model *m, const double *w, int T,
     free(pc); free(pi); free(pj); free(sp); free(len);
 }
 
+/* The action term of rc_model_step (model.c, action_term) in float64, for
+ * the embeddings emb [n_seq][D] of a plan; written from the contract
+ * (action.h, ops.h), not from model.c. */
+static inline double rc_f64_action_loss(const rc_model *m, const double *w,
+                                        const rc_batch_plan *plan,
+                                        const double *frames,
+                                        const rc_loss_config *loss,
+                                        const double *emb) {
+    const rc_model_shape *s = rc_model_get_shape(m);
+    int n = plan->n_seq, D = s->embed_dim;
+    int *first = rc_xmalloc((size_t)n * sizeof(int));
+    int *last = rc_xmalloc((size_t)n * sizeof(int));
+    double *theta = rc_xmalloc((size_t)n * 6 * sizeof(double));
+    const double *aw = rc_f64_param(m, w, "action.weight");
+    const double *ab = rc_f64_param(m, w, "action.bias");
+    for (int q = 0; q < n; q++) {
+        /* the sequence's first and last frames, from its first and last
+         * steps' pairs */
+        const int *sp = plan->seq_pair + (size_t)q * plan->max_steps;
+        int a = sp[0], b = sp[plan->seq_len[q] - 1];
+        first[q] = plan->pair_clip[a] * (plan->T + 1) + plan->pair_i[a];
+        last[q] = plan->pair_clip[b] * (plan->T + 1) + plan->pair_j[b];
+        double r[6];
+        for (int k = 0; k < 6; k++) {
+            r[k] = ab[k];
+            for (int j = 0; j < D; j++) r[k] += aw[k * D + j] * emb[(size_t)q * D + j];
+        }
+        if (s->action_kind == RC_ACTION_EXPM) {
+            double mm[9] = {r[0], r[1], r[2], r[3], r[4], r[5], 0, 0, 0}, e[9];
+            rc_expm(3, mm, e);
+            memcpy(r, e, sizeof r);
+        }
+        memcpy(theta + 6 * (size_t)q, r, sizeof r);
+    }
+    rc_warp_shape ws;
+    rc_loss_warp_shape(loss, s->in_channels, s->image_size, n, &ws);
+    double L = rc_warp_loss_f64(&ws, frames, first, last, theta, NULL);
+    free(first); free(last); free(theta);
+    return L;
+}
+
 /* The loss of rc_model_step for a plan, in float64. */
 static inline double rc_f64_plan_loss(const rc_model *m, const double *w,
                                       const rc_batch_plan *plan,
@@ -154,6 +196,8 @@ static inline double rc_f64_plan_loss(const rc_model *m, const double *w,
     rc_hinge_params hp = {loss->margin, loss->squared, 1.0 / plan->B};
     double L = rc_hinge_loss_f64(plan->n_seq, D, emb, plan->n_loss_pairs,
                                  plan->loss_pairs, &hp, NULL);
+    if (rc_model_get_shape(m)->action_head && loss->w_act > 0)
+        L += rc_f64_action_loss(m, w, plan, frames, loss, emb);
     free(emb);
     return L;
 }

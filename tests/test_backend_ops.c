@@ -258,6 +258,41 @@ static void case_hinge(void) {
     free(e); free(de);
 }
 
+/* ---- the action term: warp loss ------------------------------------------------ */
+
+static void case_warp(void) {
+    enum { C = 2, S = 16, FRAMES = 5, N = 6 };
+    size_t fe = (size_t)C * S * S;
+    double *frames = draw(FRAMES * fe, 0, 1), *theta = zeros(6 * N), *dth = zeros(6 * N);
+    int first[N] = {0, 1, 2, 3, 4, 2}, last[N] = {1, 2, 2, 0, 3, 4};
+    for (int q = 0; q < N; q++) { /* near the identity; the last one also
+                                     samples the clamped edge */
+        double ang = rc_rng_range(&rng, -0.3, 0.3), z = rc_rng_range(&rng, 0.85, 1.15);
+        double *a = theta + 6 * q;
+        a[0] = (float)(z * cos(ang)), a[1] = (float)(-z * sin(ang));
+        a[3] = (float)(z * sin(ang)), a[4] = (float)(z * cos(ang));
+        a[2] = (float)(rc_rng_range(&rng, -0.2, 0.2) + (q == N - 1 ? 0.6 : 0));
+        a[5] = (float)rc_rng_range(&rng, -0.2, 0.2);
+    }
+    rc_warp_shape ws = {N, C, S, 3, {1, 2, 4, 0}, 4, 0.25};
+    float *gf = up(frames, FRAMES * fe), *gth = up(theta, 6 * N), *gdth = dev_zeros(6 * N);
+    double L = rc_warp_loss_f64(&ws, frames, first, last, theta, dth);
+    double gL = be->warp_loss(&ws, gf, first, last, gth, gdth);
+    /* float32 source coordinates move a sample by ~1e-6 px against the
+     * reference's double ones */
+    expect_scalar("warp_loss", gL, L, 1e-5);
+    expect("warp_loss", "d_theta", gdth, dth, 6 * N, 1e-4);
+    float *one = down(gdth, 6 * N);
+    double gL2 = be->warp_loss(&ws, gf, first, last, gth, gdth);
+    float *two = down(gdth, 6 * N);
+    CHECK_MSG(gL2 == gL && memcmp(one, two, 6 * N * sizeof(float)) == 0,
+              "%s warp_loss: two calls differ", be->name);
+    CHECK(be->warp_loss(&ws, gf, first, last, gth, NULL) == gL);
+    free(one); free(two);
+    be->free(gf); be->free(gth); be->free(gdth);
+    free(frames); free(theta); free(dth);
+}
+
 /* ---- optimizer entries: against their formulas in double ------------------------ */
 
 static void case_optimizer(void) {
@@ -288,6 +323,13 @@ static void case_optimizer(void) {
     for (size_t i = 0; i < n; i++) g[i] = (float)(g[i] * 0.375); /* float product */
     be->scale(n, gg, 0.375f);
     expect("scale", "g", gg, g, n, 0);
+    double *y = draw(n, -1, 1);
+    float *gy = up(y, n);
+    for (size_t i = 0; i < n; i++) y[i] = (float)(y[i] + (float)(-0.625f * (float)g[i]));
+    be->axpy(n, -0.625f, gg, gy);
+    expect("axpy", "y", gy, y, n, 1e-7);
+    be->free(gy);
+    free(y);
     be->free(gg); be->free(gw); be->free(gm); be->free(gv);
     free(g); free(w); free(m); free(v);
 }
@@ -332,7 +374,8 @@ static const struct {
     {"linear", case_linear},
     {"lstm", case_lstm},
     {"hinge_loss", case_hinge},
-    {"sum_squares, adamw_update, scale", case_optimizer},
+    {"warp_loss", case_warp},
+    {"sum_squares, adamw_update, scale, axpy", case_optimizer},
     {"gather_pairs, gather_steps, scatter_steps", case_gather},
 };
 

@@ -10,6 +10,8 @@
  *    refused load leaves the model untouched;
  *  - model-only save/load works; resuming from a model-only checkpoint says
  *    there is no optimizer state; a foreign tensor is refused;
+ *  - a checkpoint without the action head loads into a model with one (the
+ *    head at the identity), and the reverse is refused naming loss.w_act;
  *  - rc_checkpoint_latest picks the highest step and ignores temp files. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +295,62 @@ static void test_latest(void) {
     CHECK(rc_checkpoint_latest("/nonexistent/dir") == NULL);
 }
 
+/* The action head (loss.w_act): a checkpoint without it (an older run, or
+ * one trained without the term) loads into a model with it, weights and
+ * moments alike, the head at the identity warp and every other tensor as
+ * saved; a checkpoint with it is refused by a model without it, naming the
+ * key to set. */
+static void test_action_head(void) {
+    const rc_backend *be = rc_backend_cpu();
+    char path[300];
+    snprintf(path, sizeof path, "%s/no_head.safetensors", dir);
+    rc_config plain, act;
+    small_config(&plain, 8);
+    act = plain;
+    act.loss.w_act = 10;
+    act.loss.act_border = 4;
+    rc_model *m = make_model(&plain), *ma = make_model(&act);
+    rc_model_init_weights(m, 77);
+    CHECK(rc_model_find_param(m, "action.weight") == NULL);
+    rc_adamw o, oa;
+    rc_adamw_init(&o, &plain, rc_model_numel(m), be);
+    rc_adamw_init(&oa, &act, rc_model_numel(ma), be);
+    fill_pattern(o.m, rc_model_numel(m), 1e-3f, 0.5f);
+    CHECK_MSG(rc_checkpoint_save(path, m, &o, 9, &plain) == 0, "%s", rc_last_error());
+    fill_pattern(rc_model_weights(ma), rc_model_numel(ma), 1.0f, 3.0f);
+    fill_pattern(oa.m, rc_model_numel(ma), 1.0f, 3.0f);
+    int64_t step = 0;
+    CHECK_MSG(rc_checkpoint_load(path, ma, &oa, &step) == 0, "%s", rc_last_error());
+    CHECK(step == 9);
+    for (int i = 0; i < rc_model_n_params(m); i++) {
+        const rc_param *p = rc_model_param(m, i);
+        const rc_param *q = rc_model_find_param(ma, p->name);
+        CHECK(q && q->numel == p->numel &&
+              !memcmp(rc_model_weights(ma) + q->offset,
+                      rc_model_weights(m) + p->offset, p->numel * sizeof(float)) &&
+              !memcmp(oa.m + q->offset, o.m + p->offset, p->numel * sizeof(float)));
+    }
+    const rc_param *aw = rc_model_find_param(ma, "action.weight");
+    const rc_param *ab = rc_model_find_param(ma, "action.bias");
+    CHECK(aw && ab);
+    const float *w = rc_model_weights(ma);
+    static const float identity[6] = {1, 0, 0, 0, 1, 0};
+    for (size_t k = 0; k < aw->numel; k++)
+        CHECK(w[aw->offset + k] == 0 && oa.m[aw->offset + k] == 0 &&
+              oa.v[aw->offset + k] == 0);
+    CHECK(!memcmp(w + ab->offset, identity, sizeof identity));
+
+    /* and the other way: a head the model does not have */
+    CHECK_MSG(rc_checkpoint_save(path, ma, NULL, 10, &act) == 0, "%s", rc_last_error());
+    CHECK(rc_checkpoint_load(path, m, NULL, &step) == -1);
+    CHECK_MSG(strstr(rc_last_error(), "action head of a run trained with "
+                     "loss.w_act > 0"), "%s", rc_last_error());
+    rc_adamw_free(&o);
+    rc_adamw_free(&oa);
+    rc_model_free(m);
+    rc_model_free(ma);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/rc_test_checkpoint_%d", (int)getpid());
     mkdir(dir, 0755);
@@ -301,6 +359,7 @@ int main(void) {
     test_save_load(path);
     test_other_shape_refused(path);
     test_model_only();
+    test_action_head();
     test_latest();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -614,6 +614,109 @@ static void test_hinge(int squared) {
     free(femb); free(fg); free(g); free(h.emb);
 }
 
+/* ---- the action term: warp loss ---------------------------------------- */
+
+typedef struct {
+    rc_warp_shape s;
+    const double *frames;
+    const int *first, *last;
+    double *theta;
+} warp_ctx;
+
+static double warp_objective(void *p) {
+    warp_ctx *w = p;
+    return rc_warp_loss_f64(&w->s, w->frames, w->first, w->last, w->theta, NULL);
+}
+
+/* Distance of a sequence's source points from the interpolation's kinks
+ * (integer pixel coordinates, where the bilinear slope jumps, and the clamp
+ * at the edges): a finite-difference step must not cross one. */
+static double warp_kink_distance(const double *a, int S) {
+    double worst = 1;
+    for (int j = 0; j < S; j++)
+        for (int i = 0; i < S; i++) {
+            double x = (2.0 * i + 1) / S - 1, y = (2.0 * j + 1) / S - 1;
+            double uv[2] = {((a[0] * x + a[1] * y + a[2] + 1) * S - 1) / 2,
+                            ((a[3] * x + a[4] * y + a[5] + 1) * S - 1) / 2};
+            for (int k = 0; k < 2; k++) {
+                double t = uv[k], f = t - floor(t);
+                double d = fmin(f, 1 - f);
+                if (fabs(t) < d) d = fabs(t);
+                if (fabs(t - (S - 1)) < d) d = fabs(t - (S - 1));
+                if (d < worst) worst = d;
+            }
+        }
+    return worst;
+}
+
+static void test_warp(void) {
+    enum { C = 2, S = 16, N_FRAMES = 4, N = 4 };
+    size_t fe = (size_t)C * S * S;
+    double *frames = random_array(N_FRAMES * fe, 0, 1);
+    int first[N] = {0, 1, 2, 3}, last[N] = {1, 2, 2, 0};
+    warp_ctx w = {{N, C, S, 3, {1, 2, 4, 0}, 4, 0.37}, frames, first, last, NULL};
+    CHECK(rc_warp_shape_check(&w.s) == 0);
+    /* near-identity warps (a small rotation, zoom and shift), the last one
+     * shifted far enough that part of the frame samples the clamped edge */
+    double theta[6 * N];
+    for (int q = 0; q < N; q++) {
+        double *a = theta + 6 * q;
+        do {
+            double ang = rc_rng_range(&rng, -0.2, 0.2), z = rc_rng_range(&rng, 0.9, 1.1);
+            a[0] = z * cos(ang), a[1] = -z * sin(ang);
+            a[3] = z * sin(ang), a[4] = z * cos(ang);
+            a[2] = rc_rng_range(&rng, -0.2, 0.2) + (q == N - 1 ? 0.5 : 0);
+            a[5] = rc_rng_range(&rng, -0.2, 0.2);
+        } while (warp_kink_distance(a, S) < 1e-3);
+    }
+    w.theta = theta;
+    double g[6 * N];
+    poison(g, 6 * N);
+    double loss = rc_warp_loss_f64(&w.s, frames, first, last, theta, g);
+    CHECK(isfinite(loss) && loss > 0);
+    CHECK_FD("warp d_theta", fd_rel_err(warp_objective, &w, theta, 6 * N, g));
+    float *ff = to_float(frames, N_FRAMES * fe), *ft = to_float(theta, 6 * N);
+    float fg[6 * N];
+    double floss = rc_warp_loss_f32(&w.s, ff, first, last, ft, fg);
+    CHECK_MSG(fabs(floss - loss) < F32_TOL * loss, "warp f32 loss %.9g vs %.9g",
+              floss, loss);
+    CHECK_F32("warp d_theta", rc_test_rel_err_fd(fg, g, 6 * N));
+    CHECK(rc_warp_loss_f32(&w.s, ff, first, last, ft, NULL) == floss);
+
+    /* known answers: the identity copies the frame (loss 0 against itself,
+     * gradient 0); a frame shifted by whole pixels is matched exactly by
+     * the translation that undoes it, inside a border wider than the shift */
+    double id[6] = {1, 0, 0, 0, 1, 0}, gid[6];
+    int same = 1;
+    rc_warp_shape one = w.s;
+    one.n = 1;
+    CHECK(rc_warp_loss_f64(&one, frames, &same, &same, id, gid) == 0);
+    for (int k = 0; k < 6; k++) CHECK(gid[k] == 0);
+    double *shifted = dalloc(2 * fe);
+    memcpy(shifted, frames, fe * sizeof(double));
+    for (int c = 0; c < C; c++) /* last(x, y) = first(x + 3, y - 2) */
+        for (int j = 0; j < S; j++)
+            for (int i = 0; i < S; i++) {
+                int si = i + 3 < S ? i + 3 : S - 1, sj = j - 2 >= 0 ? j - 2 : 0;
+                shifted[fe + (size_t)c * S * S + j * S + i] =
+                    frames[(size_t)c * S * S + sj * S + si];
+            }
+    int f0 = 0, f1 = 1;
+    double shift[6] = {1, 0, 2.0 * 3 / S, 0, 1, -2.0 * 2 / S};
+    double ls = rc_warp_loss_f64(&one, shifted, &f0, &f1, shift, NULL);
+    double l0 = rc_warp_loss_f64(&one, shifted, &f0, &f1, id, NULL);
+    CHECK_MSG(ls < 1e-28 && l0 > 1e-3, "shift by (3, -2) px: loss %.3g "
+              "(identity %.3g)", ls, l0);
+    /* shapes that cannot work are refused */
+    rc_warp_shape bad = w.s;
+    bad.scales[1] = 3;
+    CHECK(rc_warp_shape_check(&bad) == -1);
+    bad = w.s;
+    bad.border = 8;
+    CHECK(rc_warp_shape_check(&bad) == -1);
+    free(shifted); free(ff); free(ft); free(frames);
+}
+
 int main(void) {
     rc_rng_seed(&rng, 20240611);
     test_conv(2, 3, 9, 9, 4, 5, 2, 2);   /* first layer: k5 s2 */
@@ -628,5 +731,6 @@ int main(void) {
     test_emb_maps();
     test_hinge(1);
     test_hinge(0);
+    test_warp();
     TEST_DONE();
 }

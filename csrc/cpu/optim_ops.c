@@ -38,6 +38,11 @@ void rc_scale_f32(size_t n, float *g, float alpha) {
     for (size_t i = 0; i < n; i++) g[i] *= alpha;
 }
 
+void rc_axpy_f32(size_t n, float alpha, const float *x, float *y) {
+    #pragma omp parallel for schedule(static) if (n > RC_OPT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
 /* The operation order of torch.optim.AdamW (single-tensor path):
  *   w *= 1 - lr*wd                          (decoupled decay, first)
  *   m = m*b1 + (1-b1)*g;  v = v*b2 + (1-b2)*g*g

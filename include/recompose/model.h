@@ -8,6 +8,8 @@
  *   encoder.fc.weight [F][C_last], encoder.fc.bias [F]
  *   composer.weight_ih [4H][F], composer.weight_hh [4H][H], composer.bias [4H]
  *   head.weight [D][H], head.bias [D]
+ *   action.weight [6][D], action.bias [6]   (only with loss.w_act > 0: the
+ *       action head, which maps phi to a warp of the frames; action.h)
  */
 #ifndef RECOMPOSE_MODEL_H
 #define RECOMPOSE_MODEL_H
@@ -40,6 +42,8 @@ typedef struct {
     int conv_channels[RC_MAX_CONV], conv_kernels[RC_MAX_CONV],
         conv_strides[RC_MAX_CONV];
     int feature_dim, hidden, embed_dim;
+    int action_head;   /* 1: the action head exists (loss.w_act > 0) */
+    int action_kind;   /* enum rc_action_kind: how its outputs warp */
 } rc_model_shape;
 
 typedef struct rc_model rc_model;
@@ -85,12 +89,17 @@ void rc_model_reserve(rc_model *m, int n_pairs, int n_seq, int max_steps);
 
 /* One forward (and optionally backward) pass over a batch.
  * frames: [B][T+1][C][S][S] in the backend's memory, the clips of the plan.
- * Returns the loss. With backward != 0 the gradients are written (overwritten)
+ * Returns the loss: the hinge loss, plus with loss->w_act > 0 (and an
+ * action head) the action term over every sequence of the plan, whose
+ * share rc_model_action_loss() tells afterwards. With backward != 0 the gradients are written (overwritten)
  * into rc_model_grads(). If emb_out is not NULL it receives the embeddings
  * [n_seq][D] (host memory). Returns NAN on a non-finite loss (no error). */
 double rc_model_step(rc_model *m, const rc_batch_plan *plan,
                      const float *frames, const rc_loss_config *loss,
                      int backward, float *emb_out);
+
+/* The action term's share of the last rc_model_step's loss (0 without). */
+double rc_model_action_loss(const rc_model *m);
 
 /* Embeddings of arbitrary sequences without a loss (evaluation, export).
  * seqs: n sequences of frame indices into clip clip_of[i];

@@ -150,6 +150,44 @@ typedef struct {
     double scale;   /* typically 1/B */
 } rc_hinge_params;
 
+/* ---- The action of the code on the frames (SPEC section 4) ----
+ * For each sequence q, its first frame (frames + first[q] * C*S*S), warped
+ * by the affine map theta[q] = (a11 a12 a13 a21 a22 a23), is compared with
+ * its last frame (frames + last[q] * C*S*S). The warped frame at output
+ * pixel (i, j) (column i, row j) is the first frame sampled bilinearly at
+ *   (a11 x + a12 y + a13, a21 x + a22 y + a23),
+ * x = (2i + 1)/S - 1, y = (2j + 1)/S - 1: pixel centres in [-1, 1], as
+ * PyTorch's affine_grid and grid_sample with align_corners=False; a source
+ * point outside the frame is clamped to its edge (padding_mode="border",
+ * with zero gradient through the clamp). The identity (1 0 0 0 1 0) copies
+ * the frame exactly. For each pooling factor k of `scales` (k divides S),
+ * both frames are average-pooled over k x k blocks and
+ *   err_k(q) = mean over channels and over the pooled pixels at least
+ *              border / k (rounded down) from every edge of
+ *              (pool_k(warped) - pool_k(last))^2
+ * Loss = scale * sum over q and k of err_k(q). d_theta [n][6], nullable,
+ * overwritten with dLoss/dtheta; each sequence's gradient is a sum in a
+ * fixed order: deterministic. first and last are host memory. */
+#define RC_WARP_MAX_SCALES 4
+typedef struct {
+    int n;                            /* sequences */
+    int C, S;                         /* channels, side of a frame */
+    int n_scales;
+    int scales[RC_WARP_MAX_SCALES];   /* pooling factors, each dividing S */
+    int border;                       /* pixels at full resolution */
+    double scale;
+} rc_warp_shape;
+/* 0, or -1 with an error naming what does not fit (a scale that does not
+ * divide S, a border that leaves no pixel). */
+int rc_warp_shape_check(const rc_warp_shape *s);
+
+#define RC_DECLARE_WARP(real, sfx)                                             \
+    double rc_warp_loss_##sfx(const rc_warp_shape *s, const real *frames,     \
+                              const int *first, const int *last,              \
+                              const real *theta, real *d_theta);
+RC_DECLARE_WARP(float, f32)
+RC_DECLARE_WARP(double, f64)
+
 RC_DECLARE_OPS(float, f32)
 RC_DECLARE_OPS(double, f64)
 
@@ -177,6 +215,8 @@ RC_DECLARE_GATHER(double, f64)
 /* Sum of squares of g, accumulated in double, deterministic. */
 double rc_sum_squares_f32(size_t n, const float *g);
 void rc_scale_f32(size_t n, float *g, float alpha);
+/* y += alpha x (a second loss term's gradient added to the first's). */
+void rc_axpy_f32(size_t n, float alpha, const float *x, float *y);
 /* One AdamW update of n parameters; bias-corrections c1 = 1-beta1^t,
  * c2 = 1-beta2^t are passed in. Decoupled weight decay: w -= lr*wd*w. */
 void rc_adamw_update_f32(size_t n, float *w, const float *g, float *m,
@@ -242,8 +282,13 @@ typedef struct rc_backend {
     double (*hinge_loss)(int n_emb, int dim, const float *emb, int n_pairs,
                          const rc_loss_pair *pairs, const rc_hinge_params *p,
                          float *d_emb);
+    /* the action term (rc_warp_loss_f32); first, last host memory */
+    double (*warp_loss)(const rc_warp_shape *s, const float *frames,
+                        const int *first, const int *last, const float *theta,
+                        float *d_theta);
     double (*sum_squares)(size_t n, const float *g);
     void (*scale)(size_t n, float *g, float alpha);
+    void (*axpy)(size_t n, float alpha, const float *x, float *y);
     void (*adamw_update)(size_t n, float *w, const float *g, float *m, float *v,
                          float lr, float beta1, float beta2, float eps,
                          float weight_decay, float c1, float c2);

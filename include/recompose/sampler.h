@@ -132,7 +132,22 @@ typedef struct {
     float w_pos, w_neg;
     float w_kind[RC_PAIR_KINDS];       /* per pair kind: 1 for the tuple's,
                                           0 (off) for the optional ones */
+    /* The action term (SPEC section 4, "The code acts on images"): every
+     * sequence's embedding, through a linear head, warps its first frame
+     * onto its last (ops.h, rc_warp_shape). 0 = off (no head). */
+    float w_act;
+    int act_kind;                      /* enum rc_action_kind */
+    int act_scales;                    /* pooling factors 1, 2, .., 2^(n-1) */
+    int act_border;                    /* pixels left out at each edge */
 } rc_loss_config;
+
+/* How the action head's six outputs r become the affine warp A:
+ *   AFFINE  A = r directly; the head starts at the identity (1 0 0 0 1 0)
+ *   EXPM    A = the top two rows of expm([r0 r1 r2; r3 r4 r5; 0 0 0]), an
+ *           element of the Lie algebra of the affine group mapped to the
+ *           group: invertible by construction, inverse motion = -r; the
+ *           head starts at r = 0 (expm = identity) */
+enum rc_action_kind { RC_ACTION_AFFINE = 0, RC_ACTION_EXPM = 1 };
 
 /* The twin kinds a loss config enables (those whose pair weight is above
  * zero), in order, into kinds[]; returns how many. */
@@ -186,6 +201,11 @@ void rc_plan_free(rc_batch_plan *plan);
 void rc_plan_loss_by_kind(const rc_batch_plan *plan, const float *emb,
                           int dim, const rc_loss_config *loss,
                           double out[RC_PAIR_KINDS]);
+
+/* The warp-loss shape of the action term for n sequences of frames with C
+ * channels of S x S (scale w_act / n: the term is a mean over sequences). */
+void rc_loss_warp_shape(const rc_loss_config *loss, int C, int S, int n,
+                        rc_warp_shape *out);
 
 /* Default loss config: margin 1, squared hinge, the tuple's weights 1, the
  * optional terms off. */

@@ -14,6 +14,7 @@
 #define RC_THREADS 64
 #define RC_MAX_BLOCKS 6
 #define RC_HINGE_THREADS 64
+#define RC_WARP_THREADS 64
 #define RC_LAUNCH(kernel, blocks, threads, args) \
     rc_emu_launch((blocks), (threads), kernel##_emu, &(args))
 

@@ -1,0 +1,190 @@
+/* warp_loss.c: the action term of SPEC section 4 ("The code acts on
+ * images") and its gradient with respect to the affine warp parameters.
+ * The contract is in ops.h (rc_warp_shape); here, how it is computed.
+ *
+ * Per sequence, in three passes over the frame:
+ *  1. warp: for every output pixel the source point in pixel units,
+ *       u = ((a11 x + a12 y + a13) + 1) S/2 - 1/2   (and v from row 2),
+ *     clamped to [0, S-1]; the bilinear value from the 2 x 2 pixels around
+ *     it (a neighbour past the last pixel has weight 0 there).
+ *  2. error: for each pooling factor k, the k x k block means of the warped
+ *     and of the last frame inside the border; the error's derivative with
+ *     respect to a block mean is spread evenly over its k x k pixels, so
+ *     dW[pixel] collects 2 (pool(W) - pool(last)) / (count k^2) per scale.
+ *  3. back to theta: dW times the bilinear value's slope along u (and v),
+ *     zero where the clamp was active, times du/dx_src = S/2, times
+ *     (x, y, 1) for the row's three parameters.
+ * Sequences are independent (one OpenMP thread each); within one, every
+ * sum runs in pixel order in double: the result does not depend on the
+ * thread count.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recompose/common.h"
+#include "cpu/real.h"
+
+#if !RC_REAL_DOUBLE
+int rc_warp_shape_check(const rc_warp_shape *s) {
+    if (s->n_scales < 1 || s->n_scales > RC_WARP_MAX_SCALES)
+        return rc_set_error("the action term needs 1..%d scales, got %d",
+                            RC_WARP_MAX_SCALES, s->n_scales);
+    for (int k = 0; k < s->n_scales; k++) {
+        int f = s->scales[k];
+        if (f < 1 || s->S % f != 0)
+            return rc_set_error("action scale %d does not divide the frame "
+                                "size %d; choose factors of %d", f, s->S, s->S);
+        int inner = s->S / f - 2 * (s->border / f);
+        if (inner < 1)
+            return rc_set_error("action border %d leaves no pixel of a %dx%d "
+                                "frame at scale %d; lower loss.act_border",
+                                s->border, s->S, s->S, f);
+    }
+    if (s->border < 0)
+        return rc_set_error("action border %d is negative", s->border);
+    return 0;
+}
+#endif
+
+/* Source coordinate in pixel units of normalised coordinate t, clamped to
+ * [0, S-1]; *inside = 0 where the clamp acts (no gradient flows). */
+static double source_pixel(double t, int S, int *inside) {
+    double u = ((t + 1.0) * S - 1.0) * 0.5;
+    *inside = 1;
+    if (u < 0) {
+        *inside = 0;
+        return 0;
+    }
+    if (u > S - 1) {
+        *inside = 0;
+        return S - 1;
+    }
+    return u;
+}
+
+/* The pixel (x0, y0) and the interpolation weights of a source point. */
+typedef struct {
+    int x0, y0, x1, y1;
+    double fx, fy;
+    int in_x, in_y;
+} bilinear;
+
+static bilinear locate(const double *a, double x, double y, int S) {
+    bilinear b;
+    double u = source_pixel(a[0] * x + a[1] * y + a[2], S, &b.in_x);
+    double v = source_pixel(a[3] * x + a[4] * y + a[5], S, &b.in_y);
+    b.x0 = (int)floor(u);
+    b.y0 = (int)floor(v);
+    b.fx = u - b.x0;
+    b.fy = v - b.y0;
+    b.x1 = b.x0 + 1 < S ? b.x0 + 1 : b.x0; /* weight fx = 0 there */
+    b.y1 = b.y0 + 1 < S ? b.y0 + 1 : b.y0;
+    return b;
+}
+
+/* The loss of one sequence (unscaled) and, if dth != NULL, its gradient.
+ * warped and d_warped are scratch of C*S*S doubles. */
+static double sequence_loss(const rc_warp_shape *s, const real *src,
+                            const real *dst, const real *th, real *dth,
+                            double *warped, double *d_warped) {
+    int C = s->C, S = s->S;
+    size_t plane = (size_t)S * S;
+    double a[6];
+    for (int k = 0; k < 6; k++) a[k] = th[k];
+
+    for (int j = 0; j < S; j++) {
+        double y = (2.0 * j + 1) / S - 1;
+        for (int i = 0; i < S; i++) {
+            double x = (2.0 * i + 1) / S - 1;
+            bilinear b = locate(a, x, y, S);
+            for (int c = 0; c < C; c++) {
+                const real *f = src + c * plane;
+                double top = (1 - b.fx) * f[b.y0 * S + b.x0] + b.fx * f[b.y0 * S + b.x1];
+                double bot = (1 - b.fx) * f[b.y1 * S + b.x0] + b.fx * f[b.y1 * S + b.x1];
+                warped[c * plane + (size_t)j * S + i] = (1 - b.fy) * top + b.fy * bot;
+            }
+        }
+    }
+
+    double loss = 0;
+    if (dth) memset(d_warped, 0, C * plane * sizeof(double));
+    for (int q = 0; q < s->n_scales; q++) {
+        int k = s->scales[q], P = S / k, m = s->border / k;
+        double count = (double)C * (P - 2 * m) * (P - 2 * m);
+        double inv_area = 1.0 / ((double)k * k);
+        for (int c = 0; c < C; c++)
+            for (int pj = m; pj < P - m; pj++)
+                for (int pi = m; pi < P - m; pi++) {
+                    double sw = 0, sd = 0;
+                    for (int dj = 0; dj < k; dj++)
+                        for (int di = 0; di < k; di++) {
+                            size_t at = c * plane + (size_t)(pj * k + dj) * S + pi * k + di;
+                            sw += warped[at];
+                            sd += dst[at];
+                        }
+                    double diff = (sw - sd) * inv_area;
+                    loss += diff * diff / count;
+                    if (!dth) continue;
+                    double g = 2 * diff / count * inv_area;
+                    for (int dj = 0; dj < k; dj++)
+                        for (int di = 0; di < k; di++)
+                            d_warped[c * plane + (size_t)(pj * k + dj) * S + pi * k + di] += g;
+                }
+    }
+    if (!dth) return loss;
+
+    double g[6] = {0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < S; j++) {
+        double y = (2.0 * j + 1) / S - 1;
+        for (int i = 0; i < S; i++) {
+            double x = (2.0 * i + 1) / S - 1;
+            bilinear b = locate(a, x, y, S);
+            double du = 0, dv = 0; /* dLoss / d source pixel coordinate */
+            for (int c = 0; c < C; c++) {
+                double dw = d_warped[c * plane + (size_t)j * S + i];
+                if (dw == 0) continue;
+                const real *f = src + c * plane;
+                double v00 = f[b.y0 * S + b.x0], v01 = f[b.y0 * S + b.x1];
+                double v10 = f[b.y1 * S + b.x0], v11 = f[b.y1 * S + b.x1];
+                du += dw * ((1 - b.fy) * (v01 - v00) + b.fy * (v11 - v10));
+                dv += dw * ((1 - b.fx) * (v10 - v00) + b.fx * (v11 - v01));
+            }
+            du *= b.in_x ? 0.5 * S : 0;
+            dv *= b.in_y ? 0.5 * S : 0;
+            g[0] += du * x;
+            g[1] += du * y;
+            g[2] += du;
+            g[3] += dv * x;
+            g[4] += dv * y;
+            g[5] += dv;
+        }
+    }
+    for (int k = 0; k < 6; k++) dth[k] = (real)(g[k] * s->scale);
+    return loss;
+}
+
+double RC_FN(rc_warp_loss)(const rc_warp_shape *s, const real *frames,
+                           const int *first, const int *last,
+                           const real *theta, real *d_theta) {
+    size_t fe = (size_t)s->C * s->S * s->S;
+    double *per_seq = rc_xcalloc(s->n > 0 ? (size_t)s->n : 1, sizeof(double));
+#pragma omp parallel
+    {
+        double *warped = rc_xmalloc(fe * sizeof(double));
+        double *d_warped = d_theta ? rc_xmalloc(fe * sizeof(double)) : NULL;
+#pragma omp for schedule(dynamic, 1)
+        for (int q = 0; q < s->n; q++)
+            per_seq[q] = sequence_loss(s, frames + (size_t)first[q] * fe,
+                                       frames + (size_t)last[q] * fe,
+                                       theta + 6 * (size_t)q,
+                                       d_theta ? d_theta + 6 * (size_t)q : NULL,
+                                       warped, d_warped);
+        free(warped);
+        free(d_warped);
+    }
+    double loss = 0;
+    for (int q = 0; q < s->n; q++) loss += per_seq[q];
+    free(per_seq);
+    return loss * s->scale;
+}
