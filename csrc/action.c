@@ -14,9 +14,31 @@
 
 #include "recompose/sampler.h"
 
-void rc_action_identity(int kind, float out[6]) {
-    static const float affine[6] = {1, 0, 0, 0, 1, 0};
-    for (int k = 0; k < 6; k++) out[k] = kind == RC_ACTION_EXPM ? 0.0f : affine[k];
+void rc_action_identity(int kind, int n_params, float *out) {
+    for (int k = 0; k < n_params; k++)
+        out[k] = kind == RC_ACTION_AFFINE && (k == 0 || k == 4) ? 1.0f : 0.0f;
+}
+
+void rc_action_affine_fit(int kind, int grid, const float *theta,
+                          double out[6]) {
+    if (kind != RC_ACTION_GRID) {
+        for (int k = 0; k < 6; k++) out[k] = theta[k];
+        return;
+    }
+    /* least squares of (x + dx, y + dy) on (x, y, 1) over the nodes: the
+     * nodes form a symmetric grid, so x, y and 1 are orthogonal */
+    double sxx = 0, su[3] = {0, 0, 0}, sv[3] = {0, 0, 0};
+    for (int j = 0; j < grid; j++)
+        for (int i = 0; i < grid; i++) {
+            double x = -1 + 2.0 * i / (grid - 1), y = -1 + 2.0 * j / (grid - 1);
+            double u = x + theta[j * grid + i], v = y + theta[grid * grid + j * grid + i];
+            sxx += x * x;
+            su[0] += u * x, su[1] += u * y, su[2] += u;
+            sv[0] += v * x, sv[1] += v * y, sv[2] += v;
+        }
+    double n = (double)grid * grid;
+    out[0] = su[0] / sxx, out[1] = su[1] / sxx, out[2] = su[2] / n;
+    out[3] = sv[0] / sxx, out[4] = sv[1] / sxx, out[5] = sv[2] / n;
 }
 
 static void matmul(int n, const double *a, const double *b, double *c) {

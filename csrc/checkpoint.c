@@ -312,7 +312,8 @@ static void upload_group(const rc_backend *be, const rc_model *m,
         if (group[i])
             memcpy(host + p->offset, group[i]->data, p->numel * sizeof(float));
         else if (weights && !strcmp(p->name, "action.bias"))
-            rc_action_identity(rc_model_get_shape(m)->action_kind, host + p->offset);
+            rc_action_identity(rc_model_get_shape(m)->action_kind,
+                               (int)p->numel, host + p->offset);
     }
     be->to_device(dst, host, numel * sizeof(float));
     free(host);

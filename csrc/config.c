@@ -88,7 +88,8 @@ static const enum_choice texture_choices[] = {
  * The key stays so that configs and checkpoints that name it still load. */
 static const enum_choice pool_choices[] = {{"mean", 0}, {NULL, 0}};
 static const enum_choice action_choices[] = {
-    {"affine", RC_ACTION_AFFINE}, {"expm", RC_ACTION_EXPM}, {NULL, 0}};
+    {"affine", RC_ACTION_AFFINE}, {"expm", RC_ACTION_EXPM},
+    {"grid", RC_ACTION_GRID}, {NULL, 0}};
 static const enum_choice hinge_choices[] = {{"squared", 1}, {"plain", 0}, {NULL, 0}};
 
 static const char *rule_odd(long long v) {
@@ -303,9 +304,14 @@ static const config_key config_keys[] = {
      "onto its last (SPEC section 4; any data source; 0 = off, no head)",
      FIELD(loss.w_act), NULL, 0, NULL},
     {"loss", "act_kind", KEY_ENUM, 0, 0, 0, "affine",
-     "the action head's warp: affine (its six outputs are the warp) or expm "
+     "the action head's warp: affine (its six outputs are the warp), expm "
      "(the matrix exponential of them: invertible, the inverse motion is the "
-     "negated code)", FIELD(loss.act_kind), action_choices, 0, NULL},
+     "negated code) or grid (a field of act_grid x act_grid displacements, "
+     "for local motion before a static camera)", FIELD(loss.act_kind),
+     action_choices, 0, NULL},
+    {"loss", "act_grid", KEY_INT, 2, RC_WARP_MAX_GRID, 0, "4",
+     "nodes per side of the displacement field of loss.act_kind = grid",
+     FIELD(loss.act_grid), NULL, 0, NULL},
     {"loss", "act_scales", KEY_INT, 1, RC_WARP_MAX_SCALES, 0, "3",
      "scales of the action term's image error: average pooling by 1, 2, 4, "
      "... (each must divide data.image_size)", FIELD(loss.act_scales), NULL,

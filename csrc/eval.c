@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recompose/action.h"
 #include "recompose/common.h"
 #include "recompose/rng.h"
 #include "recompose/sampler.h"
@@ -563,6 +564,70 @@ static int probe_r2(const rc_config *cfg, const clip_set *probe,
     return status;
 }
 
+/* R^2 of y against the least-squares line through (x, y). */
+static double line_r2(int n, const double *x, const double *y, int stride) {
+    double mx = 0, my = 0;
+    for (int i = 0; i < n; i++) {
+        mx += x[i];
+        my += y[(size_t)i * stride];
+    }
+    mx /= n;
+    my /= n;
+    double sxx = 0, sxy = 0;
+    for (int i = 0; i < n; i++) {
+        sxx += (x[i] - mx) * (x[i] - mx);
+        sxy += (x[i] - mx) * (y[(size_t)i * stride] - my);
+    }
+    double slope = sxx > 0 ? sxy / sxx : 0;
+    double *pred = rc_xmalloc((size_t)n * sizeof(double));
+    for (int i = 0; i < n; i++) pred[i] = my + slope * (x[i] - mx);
+    double r2 = rc_r2(n, y, pred, stride);
+    free(pred);
+    return r2;
+}
+
+/* The action readout (eval.h): the head's warp of each held-out phi(full),
+ * as translation in pixels and rotation angle, against the true motion. */
+static void action_readout(rc_model *m, int n, int dim, const double *full,
+                           const double *target, double r2[N_TARGETS]) {
+    for (int t = 0; t < N_TARGETS; t++) r2[t] = NAN;
+    const rc_param *pw = m ? rc_model_find_param(m, "action.weight") : NULL;
+    const rc_param *pb = m ? rc_model_find_param(m, "action.bias") : NULL;
+    if (!pw || !pb) return;
+    const rc_model_shape *s = rc_model_get_shape(m);
+    size_t numel = rc_model_numel(m);
+    float *w = rc_xmalloc(numel * sizeof(float));
+    rc_model_backend(m)->to_host(w, rc_model_weights(m), numel * sizeof(float));
+    double *motion = rc_xmalloc((size_t)n * N_TARGETS * sizeof(double));
+    int P = (int)pb->numel;
+    float *raw = rc_xmalloc((size_t)P * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        float warp[6];
+        double a[6];
+        for (int k = 0; k < P; k++) {
+            double v = w[pb->offset + k];
+            for (int j = 0; j < dim; j++)
+                v += (double)w[pw->offset + (size_t)k * dim + j] * full[(size_t)i * dim + j];
+            raw[k] = (float)v;
+        }
+        if (s->action_kind == RC_ACTION_EXPM) {
+            rc_action_warps(s->action_kind, 1, raw, warp);
+            rc_action_affine_fit(s->action_kind, s->action_grid, warp, a);
+        } else {
+            rc_action_affine_fit(s->action_kind, s->action_grid, raw, a);
+        }
+        double half = 0.5 * s->image_size;
+        motion[i] = a[2] * half;
+        motion[n + i] = a[5] * half;
+        motion[2 * n + i] = atan2(a[3] - a[1], a[0] + a[4]);
+    }
+    for (int t = 0; t < N_TARGETS; t++)
+        r2[t] = line_r2(n, motion + (size_t)t * n, target + t, N_TARGETS);
+    free(motion);
+    free(raw);
+    free(w);
+}
+
 /* All metrics of one embedder. For pixel_diff the margin of the negative
  * fractions is in units of mean intensity change per cell, not embedding
  * units: those fractions are scale-dependent and say little on their own;
@@ -593,6 +658,7 @@ static int score(const rc_config *cfg, const clip_set *held,
         status = rc_cross_retrieval(n, dim, full, e->emb[2], held->label, k,
                                     &row->cross_precision_at_k,
                                     &row->cross_twin_recall);
+    action_readout(e->model, n, dim, full, held->target, row->action_r2);
     free(full);
     return status == 0 ? 0 : error_in(row->name);
 }
@@ -759,6 +825,9 @@ static const metric_line metric_lines[] = {
     {"xtex kNN(%d) R^2 dx", 2, "higher", ROW(cross_knn_r2[0])},
     {"xtex kNN(%d) R^2 dy", 2, "higher", ROW(cross_knn_r2[1])},
     {"xtex kNN(%d) R^2 dtheta", 2, "higher", ROW(cross_knn_r2[2])},
+    {"action head R^2 dx", 0, "higher", ROW(action_r2[0])},
+    {"action head R^2 dy", 0, "higher", ROW(action_r2[1])},
+    {"action head R^2 dtheta", 0, "higher", ROW(action_r2[2])},
     {"precision@%d", 1, "higher", ROW(precision_at_k)},
     {"xtex precision@%d", 1, "higher", ROW(cross_precision_at_k)},
     {"xtex twin in top %d", 1, "higher", ROW(cross_twin_recall)},
@@ -835,6 +904,7 @@ static json_t *row_to_json(const rc_eval_row *row) {
     json_object_set_new(o, "mean_dist_between_clips",
                         json_number(row->mean_dist_between));
     json_object_set_new(o, "probe_r2", probe);
+    json_object_set_new(o, "action_r2", components_json(row->action_r2));
     json_object_set_new(o, "precision_at_k", json_number(row->precision_at_k));
     json_object_set_new(o, "cross_texture", cross);
     return o;

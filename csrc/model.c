@@ -109,8 +109,9 @@ static void build_param_table(rc_model *m) {
     m->head_b = add_param(m, "head.bias", 1, &D, 0);
     m->act_w = m->act_b = -1;
     if (s->action_head) {
-        m->act_w = add_param(m, "action.weight", 2, (int[]){6, D}, 1);
-        m->act_b = add_param(m, "action.bias", 1, (int[]){6}, 0);
+        int P = rc_action_params(s->action_kind, s->action_grid);
+        m->act_w = add_param(m, "action.weight", 2, (int[]){P, D}, 1);
+        m->act_b = add_param(m, "action.bias", 1, &P, 0);
     }
 }
 
@@ -129,6 +130,7 @@ void rc_model_shape_from_config(const rc_config *c, rc_model_shape *s) {
     s->embed_dim = c->embed_dim;
     s->action_head = c->loss.w_act > 0;
     s->action_kind = c->loss.act_kind;
+    s->action_grid = c->loss.act_grid;
 }
 
 rc_model *rc_model_create(const rc_model_shape *s, const rc_backend *be) {
@@ -234,6 +236,7 @@ void rc_model_init_weights(rc_model *m, uint64_t seed) {
         memset(host + m->params[m->act_w].offset, 0,
                m->params[m->act_w].numel * sizeof(float));
         rc_action_identity(m->shape.action_kind,
+                           (int)m->params[m->act_b].numel,
                            host + m->params[m->act_b].offset);
     }
     m->be->to_device(m->w, host, m->numel * sizeof(float));
@@ -318,13 +321,14 @@ static void ensure_capacity(rc_model *m, int n_pairs, int n_seq, int max_steps) 
     m->d_buf[0] = be->alloc((size_t)P * max_act * sizeof(float));
     m->d_buf[1] = be->alloc((size_t)P * max_act * sizeof(float));
     if (m->act_w >= 0) {
-        m->act_raw = be->alloc((size_t)S * 6 * sizeof(float));
-        m->act_theta = be->alloc((size_t)S * 6 * sizeof(float));
-        m->d_theta = be->alloc((size_t)S * 6 * sizeof(float));
-        m->d_raw = be->alloc((size_t)S * 6 * sizeof(float));
+        size_t A = m->params[m->act_b].numel;
+        m->act_raw = be->alloc((size_t)S * A * sizeof(float));
+        m->act_theta = be->alloc((size_t)S * A * sizeof(float));
+        m->d_theta = be->alloc((size_t)S * A * sizeof(float));
+        m->d_raw = be->alloc((size_t)S * A * sizeof(float));
         m->d_emb_act = be->alloc((size_t)S * D * sizeof(float));
-        m->host_raw = rc_xmalloc((size_t)S * 6 * sizeof(float));
-        m->host_theta = rc_xmalloc((size_t)S * 6 * sizeof(float));
+        m->host_raw = rc_xmalloc((size_t)S * A * sizeof(float));
+        m->host_theta = rc_xmalloc((size_t)S * A * sizeof(float));
         m->act_first = rc_xmalloc((size_t)S * sizeof(int));
         m->act_last = rc_xmalloc((size_t)S * sizeof(int));
     }
@@ -449,7 +453,7 @@ static void backward(rc_model *m, const rc_batch_plan *plan, float *d_input) {
 
 /* The action term (SPEC section 4): every sequence's phi, through the
  * action head, warps the sequence's first frame onto its last.
- *   phi --head--> raw [n][6] --(host) rc_action_warps--> theta
+ *   phi --head--> raw [n][P] --(expm: host, rc_action_warps)--> theta
  *       --warp_loss(first frame, last frame)--> L_act, d_theta
  *       --(host) backward of the warps--> d_raw --head backward--> d phi
  * With backward, the head's weight gradients are written and d phi is
@@ -459,17 +463,18 @@ static double action_term(rc_model *m, const rc_batch_plan *plan,
                           int backward_pass) {
     const rc_backend *be = m->be;
     int n = plan->n_seq, D = m->shape.embed_dim, F1 = plan->T + 1;
+    int P = (int)m->params[m->act_b].numel;
     for (int q = 0; q < n; q++) {
         const int *steps = plan->seq_pair + (size_t)q * plan->max_steps;
         int p0 = steps[0], p1 = steps[plan->seq_len[q] - 1];
         m->act_first[q] = plan->pair_clip[p0] * F1 + plan->pair_i[p0];
         m->act_last[q] = plan->pair_clip[p1] * F1 + plan->pair_j[p1];
     }
-    be->linear_forward(n, D, 6, m->emb, W(m, m->act_w), W(m, m->act_b),
+    be->linear_forward(n, D, P, m->emb, W(m, m->act_w), W(m, m->act_b),
                        m->act_raw);
-    size_t bytes = (size_t)n * 6 * sizeof(float);
+    size_t bytes = (size_t)n * P * sizeof(float);
     const float *theta = m->act_raw;
-    if (m->shape.action_kind != RC_ACTION_AFFINE) {
+    if (m->shape.action_kind == RC_ACTION_EXPM) {
         be->to_host(m->host_raw, m->act_raw, bytes);
         rc_action_warps(m->shape.action_kind, n, m->host_raw, m->host_theta);
         be->to_device(m->act_theta, m->host_theta, bytes);
@@ -481,14 +486,14 @@ static double action_term(rc_model *m, const rc_batch_plan *plan,
                              backward_pass ? m->d_theta : NULL);
     if (!backward_pass || !isfinite(L)) return L;
     const float *d_raw = m->d_theta;
-    if (m->shape.action_kind != RC_ACTION_AFFINE) {
+    if (m->shape.action_kind == RC_ACTION_EXPM) {
         be->to_host(m->host_theta, m->d_theta, bytes);
         rc_action_warps_backward(m->shape.action_kind, n, m->host_raw,
                                  m->host_theta, m->host_theta);
         be->to_device(m->d_raw, m->host_theta, bytes);
         d_raw = m->d_raw;
     }
-    be->linear_backward(n, D, 6, m->emb, W(m, m->act_w), d_raw, m->d_emb_act,
+    be->linear_backward(n, D, P, m->emb, W(m, m->act_w), d_raw, m->d_emb_act,
                         G(m, m->act_w), G(m, m->act_b));
     be->axpy((size_t)n * D, 1.0f, m->d_emb_act, m->d_emb);
     return L;

@@ -132,6 +132,7 @@ void rc_loss_config_default(rc_loss_config *c) {
         c->w_kind[k] = k < RC_TUPLE_PAIR_KINDS ? 1.0f : 0.0f;
     c->w_act = 0.0f;
     c->act_kind = RC_ACTION_AFFINE;
+    c->act_grid = 4;
     c->act_scales = 3;
     c->act_border = 8;
 }
@@ -353,5 +354,6 @@ void rc_loss_warp_shape(const rc_loss_config *loss, int C, int S, int n,
     for (int k = 0; k < loss->act_scales && k < RC_WARP_MAX_SCALES; k++)
         out->scales[k] = 1 << k;
     out->border = loss->act_border;
+    out->grid = loss->act_kind == RC_ACTION_GRID ? loss->act_grid : 0;
     out->scale = n > 0 ? loss->w_act / n : 0.0;
 }

@@ -453,7 +453,7 @@ RC_KERNEL(rc_k_hinge, rc_hinge_args) {
  * Loss and gradient of a sequence are written by its block alone: no
  * atomics, bitwise reproducible for a given block size. */
 typedef struct {
-    int n, C, S, n_scales, border, pooled_total;
+    int n, C, S, grid, n_params, n_scales, border, pooled_total;
     int scales[RC_WARP_MAX_SCALES];
     double scale;
     const float *frames, *theta;
@@ -469,14 +469,13 @@ RC_KERNEL(rc_k_warp_loss, rc_warp_args) {
     int S = a.S, C = a.C;
     size_t plane = (size_t)S * S, fe = (size_t)C * plane;
     for (int q = (int)blockIdx.x; q < a.n; q += (int)gridDim.x) {
-        float th[6];
-        for (int k = 0; k < 6; k++) th[k] = a.theta[6 * (size_t)q + k];
+        const float *th = a.theta + (size_t)a.n_params * q;
         const float *src = a.frames + (size_t)a.first[q] * fe;
         const float *dst = a.frames + (size_t)a.last[q] * fe;
         float *warped = a.warped + (size_t)q * fe;
         float *pooled = a.pooled + (size_t)q * a.pooled_total;
         for (int p = (int)threadIdx.x; p < S * S; p += (int)blockDim.x) {
-            rc_warp_point pt = rc_warp_locate(th, p % S, p / S, S);
+            rc_warp_point pt = rc_warp_locate(th, a.grid, p % S, p / S, S);
             for (int c = 0; c < C; c++)
                 warped[c * plane + p] = rc_warp_sample(src + c * plane, S, pt,
                                                        NULL, NULL);
@@ -511,11 +510,12 @@ RC_KERNEL(rc_k_warp_loss, rc_warp_args) {
         loss = rc_block_sum(loss, scratch);
         if (threadIdx.x == 0) a.loss_part[q] = loss;
         if (!a.d_theta) continue;
-        double g[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+        double g[2 * RC_WARP_MAX_GRID * RC_WARP_MAX_GRID];
+        for (int k = 0; k < a.n_params; k++) g[k] = 0.0;
         float half_s = 0.5f * (float)S;
         for (int p = (int)threadIdx.x; p < S * S; p += (int)blockDim.x) {
             int i = p % S, j = p / S;
-            rc_warp_point pt = rc_warp_locate(th, i, j, S);
+            rc_warp_point pt = rc_warp_locate(th, a.grid, i, j, S);
             float du = 0.0f, dv = 0.0f;
             for (int c = 0; c < C; c++) {
                 float dw = 0.0f;
@@ -534,16 +534,27 @@ RC_KERNEL(rc_k_warp_loss, rc_warp_args) {
             du = pt.in_x ? du * half_s : 0.0f;
             dv = pt.in_y ? dv * half_s : 0.0f;
             float x = ((float)i + 0.5f) / half_s - 1.0f, y = ((float)j + 0.5f) / half_s - 1.0f;
-            g[0] += (double)du * x;
-            g[1] += (double)du * y;
-            g[2] += du;
-            g[3] += (double)dv * x;
-            g[4] += (double)dv * y;
-            g[5] += dv;
+            if (a.grid) { /* d source / d node = the node's bilinear weight */
+                int node[4];
+                float w[4];
+                rc_warp_field_nodes(x, y, a.grid, node, w);
+                for (int k = 0; k < 4; k++) {
+                    g[node[k]] += (double)w[k] * du;
+                    g[a.grid * a.grid + node[k]] += (double)w[k] * dv;
+                }
+            } else {
+                g[0] += (double)du * x;
+                g[1] += (double)du * y;
+                g[2] += du;
+                g[3] += (double)dv * x;
+                g[4] += (double)dv * y;
+                g[5] += dv;
+            }
         }
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < a.n_params; k++) {
             double t = rc_block_sum(g[k], scratch);
-            if (threadIdx.x == 0) a.d_theta[6 * (size_t)q + k] = (float)(t * a.scale);
+            if (threadIdx.x == 0)
+                a.d_theta[(size_t)a.n_params * q + k] = (float)(t * a.scale);
         }
     }
 }

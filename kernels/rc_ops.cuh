@@ -434,6 +434,8 @@ static double rc_op_warp_loss(const rc_warp_shape *s, const float *frames,
     a.n = s->n;
     a.C = s->C;
     a.S = s->S;
+    a.grid = s->grid;
+    a.n_params = rc_warp_params(s);
     a.n_scales = s->n_scales;
     a.border = s->border;
     a.pooled_total = pooled_total;

@@ -149,8 +149,36 @@ RC_HD void rc_adamw_elem(float *w, float g, float *m, float *v, float lr,
     *w = wv - lr * (mv / c1) / (sqrtf(vv / c2) + eps);
 }
 
+/* The cell of a field of n_nodes x n_nodes nodes at -1 + 2k/(n_nodes-1)
+ * (ops.h, rc_warp_shape) holding coordinate t of [-1, 1]: its first node, and in
+ * *frac the weight of the next. */
+RC_HD int rc_warp_field_cell(float t, int n_nodes, float *frac) {
+    float p = (t + 1.0f) * 0.5f * (float)(n_nodes - 1);
+    int k = (int)floorf(p);
+    k = k < 0 ? 0 : k > n_nodes - 2 ? n_nodes - 2 : k;
+    *frac = p - (float)k;
+    return k;
+}
+
+/* The four nodes around (x, y) in a n_nodes x n_nodes field and their bilinear
+ * weights. */
+RC_HD void rc_warp_field_nodes(float x, float y, int n_nodes, int node[4],
+                               float w[4]) {
+    float fx, fy;
+    int kx = rc_warp_field_cell(x, n_nodes, &fx), ky = rc_warp_field_cell(y, n_nodes, &fy);
+    node[0] = ky * n_nodes + kx;
+    node[1] = node[0] + 1;
+    node[2] = node[0] + n_nodes;
+    node[3] = node[2] + 1;
+    w[0] = (1.0f - fx) * (1.0f - fy);
+    w[1] = fx * (1.0f - fy);
+    w[2] = (1.0f - fx) * fy;
+    w[3] = fx * fy;
+}
+
 /* Where output pixel (i, j) of an S x S frame samples the first frame under
- * the affine warp a[0..5] (ops.h, rc_warp_shape): the source point in pixel
+ * the warp a (ops.h, rc_warp_shape: grid 0 an affine map a[0..5], else a
+ * field [2][grid][grid]): the source point in pixel
  * units, clamped to [0, S-1] (in_x, in_y = 0 where the clamp acts), as the
  * top-left pixel (x0, y0) of its 2 x 2 neighbourhood, its right and lower
  * neighbours (x1, y1: the same pixel at the last column or row, where the
@@ -165,16 +193,30 @@ RC_HD float rc_warp_clamp(float u, int S, int *inside) {
     return u < 0.0f ? 0.0f : u > (float)(S - 1) ? (float)(S - 1) : u;
 }
 
-RC_HD rc_warp_point rc_warp_locate(const float *a, int i, int j, int S) {
+RC_HD rc_warp_point rc_warp_locate(const float *a, int grid, int i, int j,
+                                   int S) {
     rc_warp_point p;
     float half_s = 0.5f * (float)S;
     float x = ((float)i + 0.5f) / half_s - 1.0f;
     float y = ((float)j + 0.5f) / half_s - 1.0f;
-    /* normalised t -> pixel (t + 1) S/2 - 1/2 */
-    float u = rc_warp_clamp((a[0] * x + a[1] * y + a[2] + 1.0f) * half_s - 0.5f,
-                            S, &p.in_x);
-    float v = rc_warp_clamp((a[3] * x + a[4] * y + a[5] + 1.0f) * half_s - 0.5f,
-                            S, &p.in_y);
+    float xs, ys;
+    if (grid) {
+        int node[4];
+        float w[4];
+        rc_warp_field_nodes(x, y, grid, node, w);
+        xs = x;
+        ys = y;
+        for (int k = 0; k < 4; k++) {
+            xs += w[k] * a[node[k]];
+            ys += w[k] * a[grid * grid + node[k]];
+        }
+    } else {
+        xs = a[0] * x + a[1] * y + a[2];
+        ys = a[3] * x + a[4] * y + a[5];
+    }
+    /* [-1, 1] -> pixel (t + 1) S/2 - 1/2 */
+    float u = rc_warp_clamp((xs + 1.0f) * half_s - 0.5f, S, &p.in_x);
+    float v = rc_warp_clamp((ys + 1.0f) * half_s - 0.5f, S, &p.in_y);
     p.x0 = (int)floorf(u);
     p.y0 = (int)floorf(v);
     p.fx = u - (float)p.x0;

@@ -152,9 +152,10 @@ static inline double rc_f64_action_loss(const rc_model *m, const double *w,
                                         const double *emb) {
     const rc_model_shape *s = rc_model_get_shape(m);
     int n = plan->n_seq, D = s->embed_dim;
+    int P = rc_action_params(s->action_kind, s->action_grid);
     int *first = rc_xmalloc((size_t)n * sizeof(int));
     int *last = rc_xmalloc((size_t)n * sizeof(int));
-    double *theta = rc_xmalloc((size_t)n * 6 * sizeof(double));
+    double *theta = rc_xmalloc((size_t)n * P * sizeof(double));
     const double *aw = rc_f64_param(m, w, "action.weight");
     const double *ab = rc_f64_param(m, w, "action.bias");
     for (int q = 0; q < n; q++) {
@@ -164,17 +165,16 @@ static inline double rc_f64_action_loss(const rc_model *m, const double *w,
         int a = sp[0], b = sp[plan->seq_len[q] - 1];
         first[q] = plan->pair_clip[a] * (plan->T + 1) + plan->pair_i[a];
         last[q] = plan->pair_clip[b] * (plan->T + 1) + plan->pair_j[b];
-        double r[6];
-        for (int k = 0; k < 6; k++) {
+        double *r = theta + (size_t)q * P;
+        for (int k = 0; k < P; k++) {
             r[k] = ab[k];
             for (int j = 0; j < D; j++) r[k] += aw[k * D + j] * emb[(size_t)q * D + j];
         }
         if (s->action_kind == RC_ACTION_EXPM) {
             double mm[9] = {r[0], r[1], r[2], r[3], r[4], r[5], 0, 0, 0}, e[9];
             rc_expm(3, mm, e);
-            memcpy(r, e, sizeof r);
+            memcpy(r, e, 6 * sizeof(double));
         }
-        memcpy(theta + 6 * (size_t)q, r, sizeof r);
     }
     rc_warp_shape ws;
     rc_loss_warp_shape(loss, s->in_channels, s->image_size, n, &ws);

@@ -260,37 +260,52 @@ static void case_hinge(void) {
 
 /* ---- the action term: warp loss ------------------------------------------------ */
 
-static void case_warp(void) {
+static void warp_case(int grid) {
     enum { C = 2, S = 16, FRAMES = 5, N = 6 };
     size_t fe = (size_t)C * S * S;
-    double *frames = draw(FRAMES * fe, 0, 1), *theta = zeros(6 * N), *dth = zeros(6 * N);
+    rc_warp_shape ws = {.n = N, .C = C, .S = S, .grid = grid, .n_scales = 3,
+                        .scales = {1, 2, 4}, .border = 4, .scale = 0.25};
+    int np = rc_warp_params(&ws);
+    double *frames = draw(FRAMES * fe, 0, 1), *theta = zeros((size_t)np * N);
+    double *dth = zeros((size_t)np * N);
     int first[N] = {0, 1, 2, 3, 4, 2}, last[N] = {1, 2, 2, 0, 3, 4};
     for (int q = 0; q < N; q++) { /* near the identity; the last one also
                                      samples the clamped edge */
+        double *a = theta + (size_t)np * q, push = q == N - 1 ? 0.6 : 0;
+        if (grid) {
+            for (int k = 0; k < np; k++)
+                a[k] = (float)(rc_rng_range(&rng, -0.2, 0.2) + (k < np / 2 ? push : 0));
+            continue;
+        }
         double ang = rc_rng_range(&rng, -0.3, 0.3), z = rc_rng_range(&rng, 0.85, 1.15);
-        double *a = theta + 6 * q;
         a[0] = (float)(z * cos(ang)), a[1] = (float)(-z * sin(ang));
         a[3] = (float)(z * sin(ang)), a[4] = (float)(z * cos(ang));
-        a[2] = (float)(rc_rng_range(&rng, -0.2, 0.2) + (q == N - 1 ? 0.6 : 0));
+        a[2] = (float)(rc_rng_range(&rng, -0.2, 0.2) + push);
         a[5] = (float)rc_rng_range(&rng, -0.2, 0.2);
     }
-    rc_warp_shape ws = {N, C, S, 3, {1, 2, 4, 0}, 4, 0.25};
-    float *gf = up(frames, FRAMES * fe), *gth = up(theta, 6 * N), *gdth = dev_zeros(6 * N);
+    const char *op = grid ? "warp_loss grid" : "warp_loss affine";
+    float *gf = up(frames, FRAMES * fe), *gth = up(theta, (size_t)np * N);
+    float *gdth = dev_zeros((size_t)np * N);
     double L = rc_warp_loss_f64(&ws, frames, first, last, theta, dth);
     double gL = be->warp_loss(&ws, gf, first, last, gth, gdth);
     /* float32 source coordinates move a sample by ~1e-6 px against the
      * reference's double ones */
-    expect_scalar("warp_loss", gL, L, 1e-5);
-    expect("warp_loss", "d_theta", gdth, dth, 6 * N, 1e-4);
-    float *one = down(gdth, 6 * N);
+    expect_scalar(op, gL, L, 1e-5);
+    expect(op, "d_theta", gdth, dth, (size_t)np * N, 1e-4);
+    float *one = down(gdth, (size_t)np * N);
     double gL2 = be->warp_loss(&ws, gf, first, last, gth, gdth);
-    float *two = down(gdth, 6 * N);
-    CHECK_MSG(gL2 == gL && memcmp(one, two, 6 * N * sizeof(float)) == 0,
-              "%s warp_loss: two calls differ", be->name);
+    float *two = down(gdth, (size_t)np * N);
+    CHECK_MSG(gL2 == gL && memcmp(one, two, (size_t)np * N * sizeof(float)) == 0,
+              "%s %s: two calls differ", be->name, op);
     CHECK(be->warp_loss(&ws, gf, first, last, gth, NULL) == gL);
     free(one); free(two);
     be->free(gf); be->free(gth); be->free(gdth);
     free(frames); free(theta); free(dth);
+}
+
+static void case_warp(void) {
+    warp_case(0);
+    warp_case(3);
 }
 
 /* ---- optimizer entries: against their formulas in double ------------------------ */

@@ -146,6 +146,7 @@ static void check_action(int kind) {
     c.loss.w_act = 10;
     c.loss.act_kind = kind;
     c.loss.act_border = 4;
+    c.loss.act_grid = 3;
     CHECK(rc_config_validate(&c) == 0);
     rc_model_shape shape;
     rc_model_shape_from_config(&c, &shape);
@@ -161,12 +162,13 @@ static void check_action(int kind) {
     double *wd = rc_f64_weights(m), *fr = rc_f64_widen(frames, plan.n_clips * clip);
     double L64 = rc_f64_plan_loss(m, wd, &plan, fr, &c.loss);
     printf("action %s: loss %.8g (action %.8g), float64 %.8g\n",
-           kind == RC_ACTION_EXPM ? "expm" : "affine", L, La, L64);
+           kind == RC_ACTION_EXPM ? "expm" : kind == RC_ACTION_GRID ? "grid" : "affine",
+           L, La, L64);
     CHECK_MSG(La > 0 && fabs(L - L64) < 1e-5 * L64, "action loss %.9g vs "
               "float64 %.9g", L, L64);
     /* a head that is not at the identity, so that the term reaches phi */
     const rc_param *aw = rc_model_find_param(m, "action.weight");
-    CHECK(aw != NULL && aw->numel == (size_t)6 * c.embed_dim);
+    CHECK(aw != NULL && aw->numel == (size_t)rc_action_params(kind, 3) * c.embed_dim);
     rc_rng rng;
     rc_rng_seed(&rng, 3);
     for (size_t i = 0; i < aw->numel; i++)
@@ -258,6 +260,7 @@ int main(void) {
     check_directional(m, &dedup, frames, &c, names, 6, 1e-6);
     check_action(RC_ACTION_AFFINE);
     check_action(RC_ACTION_EXPM);
+    check_action(RC_ACTION_GRID);
 
     free(frames); free(emb_a); free(emb_b); free(emb_c); free(grad_a);
     free(seqs); free(clip_of);

@@ -628,16 +628,40 @@ static double warp_objective(void *p) {
     return rc_warp_loss_f64(&w->s, w->frames, w->first, w->last, w->theta, NULL);
 }
 
+/* The source point of pixel (i, j) under a warp, written out here from the
+ * contract in ops.h (an affine map, or the point plus a bilinear field). */
+static void warp_source(const double *a, int grid, int S, int i, int j,
+                        double *u, double *v) {
+    double x = (2.0 * i + 1) / S - 1, y = (2.0 * j + 1) / S - 1;
+    if (!grid) {
+        *u = a[0] * x + a[1] * y + a[2];
+        *v = a[3] * x + a[4] * y + a[5];
+    } else {
+        double px = (x + 1) / 2 * (grid - 1), py = (y + 1) / 2 * (grid - 1);
+        int kx = (int)fmin(floor(px), grid - 2), ky = (int)fmin(floor(py), grid - 2);
+        double fx = px - kx, fy = py - ky;
+        *u = x, *v = y;
+        for (int dy = 0; dy < 2; dy++)
+            for (int dx = 0; dx < 2; dx++) {
+                double wgt = (dx ? fx : 1 - fx) * (dy ? fy : 1 - fy);
+                int node = (ky + dy) * grid + kx + dx;
+                *u += wgt * a[node];
+                *v += wgt * a[grid * grid + node];
+            }
+    }
+    *u = ((*u + 1) * S - 1) / 2; /* pixel units */
+    *v = ((*v + 1) * S - 1) / 2;
+}
+
 /* Distance of a sequence's source points from the interpolation's kinks
- * (integer pixel coordinates, where the bilinear slope jumps, and the clamp
- * at the edges): a finite-difference step must not cross one. */
-static double warp_kink_distance(const double *a, int S) {
+ * (whole pixels, where the bilinear slope jumps, and the clamp at the
+ * edges): a finite-difference step must not cross one. */
+static double warp_kink_distance(const double *a, int grid, int S) {
     double worst = 1;
     for (int j = 0; j < S; j++)
         for (int i = 0; i < S; i++) {
-            double x = (2.0 * i + 1) / S - 1, y = (2.0 * j + 1) / S - 1;
-            double uv[2] = {((a[0] * x + a[1] * y + a[2] + 1) * S - 1) / 2,
-                            ((a[3] * x + a[4] * y + a[5] + 1) * S - 1) / 2};
+            double uv[2];
+            warp_source(a, grid, S, i, j, &uv[0], &uv[1]);
             for (int k = 0; k < 2; k++) {
                 double t = uv[k], f = t - floor(t);
                 double d = fmin(f, 1 - f);
@@ -649,49 +673,63 @@ static double warp_kink_distance(const double *a, int S) {
     return worst;
 }
 
-static void test_warp(void) {
+/* A random warp near the identity clear of every kink: for grid = 0 a small
+ * rotation, zoom and shift (with `push` added to the x shift, so that part
+ * of the frame samples the clamped edge), for a field small displacements
+ * plus `push` in x. */
+static void warp_draw(double *a, int grid, int S, double push) {
+    do {
+        if (!grid) {
+            double ang = rc_rng_range(&rng, -0.2, 0.2), z = rc_rng_range(&rng, 0.9, 1.1);
+            a[0] = z * cos(ang), a[1] = -z * sin(ang);
+            a[3] = z * sin(ang), a[4] = z * cos(ang);
+            a[2] = rc_rng_range(&rng, -0.2, 0.2) + push;
+            a[5] = rc_rng_range(&rng, -0.2, 0.2);
+        } else {
+            for (int k = 0; k < 2 * grid * grid; k++)
+                a[k] = rc_rng_range(&rng, -0.15, 0.15) + (k < grid * grid ? push : 0);
+        }
+    } while (warp_kink_distance(a, grid, S) < 1e-3);
+}
+
+static void test_warp(int grid) {
     enum { C = 2, S = 16, N_FRAMES = 4, N = 4 };
     size_t fe = (size_t)C * S * S;
     double *frames = random_array(N_FRAMES * fe, 0, 1);
     int first[N] = {0, 1, 2, 3}, last[N] = {1, 2, 2, 0};
-    warp_ctx w = {{N, C, S, 3, {1, 2, 4, 0}, 4, 0.37}, frames, first, last, NULL};
+    warp_ctx w = {{.n = N, .C = C, .S = S, .grid = grid, .n_scales = 3,
+                   .scales = {1, 2, 4}, .border = 4, .scale = 0.37},
+                  frames, first, last, NULL};
     CHECK(rc_warp_shape_check(&w.s) == 0);
-    /* near-identity warps (a small rotation, zoom and shift), the last one
-     * shifted far enough that part of the frame samples the clamped edge */
-    double theta[6 * N];
-    for (int q = 0; q < N; q++) {
-        double *a = theta + 6 * q;
-        do {
-            double ang = rc_rng_range(&rng, -0.2, 0.2), z = rc_rng_range(&rng, 0.9, 1.1);
-            a[0] = z * cos(ang), a[1] = -z * sin(ang);
-            a[3] = z * sin(ang), a[4] = z * cos(ang);
-            a[2] = rc_rng_range(&rng, -0.2, 0.2) + (q == N - 1 ? 0.5 : 0);
-            a[5] = rc_rng_range(&rng, -0.2, 0.2);
-        } while (warp_kink_distance(a, S) < 1e-3);
-    }
+    int np = rc_warp_params(&w.s);
+    char what[64];
+    double *theta = dalloc((size_t)N * np), *g = dalloc((size_t)N * np);
+    for (int q = 0; q < N; q++) warp_draw(theta + q * np, grid, S, q == N - 1 ? 0.5 : 0);
     w.theta = theta;
-    double g[6 * N];
-    poison(g, 6 * N);
+    poison(g, (size_t)N * np);
     double loss = rc_warp_loss_f64(&w.s, frames, first, last, theta, g);
     CHECK(isfinite(loss) && loss > 0);
-    CHECK_FD("warp d_theta", fd_rel_err(warp_objective, &w, theta, 6 * N, g));
-    float *ff = to_float(frames, N_FRAMES * fe), *ft = to_float(theta, 6 * N);
-    float fg[6 * N];
+    snprintf(what, sizeof what, "warp (grid %d) d_theta", grid);
+    CHECK_FD(what, fd_rel_err(warp_objective, &w, theta, (size_t)N * np, g));
+    float *ff = to_float(frames, N_FRAMES * fe), *ft = to_float(theta, (size_t)N * np);
+    float *fg = falloc((size_t)N * np);
     double floss = rc_warp_loss_f32(&w.s, ff, first, last, ft, fg);
     CHECK_MSG(fabs(floss - loss) < F32_TOL * loss, "warp f32 loss %.9g vs %.9g",
               floss, loss);
-    CHECK_F32("warp d_theta", rc_test_rel_err_fd(fg, g, 6 * N));
+    CHECK_F32(what, rc_test_rel_err_fd(fg, g, (size_t)N * np));
     CHECK(rc_warp_loss_f32(&w.s, ff, first, last, ft, NULL) == floss);
 
     /* known answers: the identity copies the frame (loss 0 against itself,
      * gradient 0); a frame shifted by whole pixels is matched exactly by
-     * the translation that undoes it, inside a border wider than the shift */
-    double id[6] = {1, 0, 0, 0, 1, 0}, gid[6];
+     * the translation that undoes it, inside a border wider than the shift
+     * (for a field: the same displacement at every node) */
+    double *id = dalloc(np), *gid = dalloc(np);
+    for (int k = 0; k < np; k++) id[k] = !grid && (k == 0 || k == 4);
     int same = 1;
     rc_warp_shape one = w.s;
     one.n = 1;
     CHECK(rc_warp_loss_f64(&one, frames, &same, &same, id, gid) == 0);
-    for (int k = 0; k < 6; k++) CHECK(gid[k] == 0);
+    for (int k = 0; k < np; k++) CHECK(gid[k] == 0);
     double *shifted = dalloc(2 * fe);
     memcpy(shifted, frames, fe * sizeof(double));
     for (int c = 0; c < C; c++) /* last(x, y) = first(x + 3, y - 2) */
@@ -702,7 +740,13 @@ static void test_warp(void) {
                     frames[(size_t)c * S * S + sj * S + si];
             }
     int f0 = 0, f1 = 1;
-    double shift[6] = {1, 0, 2.0 * 3 / S, 0, 1, -2.0 * 2 / S};
+    double *shift = dalloc(np);
+    if (!grid) {
+        double aff[6] = {1, 0, 2.0 * 3 / S, 0, 1, -2.0 * 2 / S};
+        memcpy(shift, aff, sizeof aff);
+    } else {
+        for (int k = 0; k < np; k++) shift[k] = k < grid * grid ? 2.0 * 3 / S : -2.0 * 2 / S;
+    }
     double ls = rc_warp_loss_f64(&one, shifted, &f0, &f1, shift, NULL);
     double l0 = rc_warp_loss_f64(&one, shifted, &f0, &f1, id, NULL);
     CHECK_MSG(ls < 1e-28 && l0 > 1e-3, "shift by (3, -2) px: loss %.3g "
@@ -714,7 +758,11 @@ static void test_warp(void) {
     bad = w.s;
     bad.border = 8;
     CHECK(rc_warp_shape_check(&bad) == -1);
-    free(shifted); free(ff); free(ft); free(frames);
+    bad = w.s;
+    bad.grid = 1;
+    CHECK(rc_warp_shape_check(&bad) == -1);
+    free(shifted); free(shift); free(id); free(gid); free(ff); free(ft); free(fg);
+    free(frames); free(theta); free(g);
 }
 
 int main(void) {
@@ -731,6 +779,7 @@ int main(void) {
     test_emb_maps();
     test_hinge(1);
     test_hinge(0);
-    test_warp();
+    test_warp(0);
+    test_warp(3);
     TEST_DONE();
 }

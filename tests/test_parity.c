@@ -232,6 +232,35 @@ static void test_hinge_loss(void) {
     free(emb), free(pairs), free(weight), free(params), free(lp), free(d_emb);
 }
 
+/* The action term's warp loss against PyTorch's affine_grid (or a field
+ * upsampled by grid_sample) + grid_sample (bilinear, border padding,
+ * align_corners=False) and avg_pool2d. */
+static void test_warp_loss(const char *prefix) {
+    char name[64];
+#define WARP_NAME(x) (snprintf(name, sizeof name, "%s." x, prefix), name)
+    const rc_st_tensor *ft = need(WARP_NAME("frames"), RC_DT_F32, 0);
+    CHECK(ft->ndim == 4);
+    int n_frames = (int)ft->shape[0], C = (int)ft->shape[1], S = (int)ft->shape[2];
+    float *frames = load_f32(WARP_NAME("frames"), (size_t)n_frames * C * S * S);
+    const rc_st_tensor *first_t = need(WARP_NAME("first"), RC_DT_I64, 0);
+    int n = (int)first_t->shape[0];
+    int *first = load_int(WARP_NAME("first"), (size_t)n);
+    int *last = load_int(WARP_NAME("last"), (size_t)n);
+    double *params = load_f64(WARP_NAME("params"), 4);
+    rc_warp_shape ws = {.n = n, .C = C, .S = S, .grid = (int)params[3],
+                        .n_scales = (int)params[2], .scales = {1, 2, 4, 8},
+                        .border = (int)params[1], .scale = params[0]};
+    CHECK(rc_warp_shape_check(&ws) == 0);
+    size_t np = (size_t)rc_warp_params(&ws);
+    float *theta = load_f32(WARP_NAME("theta"), (size_t)n * np);
+    float *d_theta = rc_xmalloc((size_t)n * np * sizeof(float));
+    double L = rc_warp_loss_f32(&ws, frames, first, last, theta, d_theta);
+    compare_scalar(WARP_NAME("value"), L, load_scalar(WARP_NAME("value")));
+    compare_with(WARP_NAME("d_theta"), d_theta, (size_t)n * np);
+#undef WARP_NAME
+    free(frames), free(first), free(last), free(theta), free(params), free(d_theta);
+}
+
 /* ---- the whole model --------------------------------------------------------- */
 
 /* PREFIX.shape: in_channels, image_size, n_conv, F, H, D; PREFIX.conv:
@@ -430,6 +459,9 @@ int main(void) {
     test_lstm();
     printf("hinge loss\n");
     test_hinge_loss();
+    printf("warp loss (action term): affine, and a 3 x 3 field\n");
+    test_warp_loss("warp");
+    test_warp_loss("warpgrid");
     printf("model step\n");
     test_model_step("model");
     printf("model step with pan, texture, roll, flip and transpose twins\n");

@@ -3,17 +3,19 @@
  * The contract is in ops.h (rc_warp_shape); here, how it is computed.
  *
  * Per sequence, in three passes over the frame:
- *  1. warp: for every output pixel the source point in pixel units,
- *       u = ((a11 x + a12 y + a13) + 1) S/2 - 1/2   (and v from row 2),
- *     clamped to [0, S-1]; the bilinear value from the 2 x 2 pixels around
- *     it (a neighbour past the last pixel has weight 0 there).
+ *  1. warp: for every output pixel the source point in [-1, 1] coordinates
+ *     (the affine map, or the point plus the field's bilinear value),
+ *     in pixel units u = (x_src + 1) S/2 - 1/2 (and v), clamped to
+ *     [0, S-1]; the bilinear value from the 2 x 2 pixels around it (a
+ *     neighbour past the last pixel has weight 0 there).
  *  2. error: for each pooling factor k, the k x k block means of the warped
  *     and of the last frame inside the border; the error's derivative with
  *     respect to a block mean is spread evenly over its k x k pixels, so
  *     dW[pixel] collects 2 (pool(W) - pool(last)) / (count k^2) per scale.
  *  3. back to theta: dW times the bilinear value's slope along u (and v),
  *     zero where the clamp was active, times du/dx_src = S/2, times
- *     (x, y, 1) for the row's three parameters.
+ *     d x_src / d theta: (x, y, 1) for an affine row's three parameters,
+ *     the four bilinear weights of the nodes around (x, y) for a field.
  * Sequences are independent (one OpenMP thread each); within one, every
  * sum runs in pixel order in double: the result does not depend on the
  * thread count.
@@ -43,6 +45,9 @@ int rc_warp_shape_check(const rc_warp_shape *s) {
     }
     if (s->border < 0)
         return rc_set_error("action border %d is negative", s->border);
+    if (s->grid != 0 && (s->grid < 2 || s->grid > RC_WARP_MAX_GRID))
+        return rc_set_error("action grid %d is outside 2..%d", s->grid,
+                            RC_WARP_MAX_GRID);
     return 0;
 }
 #endif
@@ -70,10 +75,71 @@ typedef struct {
     int in_x, in_y;
 } bilinear;
 
-static bilinear locate(const double *a, double x, double y, int S) {
+/* The node cell of a field of G x G nodes at -1 + 2k/(G-1) that holds
+ * coordinate t in [-1, 1]: its first node and the weight of the next. */
+static int field_cell(double t, int G, double *frac) {
+    double p = (t + 1) * 0.5 * (G - 1);
+    int k = (int)floor(p);
+    if (k < 0) k = 0;
+    if (k > G - 2) k = G - 2;
+    *frac = p - k;
+    return k;
+}
+
+/* The source point of (x, y) in [-1, 1] coordinates. */
+static void source_point(const rc_warp_shape *s, const real *a, double x,
+                         double y, double *xs, double *ys) {
+    if (!s->grid) {
+        *xs = a[0] * x + a[1] * y + a[2];
+        *ys = a[3] * x + a[4] * y + a[5];
+        return;
+    }
+    int G = s->grid;
+    double fx, fy;
+    int kx = field_cell(x, G, &fx), ky = field_cell(y, G, &fy);
+    const real *dx = a, *dy = a + G * G;
+    double w[4] = {(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy};
+    int at[4] = {ky * G + kx, ky * G + kx + 1, (ky + 1) * G + kx, (ky + 1) * G + kx + 1};
+    *xs = x;
+    *ys = y;
+    for (int k = 0; k < 4; k++) {
+        *xs += w[k] * dx[at[k]];
+        *ys += w[k] * dy[at[k]];
+    }
+}
+
+/* Adds the gradient of a pixel whose source point's derivatives are
+ * (gx, gy) (per unit of [-1, 1] coordinates) to g [params]. */
+static void add_source_gradient(const rc_warp_shape *s, double x, double y,
+                                double gx, double gy, double *g) {
+    if (!s->grid) {
+        g[0] += gx * x;
+        g[1] += gx * y;
+        g[2] += gx;
+        g[3] += gy * x;
+        g[4] += gy * y;
+        g[5] += gy;
+        return;
+    }
+    int G = s->grid;
+    double fx, fy;
+    int kx = field_cell(x, G, &fx), ky = field_cell(y, G, &fy);
+    double w[4] = {(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy};
+    int at[4] = {ky * G + kx, ky * G + kx + 1, (ky + 1) * G + kx, (ky + 1) * G + kx + 1};
+    for (int k = 0; k < 4; k++) {
+        g[at[k]] += w[k] * gx;
+        g[G * G + at[k]] += w[k] * gy;
+    }
+}
+
+static bilinear locate(const rc_warp_shape *s, const real *a, double x,
+                       double y) {
     bilinear b;
-    double u = source_pixel(a[0] * x + a[1] * y + a[2], S, &b.in_x);
-    double v = source_pixel(a[3] * x + a[4] * y + a[5], S, &b.in_y);
+    int S = s->S;
+    double xs, ys;
+    source_point(s, a, x, y, &xs, &ys);
+    double u = source_pixel(xs, S, &b.in_x);
+    double v = source_pixel(ys, S, &b.in_y);
     b.x0 = (int)floor(u);
     b.y0 = (int)floor(v);
     b.fx = u - b.x0;
@@ -90,14 +156,12 @@ static double sequence_loss(const rc_warp_shape *s, const real *src,
                             double *warped, double *d_warped) {
     int C = s->C, S = s->S;
     size_t plane = (size_t)S * S;
-    double a[6];
-    for (int k = 0; k < 6; k++) a[k] = th[k];
 
     for (int j = 0; j < S; j++) {
         double y = (2.0 * j + 1) / S - 1;
         for (int i = 0; i < S; i++) {
             double x = (2.0 * i + 1) / S - 1;
-            bilinear b = locate(a, x, y, S);
+            bilinear b = locate(s, th, x, y);
             for (int c = 0; c < C; c++) {
                 const real *f = src + c * plane;
                 double top = (1 - b.fx) * f[b.y0 * S + b.x0] + b.fx * f[b.y0 * S + b.x1];
@@ -134,12 +198,13 @@ static double sequence_loss(const rc_warp_shape *s, const real *src,
     }
     if (!dth) return loss;
 
-    double g[6] = {0, 0, 0, 0, 0, 0};
+    int np = rc_warp_params(s);
+    double g[2 * RC_WARP_MAX_GRID * RC_WARP_MAX_GRID] = {0};
     for (int j = 0; j < S; j++) {
         double y = (2.0 * j + 1) / S - 1;
         for (int i = 0; i < S; i++) {
             double x = (2.0 * i + 1) / S - 1;
-            bilinear b = locate(a, x, y, S);
+            bilinear b = locate(s, th, x, y);
             double du = 0, dv = 0; /* dLoss / d source pixel coordinate */
             for (int c = 0; c < C; c++) {
                 double dw = d_warped[c * plane + (size_t)j * S + i];
@@ -152,22 +217,17 @@ static double sequence_loss(const rc_warp_shape *s, const real *src,
             }
             du *= b.in_x ? 0.5 * S : 0;
             dv *= b.in_y ? 0.5 * S : 0;
-            g[0] += du * x;
-            g[1] += du * y;
-            g[2] += du;
-            g[3] += dv * x;
-            g[4] += dv * y;
-            g[5] += dv;
+            add_source_gradient(s, x, y, du, dv, g);
         }
     }
-    for (int k = 0; k < 6; k++) dth[k] = (real)(g[k] * s->scale);
+    for (int k = 0; k < np; k++) dth[k] = (real)(g[k] * s->scale);
     return loss;
 }
 
 double RC_FN(rc_warp_loss)(const rc_warp_shape *s, const real *frames,
                            const int *first, const int *last,
                            const real *theta, real *d_theta) {
-    size_t fe = (size_t)s->C * s->S * s->S;
+    size_t fe = (size_t)s->C * s->S * s->S, np = (size_t)rc_warp_params(s);
     double *per_seq = rc_xcalloc(s->n > 0 ? (size_t)s->n : 1, sizeof(double));
 #pragma omp parallel
     {
@@ -177,8 +237,8 @@ double RC_FN(rc_warp_loss)(const rc_warp_shape *s, const real *frames,
         for (int q = 0; q < s->n; q++)
             per_seq[q] = sequence_loss(s, frames + (size_t)first[q] * fe,
                                        frames + (size_t)last[q] * fe,
-                                       theta + 6 * (size_t)q,
-                                       d_theta ? d_theta + 6 * (size_t)q : NULL,
+                                       theta + np * q,
+                                       d_theta ? d_theta + np * q : NULL,
                                        warped, d_warped);
         free(warped);
         free(d_warped);

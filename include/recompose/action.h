@@ -14,11 +14,23 @@
 extern "C" {
 #endif
 
-/* The head's bias at initialisation (with a zero weight, every sequence
- * starts at the identity warp): (1 0 0 0 1 0) for affine, 0 for expm. */
-void rc_action_identity(int kind, float out[6]);
+/* Outputs of the head: 6, or 2 G^2 for a field (RC_ACTION_GRID). */
+static inline int rc_action_params(int kind, int grid) {
+    return kind == 2 /* RC_ACTION_GRID */ ? 2 * grid * grid : 6;
+}
 
-/* theta [n][6] = the warps of the head outputs raw [n][6]. */
+/* The head's bias at initialisation (with a zero weight, every sequence
+ * starts at the identity warp): (1 0 0 0 1 0) for affine, 0 for expm and
+ * for a field; n_params values. */
+void rc_action_identity(int kind, int n_params, float *out);
+
+/* The affine map closest (least squares over the field's nodes) to the
+ * warp theta of a head's kind: theta itself for affine and expm warps. */
+void rc_action_affine_fit(int kind, int grid, const float *theta,
+                          double out[6]);
+
+/* theta [n][6] = the warps of the head outputs raw [n][6] (expm; the other
+ * kinds use the outputs as they are). */
 void rc_action_warps(int kind, int n, const float *raw, float *theta);
 
 /* d_raw [n][6] = dL/draw from dL/dtheta at the same raw (the adjoint of the

@@ -25,6 +25,13 @@
  *   retrieval              precision@k of nearest neighbours (Euclidean)
  *                          under 16 motion classes: 8 bins of translation
  *                          direction x rotation sign
+ *   action readout         (a model with an action head, loss.w_act) the
+ *                          head's own warp of phi(full), read directly:
+ *                          R^2 of dx, dy, dtheta against the warp's
+ *                          translation (pixels) and rotation angle, each
+ *                          by a one-variable least-squares line (the warp
+ *                          maps output to source pixels, so its signs and
+ *                          scale are fitted, nothing else). n/a otherwise.
  *
  * The metric functions work on plain double arrays and are public so that
  * tests can check them against independent oracles.
@@ -67,6 +74,8 @@ typedef struct {
     double cross_precision_at_k; /* queries held-out, gallery their twins */
     double cross_twin_recall;    /* share of queries whose own twin (same
                                     motion, other texture) is in the top k */
+    double action_r2[3];         /* the action head's warp against the true
+                                    motion, per component; NAN without head */
 } rc_eval_row;
 
 typedef struct {

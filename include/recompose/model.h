@@ -8,8 +8,9 @@
  *   encoder.fc.weight [F][C_last], encoder.fc.bias [F]
  *   composer.weight_ih [4H][F], composer.weight_hh [4H][H], composer.bias [4H]
  *   head.weight [D][H], head.bias [D]
- *   action.weight [6][D], action.bias [6]   (only with loss.w_act > 0: the
- *       action head, which maps phi to a warp of the frames; action.h)
+ *   action.weight [P][D], action.bias [P]   (only with loss.w_act > 0: the
+ *       action head, which maps phi to a warp of the frames; P = 6, or
+ *       2 G^2 for a field; action.h)
  */
 #ifndef RECOMPOSE_MODEL_H
 #define RECOMPOSE_MODEL_H
@@ -44,6 +45,7 @@ typedef struct {
     int feature_dim, hidden, embed_dim;
     int action_head;   /* 1: the action head exists (loss.w_act > 0) */
     int action_kind;   /* enum rc_action_kind: how its outputs warp */
+    int action_grid;   /* G of a field (RC_ACTION_GRID) */
 } rc_model_shape;
 
 typedef struct rc_model rc_model;

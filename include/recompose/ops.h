@@ -152,34 +152,46 @@ typedef struct {
 
 /* ---- The action of the code on the frames (SPEC section 4) ----
  * For each sequence q, its first frame (frames + first[q] * C*S*S), warped
- * by the affine map theta[q] = (a11 a12 a13 a21 a22 a23), is compared with
- * its last frame (frames + last[q] * C*S*S). The warped frame at output
- * pixel (i, j) (column i, row j) is the first frame sampled bilinearly at
- *   (a11 x + a12 y + a13, a21 x + a22 y + a23),
- * x = (2i + 1)/S - 1, y = (2j + 1)/S - 1: pixel centres in [-1, 1], as
- * PyTorch's affine_grid and grid_sample with align_corners=False; a source
- * point outside the frame is clamped to its edge (padding_mode="border",
- * with zero gradient through the clamp). The identity (1 0 0 0 1 0) copies
- * the frame exactly. For each pooling factor k of `scales` (k divides S),
+ * by theta[q], is compared with its last frame (frames + last[q] * C*S*S).
+ * The warped frame at output pixel (i, j) (column i, row j) is the first
+ * frame sampled bilinearly at a source point (u, v), in the coordinates
+ * x = (2i + 1)/S - 1, y = (2j + 1)/S - 1 (pixel centres in [-1, 1], as
+ * PyTorch's affine_grid and grid_sample with align_corners=False):
+ *   grid = 0: theta[q] = (a11 a12 a13 a21 a22 a23), 6 numbers, an affine map
+ *             (u, v) = (a11 x + a12 y + a13, a21 x + a22 y + a23);
+ *   grid = G: theta[q] = a field of displacements [2][G][G] (x, then y) at
+ *             the nodes -1 + 2k/(G-1) of a G x G grid over [-1, 1]^2,
+ *             (u, v) = (x, y) + the field interpolated bilinearly at (x, y)
+ *             (grid_sample of the field with align_corners=True).
+ * A source point outside the frame is clamped to its edge
+ * (padding_mode="border", with zero gradient through the clamp). The
+ * identity (1 0 0 0 1 0), or a zero field, copies the frame exactly. For each pooling factor k of `scales` (k divides S),
  * both frames are average-pooled over k x k blocks and
  *   err_k(q) = mean over channels and over the pooled pixels at least
  *              border / k (rounded down) from every edge of
  *              (pool_k(warped) - pool_k(last))^2
- * Loss = scale * sum over q and k of err_k(q). d_theta [n][6], nullable,
+ * Loss = scale * sum over q and k of err_k(q). d_theta [n][params], nullable,
  * overwritten with dLoss/dtheta; each sequence's gradient is a sum in a
  * fixed order: deterministic. first and last are host memory. */
 #define RC_WARP_MAX_SCALES 4
+#define RC_WARP_MAX_GRID 8
 typedef struct {
     int n;                            /* sequences */
     int C, S;                         /* channels, side of a frame */
+    int grid;                         /* 0: affine; 2..RC_WARP_MAX_GRID: a
+                                         field of G x G displacements */
     int n_scales;
     int scales[RC_WARP_MAX_SCALES];   /* pooling factors, each dividing S */
     int border;                       /* pixels at full resolution */
     double scale;
 } rc_warp_shape;
 /* 0, or -1 with an error naming what does not fit (a scale that does not
- * divide S, a border that leaves no pixel). */
+ * divide S, a border that leaves no pixel, a grid out of range). */
 int rc_warp_shape_check(const rc_warp_shape *s);
+/* Numbers per sequence in theta: 6, or 2 G^2 for a field. */
+static inline int rc_warp_params(const rc_warp_shape *s) {
+    return s->grid ? 2 * s->grid * s->grid : 6;
+}
 
 #define RC_DECLARE_WARP(real, sfx)                                             \
     double rc_warp_loss_##sfx(const rc_warp_shape *s, const real *frames,     \

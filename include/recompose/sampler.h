@@ -137,17 +137,21 @@ typedef struct {
      * onto its last (ops.h, rc_warp_shape). 0 = off (no head). */
     float w_act;
     int act_kind;                      /* enum rc_action_kind */
+    int act_grid;                      /* G of RC_ACTION_GRID */
     int act_scales;                    /* pooling factors 1, 2, .., 2^(n-1) */
     int act_border;                    /* pixels left out at each edge */
 } rc_loss_config;
 
-/* How the action head's six outputs r become the affine warp A:
+/* How the action head's outputs r become the warp A (ops.h):
  *   AFFINE  A = r directly; the head starts at the identity (1 0 0 0 1 0)
  *   EXPM    A = the top two rows of expm([r0 r1 r2; r3 r4 r5; 0 0 0]), an
  *           element of the Lie algebra of the affine group mapped to the
  *           group: invertible by construction, inverse motion = -r; the
- *           head starts at r = 0 (expm = identity) */
-enum rc_action_kind { RC_ACTION_AFFINE = 0, RC_ACTION_EXPM = 1 };
+ *           head starts at r = 0 (expm = identity)
+ *   GRID    a field of G x G displacements [2][G][G] (loss.act_grid), for
+ *           local motion (walkers before a static camera); 2 G^2 outputs,
+ *           starting at 0 (no displacement) */
+enum rc_action_kind { RC_ACTION_AFFINE = 0, RC_ACTION_EXPM = 1, RC_ACTION_GRID = 2 };
 
 /* The twin kinds a loss config enables (those whose pair weight is above
  * zero), in order, into kinds[]; returns how many. */

@@ -201,6 +201,85 @@ def loss_case(rng: np.random.Generator, out: dict, report: dict):
         out[f"loss.{tag}.d_emb"] = as_out(results[torch.float64][1])
 
 
+# ---- the action term: warp loss ---------------------------------------------------
+
+
+def warp_grid(th: torch.Tensor, n: int, C: int, S: int, field: int):
+    """The sampling grid of the warps th: an affine map per sequence
+    (affine_grid), or the pixel centres plus a field of field x field
+    displacements interpolated bilinearly (grid_sample of the field,
+    align_corners=True: the nodes span [-1, 1] corner to corner)."""
+    eye = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], dtype=th.dtype).expand(n, 2, 3)
+    if not field:
+        return F.affine_grid(th.view(n, 2, 3), [n, C, S, S], align_corners=False)
+    base = F.affine_grid(eye, [n, C, S, S], align_corners=False)
+    disp = F.grid_sample(th.view(n, 2, field, field), base, mode="bilinear",
+                         padding_mode="border", align_corners=True)
+    return base + disp.permute(0, 2, 3, 1)
+
+
+def warp_case(seed: int, out: dict, report: dict, prefix: str, field: int):
+    """The action term's warp loss (SPEC section 4) with stock PyTorch:
+    the sampling grid (warp_grid), grid_sample (bilinear,
+    padding_mode="border", align_corners=False) and avg_pool2d per scale,
+    mean squared error inside the border, summed over scales and sequences,
+    times a scale. Warps near the identity, one shifted past the edge
+    (clamped samples); every sample point kept clear of whole pixels (the
+    interpolation's kinks). Its own generator, so the other cases do not
+    move."""
+    rng = np.random.default_rng(seed + 7919 + field)
+    n, C, S, n_frames, scales, border, scale = 4, 2, 16, 5, (1, 2, 4), 4, 0.3
+    frames = f32(rng.random((n_frames, C, S, S)))
+    first = np.array([0, 1, 2, 4], np.int64)
+    last = np.array([1, 3, 2, 0], np.int64)
+    n_params = 2 * field * field if field else 6
+    theta = np.zeros((n, n_params), np.float32)
+    for q in range(n):
+        push = 0.5 if q == n - 1 else 0.0
+        while True:
+            if field:
+                t = rng.uniform(-0.15, 0.15, n_params)
+                t[:field * field] += push
+            else:
+                ang, z = rng.uniform(-0.2, 0.2), rng.uniform(0.9, 1.1)
+                t = np.array([z * np.cos(ang), -z * np.sin(ang),
+                              rng.uniform(-0.2, 0.2) + push, z * np.sin(ang),
+                              z * np.cos(ang), rng.uniform(-0.2, 0.2)])
+            t = f32(t)
+            g = warp_grid(torch.tensor(t[None].astype(np.float64)), 1, C, S, field)
+            uv = ((g.numpy().ravel() + 1) * S - 1) / 2
+            inside = uv[(uv > 1e-3) & (uv < S - 1 - 1e-3)]
+            clear = np.abs(inside - np.round(inside)).min()
+            edge = np.minimum(np.abs(uv), np.abs(uv - (S - 1))).min()
+            if clear > 1e-3 and edge > 1e-3:
+                theta[q] = t
+                break
+    results = {}
+    for dtype in (torch.float32, torch.float64):
+        fr = torch.tensor(frames, dtype=dtype)
+        th = torch.tensor(theta, dtype=dtype, requires_grad=True)
+        src, dst = fr[torch.from_numpy(first)], fr[torch.from_numpy(last)]
+        warped = F.grid_sample(src, warp_grid(th, n, C, S, field), mode="bilinear",
+                               padding_mode="border", align_corners=False)
+        L = 0
+        for k in scales:
+            m, P = border // k, S // k
+            diff = F.avg_pool2d(warped, k) - F.avg_pool2d(dst, k)
+            L = L + diff[:, :, m:P - m, m:P - m].pow(2).mean(dim=(1, 2, 3)).sum()
+        L = scale * L
+        L.backward()
+        results[dtype] = (L, th.grad)
+    agree(f"{prefix}.value", results[torch.float32][0], results[torch.float64][0], report)
+    agree(f"{prefix}.d_theta", results[torch.float32][1], results[torch.float64][1], report)
+    out[f"{prefix}.frames"] = frames
+    out[f"{prefix}.first"] = first
+    out[f"{prefix}.last"] = last
+    out[f"{prefix}.theta"] = theta
+    out[f"{prefix}.params"] = np.array([scale, border, len(scales), field], np.float64)
+    out[f"{prefix}.value"] = as_out(results[torch.float64][0]).reshape(1)
+    out[f"{prefix}.d_theta"] = as_out(results[torch.float64][1])
+
+
 # ---- the whole model -----------------------------------------------------------
 
 
@@ -358,6 +437,8 @@ def generate(seed: int):
     loss_case(rng, out, report)
     model_case(rng, seed, out, report)
     model_case(rng, seed, out, report, "twins", TWIN_WEIGHTS)
+    warp_case(seed, out, report, "warp", 0)
+    warp_case(seed, out, report, "warpgrid", 3)
     return out, report
 
 
