@@ -309,6 +309,11 @@ static const config_key config_keys[] = {
      "negated code) or grid (a field of act_grid x act_grid displacements, "
      "for local motion before a static camera)", FIELD(loss.act_kind),
      action_choices, 0, NULL},
+    {"loss", "act_init", KEY_FLOAT, 0, 100, 0, "0",
+     "the action head's initial weights, uniform in +-act_init / sqrt(D) "
+     "(0: zero, every sequence starts at the identity warp and the term "
+     "reaches the code only once the head has grown)", FIELD(loss.act_init),
+     NULL, 0, NULL},
     {"loss", "act_grid", KEY_INT, 2, RC_WARP_MAX_GRID, 0, "4",
      "nodes per side of the displacement field of loss.act_kind = grid",
      FIELD(loss.act_grid), NULL, 0, NULL},

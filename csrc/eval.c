@@ -564,7 +564,8 @@ static int probe_r2(const rc_config *cfg, const clip_set *probe,
     return status;
 }
 
-/* R^2 of y against the least-squares line through (x, y). */
+/* R^2 of y (every stride-th value) against the least-squares line through
+ * (x, y): the squared correlation. NAN when x or y does not vary. */
 static double line_r2(int n, const double *x, const double *y, int stride) {
     double mx = 0, my = 0;
     for (int i = 0; i < n; i++) {
@@ -573,17 +574,14 @@ static double line_r2(int n, const double *x, const double *y, int stride) {
     }
     mx /= n;
     my /= n;
-    double sxx = 0, sxy = 0;
+    double sxx = 0, sxy = 0, syy = 0;
     for (int i = 0; i < n; i++) {
-        sxx += (x[i] - mx) * (x[i] - mx);
-        sxy += (x[i] - mx) * (y[(size_t)i * stride] - my);
+        double dx = x[i] - mx, dy = y[(size_t)i * stride] - my;
+        sxx += dx * dx;
+        sxy += dx * dy;
+        syy += dy * dy;
     }
-    double slope = sxx > 0 ? sxy / sxx : 0;
-    double *pred = rc_xmalloc((size_t)n * sizeof(double));
-    for (int i = 0; i < n; i++) pred[i] = my + slope * (x[i] - mx);
-    double r2 = rc_r2(n, y, pred, stride);
-    free(pred);
-    return r2;
+    return sxx > 0 && syy > 0 ? sxy * sxy / (sxx * syy) : NAN;
 }
 
 /* The action readout (eval.h): the head's warp of each held-out phi(full),

@@ -59,6 +59,7 @@ struct rc_model {
     float *host_raw, *host_theta; /* [n_seq][6] host scratch */
     int *act_first, *act_last;
     double last_action_loss;
+    double grad_phi[2]; /* |dL/dphi| of the hinge loss and the action term */
 
     rc_grad_ready_fn grad_ready; /* NULL: nobody listens */
     void *grad_ready_ctx;
@@ -131,6 +132,7 @@ void rc_model_shape_from_config(const rc_config *c, rc_model_shape *s) {
     s->action_head = c->loss.w_act > 0;
     s->action_kind = c->loss.act_kind;
     s->action_grid = c->loss.act_grid;
+    s->action_init = c->loss.act_init;
 }
 
 rc_model *rc_model_create(const rc_model_shape *s, const rc_backend *be) {
@@ -229,12 +231,18 @@ void rc_model_init_weights(rc_model *m, uint64_t seed) {
         if (is_lstm && p->ndim == 1)
             for (int k = H; k < 2 * H; k++) host[p->offset + k] = 1.0f;
     }
-    /* The action head starts at the identity warp for every sequence
-     * (weight 0): the term's first gradients teach it the motion the code
-     * already carries, instead of a random warp teaching the code noise. */
+    /* The action head's bias is the identity warp. Its weight is zero
+     * (loss.act_init = 0: every sequence starts at the identity) or small
+     * and random, so that from the first step the term's gradient reaches
+     * every direction of the code, not only those the head has already
+     * learned to read. */
     if (m->act_w >= 0) {
-        memset(host + m->params[m->act_w].offset, 0,
-               m->params[m->act_w].numel * sizeof(float));
+        const rc_param *p = &m->params[m->act_w];
+        rc_rng rng;
+        rc_rng_seed(&rng, rc_hash_combine(seed, 0x61637431ULL /* "act1" */));
+        double bound = m->shape.action_init / sqrt((double)m->shape.embed_dim);
+        for (size_t k = 0; k < p->numel; k++)
+            host[p->offset + k] = bound > 0 ? (float)rc_rng_range(&rng, -bound, bound) : 0.0f;
         rc_action_identity(m->shape.action_kind,
                            (int)m->params[m->act_b].numel,
                            host + m->params[m->act_b].offset);
@@ -495,11 +503,17 @@ static double action_term(rc_model *m, const rc_batch_plan *plan,
     }
     be->linear_backward(n, D, P, m->emb, W(m, m->act_w), d_raw, m->d_emb_act,
                         G(m, m->act_w), G(m, m->act_b));
+    m->grad_phi[1] = sqrt(be->sum_squares((size_t)n * D, m->d_emb_act));
     be->axpy((size_t)n * D, 1.0f, m->d_emb_act, m->d_emb);
     return L;
 }
 
 double rc_model_action_loss(const rc_model *m) { return m->last_action_loss; }
+
+void rc_model_term_grad_norms(const rc_model *m, double out[2]) {
+    out[0] = m->grad_phi[0];
+    out[1] = m->grad_phi[1];
+}
 
 double rc_model_step(rc_model *m, const rc_batch_plan *plan,
                      const float *frames, const rc_loss_config *loss,
@@ -510,6 +524,10 @@ double rc_model_step(rc_model *m, const rc_batch_plan *plan,
                                  plan->n_loss_pairs, plan->loss_pairs, &hp,
                                  backward_pass ? m->d_emb : NULL);
     m->last_action_loss = 0;
+    m->grad_phi[0] = m->grad_phi[1] = 0;
+    if (backward_pass && isfinite(L))
+        m->grad_phi[0] = sqrt(m->be->sum_squares(
+            (size_t)plan->n_seq * m->shape.embed_dim, m->d_emb));
     if (m->act_w >= 0 && loss->w_act > 0) {
         m->last_action_loss = action_term(m, plan, frames, loss, backward_pass);
         L += m->last_action_loss;

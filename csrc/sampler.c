@@ -133,6 +133,7 @@ void rc_loss_config_default(rc_loss_config *c) {
     c->w_act = 0.0f;
     c->act_kind = RC_ACTION_AFFINE;
     c->act_grid = 4;
+    c->act_init = 0.0f;
     c->act_scales = 3;
     c->act_border = 8;
 }

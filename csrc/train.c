@@ -571,8 +571,10 @@ static void apply_update(trainer *t, int64_t step, double loss) {
     t->ckpt_loss_n++;
     double by_kind[RC_PAIR_KINDS];
     rc_plan_loss_by_kind(&t->plan, t->emb_host, c->embed_dim, &c->loss, by_kind);
+    double grad_phi[2];
+    rc_model_term_grad_norms(t->model, grad_phi);
     rc_train_report_add(&t->report, loss, (double)t->plan.n_pairs / c->batch,
-                        by_kind, rc_model_action_loss(t->model));
+                        by_kind, rc_model_action_loss(t->model), grad_phi);
 }
 
 /* Step `step`: its batch through the model, the gradients reduced over the

@@ -25,9 +25,11 @@ void rc_train_report_init(rc_train_report *r, FILE *metrics, int progress,
 void rc_train_report_add(rc_train_report *r, double loss,
                          double pairs_per_tuple,
                          const double loss_by_kind[RC_PAIR_KINDS],
-                         double loss_action) {
+                         double loss_action, const double grad_phi[2]) {
     r->loss += loss;
     r->loss_action += loss_action;
+    r->grad_phi[0] += grad_phi[0];
+    r->grad_phi[1] += grad_phi[1];
     r->pairs_per_tuple += pairs_per_tuple;
     for (int k = 0; k < RC_PAIR_KINDS; k++) r->loss_by_kind[k] += loss_by_kind[k];
     r->n++;
@@ -44,7 +46,8 @@ static void format_duration(double s, char *buf, size_t n) {
 
 static void write_metrics_line(FILE *f, const rc_report_point *at, double loss,
                                const double loss_by_kind[RC_PAIR_KINDS],
-                               double loss_action, double pairs_per_tuple, double tuples_per_s,
+                               double loss_action, const double grad_phi[2],
+                               double pairs_per_tuple, double tuples_per_s,
                                double elapsed) {
     json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "step",
                           (json_int_t)at->step, "loss", loss, "lr", at->lr,
@@ -57,6 +60,10 @@ static void write_metrics_line(FILE *f, const rc_report_point *at, double loss,
         json_object_set_new(kinds, rc_pair_kind_names[k], json_real(loss_by_kind[k]));
     json_object_set_new(kinds, "action", json_real(loss_action));
     json_object_set_new(j, "loss_by_kind", kinds);
+    json_t *g = json_object();
+    json_object_set_new(g, "hinge", json_real(grad_phi[0]));
+    json_object_set_new(g, "action", json_real(grad_phi[1]));
+    json_object_set_new(j, "grad_phi", g);
     char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fprintf(f, "%s\n", line);
     fflush(f);
@@ -101,11 +108,15 @@ double rc_train_report_window(rc_train_report *r, rc_comm *comm,
     for (int k = 0; k < RC_PAIR_KINDS; k++)
         by_kind[k] = rc_comm_sum(comm, r->loss_by_kind[k] / r->n) / world;
     double action = rc_comm_sum(comm, r->loss_action / r->n) / world;
-    write_metrics_line(r->metrics, at, loss, by_kind, action, pairs_per_tuple,
-                       tuples_per_s, now - r->train_start);
+    double grad_phi[2];
+    for (int k = 0; k < 2; k++)
+        grad_phi[k] = rc_comm_sum(comm, r->grad_phi[k] / r->n) / world;
+    write_metrics_line(r->metrics, at, loss, by_kind, action, grad_phi,
+                       pairs_per_tuple, tuples_per_s, now - r->train_start);
     if (r->progress)
         write_progress_line(r, at, loss, tuples_per_s, pairs_per_tuple);
     r->loss = r->pairs_per_tuple = r->loss_action = 0;
+    r->grad_phi[0] = r->grad_phi[1] = 0;
     memset(r->loss_by_kind, 0, sizeof r->loss_by_kind);
     r->n = 0;
     r->window_start = now;

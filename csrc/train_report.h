@@ -25,6 +25,7 @@ typedef struct {
     double train_start, window_start;
     /* the good steps since the last report */
     double loss, pairs_per_tuple, loss_by_kind[RC_PAIR_KINDS], loss_action;
+    double grad_phi[2];
     int n;
 } rc_train_report;
 
@@ -34,11 +35,12 @@ void rc_train_report_init(rc_train_report *r, FILE *metrics, int progress,
 /* A step whose update was applied: its loss (the ranks' mean), its distinct
  * pairs per tuple and this rank's loss by pair kind and action term (in
  * metrics.jsonl's loss_by_kind as "action"; with the kinds it adds up to
- * the loss). */
+ * the loss), and the norms of dL/dphi from the hinge loss and the action
+ * term (rc_model_term_grad_norms; metrics.jsonl's grad_phi). */
 void rc_train_report_add(rc_train_report *r, double loss,
                          double pairs_per_tuple,
                          const double loss_by_kind[RC_PAIR_KINDS],
-                         double loss_action);
+                         double loss_action, const double grad_phi[2]);
 
 typedef struct {
     int64_t step;        /* steps done */

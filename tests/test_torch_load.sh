@@ -24,4 +24,12 @@ if "$PY" tests/ref/load_checkpoint.py "$ck" --config "$tmp/other.ini" > "$tmp/o"
   echo "FAIL: a checkpoint of another shape loaded"; cat "$tmp/o"; exit 1
 fi
 grep -q "composer.weight_hh" "$tmp/o" || { echo "FAIL: mismatch not named"; cat "$tmp/o"; exit 1; }
+# a run with the action term: its head loads too (a field of 3 x 3 nodes)
+"$BIN" train configs/tiny.ini --out "$tmp/act" --quiet \
+  --set train.steps=2 --set train.warmup=1 --set train.batch=2 \
+  --set data.image_size=32 --set loss.w_act=1 --set loss.act_kind=grid \
+  --set loss.act_grid=3 > "$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
+out=$("$PY" tests/ref/load_checkpoint.py "$tmp/act/ckpt-00000002.safetensors" 2>&1) \
+  || { echo "FAIL: $out"; exit 1; }
+echo "with the action head: $out"
 echo ok

@@ -46,6 +46,7 @@ typedef struct {
     int action_head;   /* 1: the action head exists (loss.w_act > 0) */
     int action_kind;   /* enum rc_action_kind: how its outputs warp */
     int action_grid;   /* G of a field (RC_ACTION_GRID) */
+    float action_init; /* initial weight scale of the head (loss.act_init) */
 } rc_model_shape;
 
 typedef struct rc_model rc_model;
@@ -102,6 +103,12 @@ double rc_model_step(rc_model *m, const rc_batch_plan *plan,
 
 /* The action term's share of the last rc_model_step's loss (0 without). */
 double rc_model_action_loss(const rc_model *m);
+
+/* The norms of the gradient with respect to the embeddings phi that the
+ * last rc_model_step's backward pass took from each term: out[0] the hinge
+ * loss, out[1] the action term (0 without). How hard each term pulls on
+ * the code (metrics.jsonl, grad_phi). */
+void rc_model_term_grad_norms(const rc_model *m, double out[2]);
 
 /* Embeddings of arbitrary sequences without a loss (evaluation, export).
  * seqs: n sequences of frame indices into clip clip_of[i];

@@ -140,6 +140,8 @@ typedef struct {
     int act_grid;                      /* G of RC_ACTION_GRID */
     int act_scales;                    /* pooling factors 1, 2, .., 2^(n-1) */
     int act_border;                    /* pixels left out at each edge */
+    float act_init;                    /* the head's initial weights:
+                                          U(+-act_init / sqrt(D)); 0 = zero */
 } rc_loss_config;
 
 /* How the action head's outputs r become the warp A (ops.h):

@@ -66,6 +66,10 @@ class ModelShape:
     hidden: int = 128
     embed_dim: int = 64
     pool: str = "mean"  # model.pool: mean (global average), the only one
+    # The action head (loss.w_act > 0): a linear map of phi to an affine warp
+    # (6 outputs, act_kind affine or expm) or a field of act_grid^2
+    # displacements per axis (act_kind grid); 0 outputs: no head.
+    action_outputs: int = 0
 
     def __post_init__(self):
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
@@ -115,6 +119,13 @@ class ModelShape:
         def one(sec, key, default):
             return int(cp.get(sec, key)) if cp.has_option(sec, key) else default
 
+        action = 0
+        if cp.has_option("loss", "w_act") and float(cp.get("loss", "w_act")) > 0:
+            kind = cp.get("loss", "act_kind").strip() if cp.has_option(
+                "loss", "act_kind") else "affine"
+            grid = one("loss", "act_grid", 4)
+            action = 2 * grid * grid if kind == "grid" else 6
+
         return ModelShape(
             in_channels=one("data", "channels", d.in_channels),
             image_size=one("data", "image_size", d.image_size),
@@ -125,7 +136,8 @@ class ModelShape:
             hidden=one("model", "hidden", d.hidden),
             embed_dim=one("model", "embed_dim", d.embed_dim),
             pool=(cp.get("model", "pool").strip() if cp.has_option("model", "pool")
-                  else d.pool))
+                  else d.pool),
+            action_outputs=action)
 
 
 # ---- the model -----------------------------------------------------------------
@@ -196,6 +208,8 @@ class RecomposeRef(nn.Module):
         self.encoder = Encoder(shape)
         self.composer = Composer(shape.feature_dim, shape.hidden)
         self.head = nn.Linear(shape.hidden, shape.embed_dim)
+        if shape.action_outputs:
+            self.action = nn.Linear(shape.embed_dim, shape.action_outputs)
         self.reset_parameters()
 
     @torch.no_grad()
