@@ -61,6 +61,11 @@ static const char *usage_train =
     "  --resume PATH       continue from a checkpoint file, or the newest\n"
     "                      checkpoint in a directory; bitwise identical to an\n"
     "                      uninterrupted run with the same thread count\n"
+    "  --resume auto       continue from DIR's newest checkpoint when it has\n"
+    "                      one, else start fresh (one job script for the\n"
+    "                      first submission and every requeue)\n"
+    "  --force             DIR holds another run: move its files into\n"
+    "                      DIR/previous-N/ (without it, such a DIR is refused)\n"
     "  --stop-after N      stop (with a checkpoint) after global step N\n"
     "  --eval              evaluate the final weights (as 'recompose eval')\n"
     "  --quiet             no progress output\n"
@@ -119,7 +124,7 @@ static int wants_help(int argc, char **argv) {
 typedef struct {
     const char *config_path, *out, *checkpoint, *resume;
     long long stop_after;
-    int eval, quiet;
+    int eval, quiet, force;
     const char *sets[64];
     int n_sets;
 } cli_args;
@@ -144,6 +149,8 @@ static int parse_args(int argc, char **argv, const char *usage,
             a->eval = 1;
         } else if (!strcmp(arg, "--quiet")) {
             a->quiet = 1;
+        } else if (!strcmp(arg, "--force")) {
+            a->force = 1;
         } else if (!has_value) {
             return usage_error(usage, "option '%s' needs a value", arg);
         } else if (!strcmp(arg, "--out")) {
@@ -216,13 +223,15 @@ static int cmd_train(int argc, char **argv) {
     }
     cli_args a;
     int rc = parse_args(argc, argv, usage_train,
-                        "--out --set --resume --stop-after --eval --quiet", &a);
+                        "--out --set --resume --stop-after --eval --quiet --force",
+                        &a);
     if (rc) return rc;
     if (!a.out) return usage_error(usage_train, "missing --out DIR%s", "");
     rc_config c;
     if (load_config(&a, &c) != 0) return fail(NULL);
     rc_train_options opt = {.out_dir = a.out, .resume = a.resume,
-                            .stop_after = a.stop_after, .quiet = a.quiet};
+                            .stop_after = a.stop_after, .quiet = a.quiet,
+                            .force = a.force};
     rc_train_result res;
     if (rc_train(&c, &opt, &res) != 0) {
         fail("train");

@@ -16,6 +16,7 @@
  */
 #include "recompose/train.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -118,6 +119,109 @@ static int write_text_file(const char *dir, const char *name,
     int ok = fputs(text, f) >= 0;
     ok = (fclose(f) == 0) && ok;
     return ok ? 0 : rc_set_error("cannot write %s: %s", path, strerror(errno));
+}
+
+/* ---- one run per output directory ------------------------------------------------ */
+
+/* The files a run leaves in its directory. */
+static int is_run_file(const char *name) {
+    static const char *const plain[] = {"metrics.jsonl", "config.ini",
+                                        "eval.json", NULL};
+    for (int i = 0; plain[i]; i++)
+        if (!strcmp(name, plain[i])) return 1;
+    size_t n = strlen(name);
+    return !strncmp(name, "ckpt-", 5) && n > 12 &&
+           !strcmp(name + n - 12, ".safetensors");
+}
+
+/* Checkpoints and other run files in dir (0 and 0 for a new directory). */
+static void count_run_files(const char *dir, int *checkpoints, int *others) {
+    *checkpoints = *others = 0;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_run_file(e->d_name)) continue;
+        if (!strncmp(e->d_name, "ckpt-", 5)) (*checkpoints)++;
+        else if (strcmp(e->d_name, "config.ini")) (*others)++;
+    }
+    closedir(d);
+}
+
+/* Whether `path` (a checkpoint file or a directory) lies in dir: the same
+ * directory, compared by device and inode (any spelling of the path). */
+static int resumes_within(const char *path, const char *dir) {
+    struct stat want, have;
+    if (stat(dir, &want) != 0 || stat(path, &have) != 0) return 0;
+    if (!S_ISDIR(have.st_mode)) {
+        char parent[1024];
+        snprintf(parent, sizeof parent, "%s", path);
+        char *slash = strrchr(parent, '/');
+        if (!slash) snprintf(parent, sizeof parent, ".");
+        else if (slash == parent) parent[1] = 0;
+        else *slash = 0;
+        if (stat(parent, &have) != 0) return 0;
+    }
+    return have.st_dev == want.st_dev && have.st_ino == want.st_ino;
+}
+
+/* Move every run file of dir into dir/previous-N (the first N free):
+ * nothing of the earlier run is deleted. */
+static int move_run_aside(const char *dir) {
+    char aside[1100];
+    for (int n = 1;; n++) {
+        snprintf(aside, sizeof aside, "%s/previous-%d", dir, n);
+        if (mkdir(aside, 0777) == 0) break;
+        if (errno != EEXIST)
+            return rc_set_error("cannot create %s: %s", aside, strerror(errno));
+    }
+    DIR *d = opendir(dir);
+    if (!d) return rc_set_error("cannot list %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    int status = 0;
+    while (status == 0 && (e = readdir(d)) != NULL) {
+        if (!is_run_file(e->d_name)) continue;
+        char from[1400], to[1400];
+        snprintf(from, sizeof from, "%s/%s", dir, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", aside, e->d_name);
+        if (rename(from, to) != 0)
+            status = rc_set_error("cannot move %s to %s: %s", from, aside,
+                                  strerror(errno));
+    }
+    closedir(d);
+    if (status == 0) rc_log("--force: moved the earlier run's files to %s", aside);
+    return status;
+}
+
+/* A directory holds one run: a fresh run (or one resumed from elsewhere)
+ * refuses a directory with another run's checkpoints or metrics, which it
+ * would overwrite and whose checkpoints its pruning would mix with its own,
+ * unless --force moves them aside. --resume auto becomes the directory
+ * itself when it holds a checkpoint, else a fresh start. Every rank
+ * resolves "auto" the same way; rank 0 alone checks and moves. */
+static int claim_out_dir(rc_train_options *opt, int is_root) {
+    int ckpts, others;
+    count_run_files(opt->out_dir, &ckpts, &others);
+    if (opt->resume && !strcmp(opt->resume, "auto")) {
+        if (ckpts > 0) {
+            opt->resume = opt->out_dir;
+            return 0;
+        }
+        opt->resume = NULL;
+        if (is_root)
+            rc_log("--resume auto: no checkpoint in %s; starting a fresh run",
+                   opt->out_dir);
+        return 0; /* an attempt that wrote no checkpoint is replaced */
+    }
+    if (!is_root || (ckpts == 0 && others == 0)) return 0;
+    if (opt->resume && resumes_within(opt->resume, opt->out_dir)) return 0;
+    if (opt->force) return move_run_aside(opt->out_dir);
+    return rc_set_error(
+        "%s holds another run (%d checkpoint(s)%s); continue it with --resume "
+        "%s (or --resume auto), write this run elsewhere with another --out, "
+        "or pass --force to move its files into %s/previous-N/ (nothing is "
+        "deleted)", opt->out_dir, ckpts, others ? ", metrics" : "",
+        opt->out_dir, opt->out_dir);
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -655,6 +759,10 @@ static int join_ranks(trainer *t, const rc_backend_kind *kind,
     t->opt = rank_opt;
     if (is_root && check_writable(rank_opt->out_dir) != 0) {
         res->stop = RC_STOP_STORAGE;
+        rc_comm_fail(t->comm, rc_last_error());
+        return -1;
+    }
+    if (claim_out_dir(rank_opt, is_root) != 0) {
         rc_comm_fail(t->comm, rc_last_error());
         return -1;
     }

@@ -5,6 +5,8 @@
 #  - a short train writes checkpoints, metrics.jsonl and config.ini;
 #  - eval prints the table and writes eval.json (valid JSON, three rows);
 #  - a checkpoint of another shape is refused naming the tensor and shapes;
+#  - a run into another run's directory is refused unless --force (which
+#    moves the old files aside); --resume auto starts or continues;
 #  - a torchrun-style launch of CPU ranks is refused, naming the variable.
 set -u
 BIN=${RC_BIN:?RC_BIN not set}
@@ -80,11 +82,42 @@ out=$($BIN eval configs/tiny.ini --checkpoint "$tmp/run/ckpt-00000006.safetensor
   && fail "wrong-shape checkpoint accepted"
 expect_contains "$out" "tensor encoder.conv2.weight has shape [16,16,3,3] in the checkpoint but the model expects [24,16,3,3]" "shape error"
 
-# resume continues the step count
+# resume continues the step count, appending to metrics.jsonl
+cp "$tmp/run/metrics.jsonl" "$tmp/metrics.before"
 $BIN train configs/tiny.ini --out "$tmp/run" "${small[@]}" --set train.steps=9 \
   --resume "$tmp/run" > "$tmp/resume.log" 2>&1 || { cat "$tmp/resume.log"; fail "resume"; }
 expect_contains "$(cat "$tmp/resume.log")" "resumed from" "resume log"
 [ -s "$tmp/run/ckpt-00000009.safetensors" ] || fail "resume did not reach step 9"
+
+n_resumed=$(wc -l < "$tmp/run/metrics.jsonl")
+[ "$n_resumed" -gt 3 ] && [ "$(head -n 3 "$tmp/run/metrics.jsonl")" = "$(cat "$tmp/metrics.before")" ] \
+  || fail "a resumed run must append to metrics.jsonl"
+
+# one run per directory: a fresh run into a run's directory is refused
+# (naming the choices) and changes nothing; --force moves the old run into
+# previous-1/ and deletes nothing; --resume auto starts fresh in an empty
+# directory and continues where a checkpoint is
+before=$(ls -l "$tmp/run" | md5sum)
+out=$($BIN train configs/tiny.ini --out "$tmp/run" "${small[@]}" 2>&1) \
+  && fail "a run into another run's directory was accepted"
+for want in "holds another run" "--resume $tmp/run" "another --out" "--force"; do
+  expect_contains "$out" "$want" "refusal"
+done
+[ "$(ls -l "$tmp/run" | md5sum)" = "$before" ] || fail "the refused run changed the directory"
+$BIN train configs/tiny.ini --out "$tmp/run" "${small[@]}" --force \
+  > "$tmp/force.log" 2>&1 || { cat "$tmp/force.log"; fail "--force"; }
+for f in ckpt-00000009.safetensors ckpt-00000006.safetensors metrics.jsonl config.ini; do
+  [ -s "$tmp/run/previous-1/$f" ] || fail "--force lost the earlier run's $f"
+done
+[ "$(wc -l < "$tmp/run/previous-1/metrics.jsonl")" -eq "$n_resumed" ] || fail "--force changed the old metrics"
+[ "$(wc -l < "$tmp/run/metrics.jsonl")" -eq 3 ] || fail "the new run's metrics.jsonl"
+[ ! -e "$tmp/run/ckpt-00000009.safetensors" ] || fail "the old run's checkpoint is still beside the new one"
+$BIN train configs/tiny.ini --out "$tmp/auto" "${small[@]}" --resume auto \
+  > "$tmp/auto.log" 2>&1 || { cat "$tmp/auto.log"; fail "--resume auto in a new directory"; }
+expect_contains "$(cat "$tmp/auto.log")" "starting a fresh run" "--resume auto, fresh"
+$BIN train configs/tiny.ini --out "$tmp/auto" "${small[@]}" --set train.steps=9 \
+  --resume auto > "$tmp/auto2.log" 2>&1 || { cat "$tmp/auto2.log"; fail "--resume auto"; }
+expect_contains "$(cat "$tmp/auto2.log")" "resumed from $tmp/auto/ckpt-00000006.safetensors" "--resume auto, continue"
 
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo ok

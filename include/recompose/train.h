@@ -12,7 +12,11 @@ extern "C" {
 
 typedef struct {
     const char *out_dir;     /* checkpoints, metrics.jsonl, config.ini */
-    const char *resume;      /* checkpoint file or directory, or NULL */
+    const char *resume;      /* checkpoint file or directory, "auto" (the
+                                newest checkpoint of out_dir when it holds
+                                one, else a fresh start), or NULL */
+    int force;               /* out_dir holds another run: move its files
+                                into out_dir/previous-N/ instead of refusing */
     int64_t stop_after;      /* stop after this global step (< steps), 0 = no */
     int quiet;               /* no progress line */
 } rc_train_options;
