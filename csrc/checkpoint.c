@@ -84,6 +84,8 @@ static char *versions_json(void) {
     json_object_set_new(v, "recompose", json_string(RC_VERSION));
     json_object_set_new(v, "jansson", json_string(JANSSON_VERSION));
     json_object_set_new(v, "openblas", json_string(openblas_get_config()));
+    /* float32 results differ in their last bits between kernel families */
+    json_object_set_new(v, "blas_kernels", json_string(rc_blas_kernels()));
 #ifdef __VERSION__
     json_object_set_new(v, "compiler", json_string(__VERSION__));
 #endif

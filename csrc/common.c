@@ -1,11 +1,16 @@
 /* common.c: error state, logging, checked allocation, clock. */
+/* sched_getaffinity and CPU_COUNT are GNU extensions */
+#define _GNU_SOURCE
 #include "recompose/common.h"
+
+#include <sched.h>
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 #include <cblas.h>
 #include <zlib.h>
 
@@ -97,3 +102,27 @@ uint32_t rc_crc32(uint32_t crc, const void *data, size_t n) {
 }
 
 const char *rc_blas_kernels(void) { return openblas_get_corename(); }
+
+int rc_available_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int rc_default_threads(const char **why) {
+    const char *env = getenv("OMP_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if ((*end == 0 || *end == ',') && n > 0 && n < 100000) {
+            if (why) *why = "OMP_NUM_THREADS";
+            return (int)n;
+        }
+    }
+    if (why) *why = "the CPUs this process may use";
+    return rc_available_cpus();
+}

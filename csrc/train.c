@@ -50,7 +50,7 @@
 #endif
 
 void rc_set_threads(int threads) {
-    if (threads <= 0) threads = omp_get_num_procs();
+    if (threads <= 0) threads = rc_default_threads(NULL);
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
 }
@@ -745,6 +745,23 @@ static int after_step(trainer *t, int64_t step, int64_t end,
 
 /* ---- rc_train ---------------------------------------------------------------------- */
 
+/* Every rank says how many threads it runs and why: eight ranks of one
+ * node that each take every core slow each other down, and this line is
+ * where a user sees it. */
+static void log_threads(const rc_config *c, const rc_train_result *res) {
+    const char *why = "train.threads";
+    int n = c->threads > 0 ? c->threads : rc_default_threads(&why);
+    int decode = c->loader_threads > 0 ? c->loader_threads : rc_available_cpus();
+    char rank[32] = "";
+    if (res->world > 1) snprintf(rank, sizeof rank, "rank %d: ", res->rank);
+    rc_log("%s%d compute thread(s) (from %s; %d CPU(s) available), OpenBLAS "
+           "kernels %s", rank, n, why, rc_available_cpus(), rc_blas_kernels());
+    if (!strcmp(c->source, "shards"))
+        rc_log("%s%d decode thread(s) (from %s)", rank, decode,
+               c->loader_threads > 0 ? "data.loader_threads"
+                                     : "the CPUs this process may use");
+}
+
 /* Join the ranks (under mpirun or srun: one of several data-parallel ranks;
  * rank 0 alone writes checkpoints, metrics and progress, and train.batch is
  * per rank) and check the output directory. 0, or -1 with the error set. */
@@ -883,6 +900,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     trainer t = {.cfg = c, .inject = getenv("RC_INJECT_NONFINITE")};
     rc_train_options rank_opt = *opt;
     if (join_ranks(&t, kind, &rank_opt, res) != 0) return -1;
+    log_threads(c, res);
     rc_set_threads(c->threads);
     const rc_stage_ops *stage = NULL;
     if (build_model(&t, kind, &stage) != 0) {

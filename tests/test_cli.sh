@@ -119,5 +119,19 @@ $BIN train configs/tiny.ini --out "$tmp/auto" "${small[@]}" --set train.steps=9 
   --resume auto > "$tmp/auto2.log" 2>&1 || { cat "$tmp/auto2.log"; fail "--resume auto"; }
 expect_contains "$(cat "$tmp/auto2.log")" "resumed from $tmp/auto/ckpt-00000006.safetensors" "--resume auto, continue"
 
+# threads come from the CPUs the process may use (taskset, Slurm's
+# --cpus-per-task, cgroups) unless OMP_NUM_THREADS says otherwise; the log
+# says which, with the OpenBLAS kernel family, which the checkpoint records
+one=(--set train.steps=1 --set train.warmup=1)
+out=$(env -u OMP_NUM_THREADS taskset -c 0 $BIN train configs/tiny.ini \
+      --out "$tmp/cpu1" "${small[@]}" "${one[@]}" 2>&1) || fail "taskset run: $out"
+expect_contains "$out" "1 compute thread(s) (from the CPUs this process may use; 1 CPU(s) available), OpenBLAS kernels $("$(dirname "$0")/../tools/openblas-kernels.sh" "$BIN")" "threads under taskset"
+out=$(OMP_NUM_THREADS=1 $BIN train configs/tiny.ini --out "$tmp/omp1" \
+      "${small[@]}" "${one[@]}" 2>&1) || fail "OMP_NUM_THREADS run: $out"
+expect_contains "$out" "1 compute thread(s) (from OMP_NUM_THREADS" "threads from OMP_NUM_THREADS"
+grep -a -q '\\"blas_kernels\\":' "$tmp/omp1/ckpt-00000001.safetensors" \
+  || grep -a -q '"blas_kernels"' "$tmp/omp1/ckpt-00000001.safetensors" \
+  || fail "the checkpoint does not record the BLAS kernel family"
+
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo ok

@@ -636,10 +636,7 @@ rc_loader *rc_loader_create(const rc_dataset *d, const rc_loader_options *o) {
     pthread_cond_init(&l->cv_work, NULL);
     pthread_cond_init(&l->cv_done, NULL);
     l->n_workers = o->threads;
-    if (l->n_workers == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        l->n_workers = n > 0 ? (int)n : 1;
-    }
+    if (l->n_workers == 0) l->n_workers = rc_available_cpus();
     l->workers = rc_xcalloc((size_t)l->n_workers, sizeof *l->workers);
     for (int i = 0; i < l->n_workers; i++) {
         worker *w = &l->workers[i];

@@ -56,6 +56,14 @@ uint32_t rc_crc32(uint32_t crc, const void *data, size_t n);
  * float32 run differ in their last bits between families. */
 const char *rc_blas_kernels(void);
 
+/* The CPUs this process may run on (its affinity mask: Slurm's
+ * --cpus-per-task, taskset, a cgroup's cpuset), at least 1. */
+int rc_available_cpus(void);
+
+/* Threads for a "0 = automatic" setting: OMP_NUM_THREADS when it is set to
+ * a positive number, else rc_available_cpus(). *why (nullable) says which. */
+int rc_default_threads(const char **why);
+
 /* Wall clock in seconds (monotonic). */
 double rc_now(void);
 

@@ -57,7 +57,8 @@ typedef struct {
 /* Exit status of `recompose train` for a result (see rc_stop_reason). */
 int rc_train_exit_status(const rc_train_result *res);
 
-/* Apply train.threads to OpenMP and OpenBLAS. */
+/* Apply train.threads to OpenMP and OpenBLAS (0: rc_default_threads, the
+ * process's CPU affinity or OMP_NUM_THREADS). */
 void rc_set_threads(int threads);
 
 /* Frames and plan of training step `step`: a pure function of (config, step).
