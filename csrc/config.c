@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "recompose/common.h"
 
@@ -760,6 +761,41 @@ void rc_config_default(rc_config *c) {
     }
 }
 
+/* ---- paths ------------------------------------------------------------------------ */
+
+/* A relative path key (data.path) means a place relative to the file that
+ * names it, or to the working directory for --set: it is stored absolute,
+ * so that the config.ini a run saves, and any command reading it, finds
+ * the same place from any directory. base: the directory to resolve
+ * against (NULL: the working directory). */
+static int make_absolute(char *path, size_t cap, const char *base_dir,
+                         const char *what) {
+    if (!path[0] || path[0] == '/') return 0;
+    char cwd[4096], joined[8192];
+    if (!getcwd(cwd, sizeof cwd))
+        return rc_set_error("%s: cannot resolve the relative path '%s': %s",
+                            what, path, strerror(errno));
+    if (!base_dir || !base_dir[0] || !strcmp(base_dir, "."))
+        snprintf(joined, sizeof joined, "%s/%s", cwd, path);
+    else if (base_dir[0] == '/')
+        snprintf(joined, sizeof joined, "%s/%s", base_dir, path);
+    else
+        snprintf(joined, sizeof joined, "%s/%s/%s", cwd, base_dir, path);
+    if (strlen(joined) >= cap)
+        return rc_set_error("%s: the path '%s' made absolute is longer than "
+                            "%zu characters", what, joined, cap - 1);
+    snprintf(path, cap, "%s", joined);
+    return 0;
+}
+
+/* The directory part of a file path ("." for a bare name). */
+static void directory_of(const char *file, char *dir, size_t cap) {
+    const char *slash = strrchr(file, '/');
+    if (!slash) snprintf(dir, cap, ".");
+    else if (slash == file) snprintf(dir, cap, "/");
+    else snprintf(dir, cap, "%.*s", (int)(slash - file), file);
+}
+
 /* ---- files -------------------------------------------------------------------- */
 
 typedef struct {
@@ -891,6 +927,14 @@ int rc_config_load(rc_config *c, const char *path) {
     } else {
         status = check_conv_lists(ctx, path);
     }
+    const config_key *dp = find_key("data", "path");
+    if (status == 0 && ctx->set_line[dp - config_keys]) {
+        char dir[4096], what[4200];
+        directory_of(path, dir, sizeof dir);
+        snprintf(what, sizeof what, "%s:%d: data.path", path,
+                 ctx->set_line[dp - config_keys]);
+        status = make_absolute(c->data_path, sizeof c->data_path, dir, what);
+    }
     free(ctx);
     return status;
 }
@@ -930,6 +974,11 @@ int rc_config_set(rc_config *c, const char *assignment) {
     int len;
     if (apply_value(c, k, value, &len, &msg) != 0)
         return rc_set_error("--set %s: %s", assignment, buf);
+    if (k->type == KEY_STRING) { /* a path: relative to the working directory */
+        char what[600];
+        snprintf(what, sizeof what, "--set %s", assignment);
+        return make_absolute((char *)c + k->offset, k->text_size, NULL, what);
+    }
     return 0;
 }
 

@@ -8,6 +8,8 @@
  *    counted by hand in the fixture's first-line comment), the key's name and
  *    what is allowed;
  *  - --set applies overrides with the same checks; cross-field validation. */
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +352,41 @@ static void test_describe(void) {
     free(buf);
 }
 
+/* A relative data.path is relative to the config file that names it, and
+ * a --set one to the working directory: both are stored absolute, so the
+ * config.ini a run saves finds the data from any directory. */
+static void test_relative_paths(void) {
+    char cwd[4096], dir[64], ini[128], want[4300];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(dir, sizeof dir, "/tmp/rc_test_paths_%d", (int)getpid());
+    CHECK(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    snprintf(ini, sizeof ini, "%s/sub.ini", dir);
+    FILE *f = fopen(ini, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("[data]\nsource = shards\npath = footage/shards\n", f);
+    fclose(f);
+    /* loaded through a relative name, from another directory */
+    CHECK(chdir("/tmp") == 0);
+    rc_config c;
+    rc_config_default(&c);
+    CHECK_MSG(rc_config_load(&c, ini + 5) == 0, "%s", rc_last_error());
+    snprintf(want, sizeof want, "%s/footage/shards", dir);
+    CHECK_MSG(!strcmp(c.data_path, want), "data.path %s, expected %s", c.data_path, want);
+    char *text = rc_config_to_ini(&c);
+    snprintf(want, sizeof want, "path = %s/footage/shards\n", dir);
+    CHECK_MSG(contains(text, want), "config.ini does not store the absolute path");
+    free(text);
+    /* --set: relative to the working directory; absolute stays */
+    CHECK(rc_config_set(&c, "data.path=here/x") == 0);
+    CHECK(!strcmp(c.data_path, "/tmp/here/x"));
+    CHECK(rc_config_set(&c, "data.path=/abs/y") == 0);
+    CHECK(!strcmp(c.data_path, "/abs/y"));
+    CHECK(chdir(cwd) == 0);
+    unlink(ini);
+    rmdir(dir);
+}
+
 int main(void) {
     test_defaults();
     test_preset_files();
@@ -359,5 +396,6 @@ int main(void) {
     test_set();
     test_validate();
     test_describe();
+    test_relative_paths();
     TEST_DONE();
 }
