@@ -74,6 +74,11 @@ static const enum_choice source_choices[] = {
 /* the names rc_backend_lookup knows (backend.h; test_config checks) */
 static const enum_choice device_choices[] = {
     {"cpu", 0}, {"cuda", 1}, {"emu", 2}, {"auto", 3}, {NULL, 0}};
+/* OpenBLAS kernel families of x86-64 DYNAMIC_ARCH builds that a run may pin
+ * (train.blas_kernels); "auto" leaves OpenBLAS's choice. */
+static const enum_choice blas_kernel_choices[] = {
+    {"auto", 0}, {"Haswell", 1}, {"SkylakeX", 2}, {"Cooperlake", 3},
+    {"Zen", 4}, {"Sandybridge", 5}, {"Nehalem", 6}, {NULL, 0}};
 static const enum_choice precision_choices[] = {
     {"tf32", RC_PRECISION_TF32}, {"fp32", RC_PRECISION_FP32},
     {"bf16", RC_PRECISION_BF16}, {NULL, 0}};
@@ -193,6 +198,13 @@ static const config_key config_keys[] = {
      "(cuda when a GPU is visible) or emu (the CUDA backend's kernels and "
      "input stage emulated on the CPU: slow, for tests)", FIELD(device),
      device_choices, sizeof(((rc_config *)0)->device), NULL},
+    {"train", "blas_kernels", KEY_ENUM, 0, 0, 0, "auto",
+     "OpenBLAS kernel family for the CPU's float32 arithmetic: auto (the "
+     "library's choice for this CPU) or one to pin, so that runs agree bit "
+     "for bit across CPU kinds (Haswell runs on every x86-64 CPU with AVX2; "
+     "the process restarts itself with OPENBLAS_CORETYPE set)",
+     FIELD(blas_kernels), blas_kernel_choices,
+     sizeof(((rc_config *)0)->blas_kernels), NULL},
     {"train", "precision", KEY_ENUM, 0, 0, 0, "tf32",
      "GPU arithmetic: tf32 (cuDNN and cuBLAS may round inputs to TF32), "
      "fp32 (strict float32, what the GPU tests compare at 1e-5) or bf16 "

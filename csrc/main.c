@@ -102,6 +102,8 @@ static const char *usage_config =
     "\n"
     "Validate CONFIG and print the effective configuration as INI.\n";
 
+static char **process_argv; /* for train.blas_kernels' restart */
+
 static int fail(const char *what) {
     fprintf(stderr, "recompose: error: %s%s%s\n", what ? what : "",
             what ? ": " : "", rc_last_error());
@@ -229,6 +231,7 @@ static int cmd_train(int argc, char **argv) {
     if (!a.out) return usage_error(usage_train, "missing --out DIR%s", "");
     rc_config c;
     if (load_config(&a, &c) != 0) return fail(NULL);
+    if (rc_pin_blas_kernels(&c, process_argv) != 0) return fail(NULL);
     rc_train_options opt = {.out_dir = a.out, .resume = a.resume,
                             .stop_after = a.stop_after, .quiet = a.quiet,
                             .force = a.force};
@@ -263,6 +266,7 @@ static int cmd_eval(int argc, char **argv) {
     if (!a.out) return usage_error(usage_eval, "missing --out DIR%s", "");
     rc_config c;
     if (load_config(&a, &c) != 0) return fail(NULL);
+    if (rc_pin_blas_kernels(&c, process_argv) != 0) return fail(NULL);
     return run_eval(&c, a.checkpoint, a.out);
 }
 
@@ -283,6 +287,7 @@ static int cmd_config(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    process_argv = argv;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -48,6 +49,28 @@
 #ifdef RC_HAVE_VIDEO
 #include "recompose/video.h"
 #endif
+
+int rc_pin_blas_kernels(const rc_config *c, char **argv) {
+    const char *want = c->blas_kernels;
+    if (!want[0] || !strcasecmp(want, "auto")) return 0;
+    if (!strcasecmp(rc_blas_kernels(), want)) {
+        rc_log("OpenBLAS kernels %s (train.blas_kernels)", rc_blas_kernels());
+        return 0;
+    }
+    if (getenv("RC_BLAS_PINNED"))
+        return rc_set_error("train.blas_kernels = %s: OpenBLAS runs its %s "
+                            "kernels here even with OPENBLAS_CORETYPE=%s; "
+                            "this CPU lacks what the %s kernels need (or "
+                            "this OpenBLAS was built without them): choose "
+                            "another family or auto", want, rc_blas_kernels(),
+                            want, want);
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    setenv("RC_BLAS_PINNED", "1", 1);
+    execv("/proc/self/exe", argv);
+    return rc_set_error("train.blas_kernels = %s: cannot restart with "
+                        "OPENBLAS_CORETYPE set (%s); set it in the environment "
+                        "instead", want, strerror(errno));
+}
 
 void rc_set_threads(int threads) {
     if (threads <= 0) threads = rc_default_threads(NULL);
@@ -900,7 +923,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     trainer t = {.cfg = c, .inject = getenv("RC_INJECT_NONFINITE")};
     rc_train_options rank_opt = *opt;
     if (join_ranks(&t, kind, &rank_opt, res) != 0) return -1;
-    log_threads(c, res);
+    if (!opt->quiet) log_threads(c, res);
     rc_set_threads(c->threads);
     const rc_stage_ops *stage = NULL;
     if (build_model(&t, kind, &stage) != 0) {

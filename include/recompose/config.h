@@ -70,6 +70,8 @@ typedef struct {
     int threads;                     /* train.threads (0 = all cores) */
     int dedup;                       /* train.dedup (bool) */
     char device[16];                 /* train.device: a backend.h name */
+    char blas_kernels[16];           /* train.blas_kernels: "auto" or an
+                                        OpenBLAS kernel family */
     int precision;                   /* train.precision: enum rc_precision */
     int cudnn_benchmark;             /* train.cudnn_benchmark (bool) */
     int log_every;                   /* train.log_every steps */

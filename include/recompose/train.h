@@ -57,6 +57,13 @@ typedef struct {
 /* Exit status of `recompose train` for a result (see rc_stop_reason). */
 int rc_train_exit_status(const rc_train_result *res);
 
+/* train.blas_kernels: when it names a family other than the one OpenBLAS
+ * runs, set OPENBLAS_CORETYPE and execute this program again with argv
+ * (OpenBLAS reads the variable when it loads): does not return then.
+ * Returns 0 when the family is already right (or "auto"), -1 with an error
+ * when the CPU cannot run it. */
+int rc_pin_blas_kernels(const rc_config *c, char **argv);
+
 /* Apply train.threads to OpenMP and OpenBLAS (0: rc_default_threads, the
  * process's CPU affinity or OMP_NUM_THREADS). */
 void rc_set_threads(int threads);
