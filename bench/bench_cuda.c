@@ -61,6 +61,13 @@ static void input_round(rc_cuda_input *in, const void *host, size_t bytes) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: bench_cuda [STEPS]\n\n"
+               "The CUDA backend against cuDNN/cuBLAS rates and the PyTorch peer\n"
+               "(bench/bench_torch.py) on the tiny and paper presets; STEPS timed\n"
+               "steps each (default 20). Needs a GPU (exit 77 without one).\n");
+        return 0;
+    }
     int steps = argc > 1 ? atoi(argv[1]) : 20;
     if (rc_cuda_device_count() <= 0) {
         fprintf(stderr, "bench_cuda: no CUDA device\n");

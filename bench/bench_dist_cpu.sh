@@ -40,7 +40,11 @@ mpi=(mpirun -np "$ranks" --oversubscribe --bind-to none)
 [[ $(id -u) = 0 ]] && mpi+=(--allow-run-as-root)
 work=$(mktemp -d /tmp/bench_dist.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-common=(--set train.steps="$steps" --set train.warmup=1 --set train.log_every=10
+(( steps >= 2 )) || { echo "bench_dist_cpu.sh: --steps must be at least 2" >&2; exit 2; }
+# the rate is measured between the first and the last log line: about six
+# lines whatever the run's length
+log_every=$(( steps / 6 > 0 ? steps / 6 : 1 ))
+common=(--set train.steps="$steps" --set train.warmup=1 --set train.log_every="$log_every"
         --set train.checkpoint_every=1000000)
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $cores cores," \
@@ -53,6 +57,8 @@ tuples_per_s() { # metrics.jsonl: global tuples per second after the first log l
   /usr/bin/python3 -c "
 import json, sys
 rows = [json.loads(l) for l in open('$1')]
+if len(rows) < 2 or rows[-1]['elapsed_s'] <= rows[0]['elapsed_s']:
+    sys.exit('bench_dist_cpu.sh: $1 has fewer than two timed log lines; use more --steps')
 a, b = rows[0], rows[-1]
 print(f\"{(b['step'] - a['step']) * $batch / (b['elapsed_s'] - a['elapsed_s']):.2f}\")"
 }

@@ -20,6 +20,12 @@
 #include <turbojpeg.h>
 #include <unistd.h>
 
+/* The Python of the PIL baseline: Debian's, like every tool of the project
+ * (python3 first on PATH may be another one, without PIL). */
+#ifndef RC_BENCH_PYTHON
+#define RC_BENCH_PYTHON "/usr/bin/python3"
+#endif
+
 typedef struct {
     const char *name;
     int size, channels, resize, clip_steps, batch;
@@ -131,13 +137,13 @@ static double loader_fps(const rc_dataset *d, const preset *p, int threads,
 }
 
 static void pil_loop(const char *dir, const preset *p, double secs) {
-    if (system("python3 -c 'import PIL' >/dev/null 2>&1") != 0) {
-        printf("  Python + PIL loop:            (python3 with PIL not available)\n");
+    if (system(RC_BENCH_PYTHON " -c 'import PIL' >/dev/null 2>&1") != 0) {
+        printf("  Python + PIL loop:            (" RC_BENCH_PYTHON " with PIL not available)\n");
         return;
     }
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
-             "python3 bench/bench_pil.py '%s' %d %d %d %.1f", dir, p->size,
+             RC_BENCH_PYTHON " bench/bench_pil.py '%s' %d %d %d %.1f", dir, p->size,
              p->channels, p->resize, secs);
     FILE *f = popen(cmd, "r");
     char line[256];

@@ -63,3 +63,14 @@ for name in ("curves", "syn", "real"):
     assert len(zlib.decompress(idat)) >= w * h, p
 print("ok")
 PYEOF
+# a missing run folder or embedding prefix: a message naming it, no traceback
+for tool in plot_training.py plot_embeddings.py; do
+  out=$("$PY" "$ROOT/tools/$tool" "$TMP/missing" --out "$TMP/x.png" 2>&1) \
+    && { echo "FAIL: $tool accepted a missing input"; exit 1; }
+  case "$out" in
+    *Traceback*) echo "FAIL: $tool printed a traceback: $out"; exit 1 ;;
+    *"$TMP/missing"*) ;;
+    *) echo "FAIL: $tool did not name the missing input: $out"; exit 1 ;;
+  esac
+done
+echo "missing inputs: ok"

@@ -14,6 +14,7 @@ scikit-learn (Debian: python3-matplotlib python3-sklearn); run with
 /usr/bin/python3.
 """
 import argparse
+import os
 import json
 import math
 import sys
@@ -30,6 +31,11 @@ MARKERS = "o^sDvP*Xh<>p"
 
 
 def load(prefix):
+    for ext in (".npy", ".json"):
+        if not os.path.isfile(prefix + ext):
+            sys.exit(f"{prefix}{ext}: not found; give the PREFIX that "
+                     f"'recompose embed --out PREFIX' wrote (PREFIX.npy, "
+                     f"PREFIX.json)")
     emb = np.load(prefix + ".npy")
     with open(prefix + ".json") as f:
         side = json.load(f)

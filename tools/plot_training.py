@@ -25,6 +25,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 def read_metrics(run_dir):
     path = os.path.join(run_dir, "metrics.jsonl")
     rows = []
+    if not os.path.isfile(path):
+        sys.exit(f"{run_dir}: no metrics.jsonl here; give a run directory "
+                 f"(recompose train --out DIR)")
     with open(path) as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
