@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cblas.h>
 #include <zlib.h>
@@ -125,4 +128,22 @@ int rc_default_threads(const char **why) {
     }
     if (why) *why = "the CPUs this process may use";
     return rc_available_cpus();
+}
+
+int rc_make_dirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return rc_set_error("path too long: %s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return rc_set_error("cannot create directory %s: %s", buf,
+                                strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return rc_set_error("cannot create directory %s: %s", buf,
+                            strerror(errno));
+    return 0;
 }

@@ -1074,7 +1074,9 @@ int rc_config_validate(const rc_config *c) {
                             "strides or a larger image", c->image_size, trace);
     if (c->warmup > c->steps)
         return rc_set_error("config: train.warmup (%d) must be <= train.steps "
-                            "(%d)", c->warmup, c->steps);
+                            "(%d); for a short run set both, e.g. --set "
+                            "train.steps=%d --set train.warmup=%d", c->warmup,
+                            c->steps, c->steps, c->steps / 15 > 0 ? c->steps / 15 : 1);
     if (!strcmp(c->source, "shards") && !c->data_path[0])
         return rc_set_error("config: data.source = shards needs data.path "
                             "(a directory of shards written by 'recompose "

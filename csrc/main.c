@@ -188,6 +188,18 @@ static int load_config(const cli_args *a, rc_config *c) {
     return rc_config_validate(c);
 }
 
+/* recompose eval measures held-out synthetic clips with known motion; a
+ * footage config has no such ground truth. */
+static int footage_eval_refused(const rc_config *c) {
+    if (strcmp(c->source, "shards")) return 0;
+    rc_set_error("eval measures held-out synthetic clips, whose true motion "
+                 "is known; this config trains on footage (data.source = "
+                 "shards). For footage: tools/oracle_eval.sh CONFIG OUTDIR "
+                 "NAME=CHECKPOINT (probes against optical flow), recompose "
+                 "embed --rev (full versus reversed) and recompose saliency");
+    return 1;
+}
+
 static int run_eval(const rc_config *c, const char *checkpoint,
                     const char *out_dir) {
     rc_set_threads(c->threads);
@@ -200,8 +212,7 @@ static int run_eval(const rc_config *c, const char *checkpoint,
         rc_model_free(m);
         return fail(NULL);
     }
-    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
-        rc_set_error("cannot create %s: %s", out_dir, strerror(errno));
+    if (rc_make_dirs(out_dir) != 0) {
         rc_model_free(m);
         return fail(NULL);
     }
@@ -249,6 +260,10 @@ static int cmd_train(int argc, char **argv) {
     if (res.skipped_steps)
         rc_log("%lld steps skipped for non-finite loss",
                (long long)res.skipped_steps);
+    if (a.eval && footage_eval_refused(&c)) {
+        rc_log("--eval skipped: %s", rc_last_error());
+        return 0;
+    }
     if (a.eval) return run_eval(&c, res.last_checkpoint, a.out);
     return 0;
 }
@@ -267,6 +282,7 @@ static int cmd_eval(int argc, char **argv) {
     rc_config c;
     if (load_config(&a, &c) != 0) return fail(NULL);
     if (rc_pin_blas_kernels(&c, process_argv) != 0) return fail(NULL);
+    if (footage_eval_refused(&c)) return fail("eval");
     return run_eval(&c, a.checkpoint, a.out);
 }
 

@@ -80,29 +80,11 @@ void rc_set_threads(int threads) {
 
 /* ---- output directory -------------------------------------------------------- */
 
-static int make_dirs(const char *path) {
-    char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return rc_set_error("output path too long: %s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return rc_set_error("cannot create directory %s: %s", buf,
-                                strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return rc_set_error("cannot create directory %s: %s", buf,
-                            strerror(errno));
-    return 0;
-}
-
 /* Fail at start, not after an hour of training, if DIR cannot be written:
  * create, write and delete a probe file (access() would not see a read-only
  * file system or, for root, permissions). */
 static int check_writable(const char *dir) {
-    if (make_dirs(dir) != 0) return -1;
+    if (rc_make_dirs(dir) != 0) return -1;
     char probe[1100];
     snprintf(probe, sizeof probe, "%s/.recompose-write-test.%ld", dir,
              (long)getpid());

@@ -119,6 +119,18 @@ $BIN train configs/tiny.ini --out "$tmp/auto" "${small[@]}" --set train.steps=9 
   --resume auto > "$tmp/auto2.log" 2>&1 || { cat "$tmp/auto2.log"; fail "--resume auto"; }
 expect_contains "$(cat "$tmp/auto2.log")" "resumed from $tmp/auto/ckpt-00000006.safetensors" "--resume auto, continue"
 
+# commands create their output folders, nested ones too; eval of a footage
+# config says what it measures and where footage is measured; a warmup
+# longer than the run names both keys
+out=$($BIN eval configs/tiny.ini --checkpoint "$tmp/run/ckpt-00000006.safetensors" \
+      --out "$tmp/new/deeper/ev" "${small[@]}" 2>&1) || fail "eval into a new nested folder: $out"
+[ -s "$tmp/new/deeper/ev/eval.json" ] || fail "eval did not create its nested --out"
+out=$($BIN eval configs/dlib.ini --checkpoint "$tmp/run/ckpt-00000006.safetensors" \
+      --out "$tmp/ev-footage" 2>&1) && fail "eval of a footage config ran"
+expect_contains "$out" "tools/oracle_eval.sh" "eval of footage names the footage evaluation"
+out=$($BIN config configs/tiny.ini --set train.steps=50 2>&1) && fail "warmup > steps accepted"
+expect_contains "$out" "--set train.steps=50 --set train.warmup=3" "warmup hint"
+
 # threads come from the CPUs the process may use (taskset, Slurm's
 # --cpus-per-task, cgroups) unless OMP_NUM_THREADS says otherwise; the log
 # says which, with the OpenBLAS kernel family, which the checkpoint records

@@ -255,8 +255,7 @@ static int pack_video(packer *p, const rc_source *s) {
 }
 
 static int make_out_dir(const char *dir) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return rc_set_error("%s: cannot create: %s", dir, strerror(errno));
+    if (rc_make_dirs(dir) != 0) return -1;
     DIR *d = opendir(dir);
     if (!d) return rc_set_error("%s: cannot open: %s", dir, strerror(errno));
     struct dirent *e;

@@ -263,11 +263,7 @@ int viz_write_json(const char *path, json_t *j) {
     return 0;
 }
 
-int viz_make_dir(const char *path) {
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-        return rc_set_error("cannot create %s: %s", path, strerror(errno));
-    return 0;
-}
+int viz_make_dir(const char *path) { return rc_make_dirs(path); }
 
 int viz_parse_items(const char *s, int n, int **out) {
     int cap = 1;

@@ -64,6 +64,10 @@ int rc_available_cpus(void);
  * a positive number, else rc_available_cpus(). *why (nullable) says which. */
 int rc_default_threads(const char **why);
 
+/* mkdir -p: create path and every missing parent. 0, or -1 with an error
+ * naming the directory that could not be made. */
+int rc_make_dirs(const char *path);
+
 /* Wall clock in seconds (monotonic). */
 double rc_now(void);
 
