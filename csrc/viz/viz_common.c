@@ -138,6 +138,15 @@ int viz_load_config(const viz_args *a, rc_config *c) {
     if (rc_config_load(c, a->config_path) != 0) return -1;
     for (int i = 0; i < a->n_sets; i++)
         if (rc_config_set(c, a->sets[i]) != 0) return -1;
+    /* The rendered twins (pan, texture, roll) are terms of training on
+     * synthetic clips, not part of the model: a checkpoint trained with
+     * them embeds footage all the same. (The action head, loss.w_act, is
+     * part of the model and stays.) */
+    if (!strcmp(c->source, "shards")) {
+        c->loss.w_kind[RC_PAIR_FULL_PAN] = 0;
+        c->loss.w_kind[RC_PAIR_FULL_TEX] = 0;
+        c->loss.w_kind[RC_PAIR_FULL_ROLL] = 0;
+    }
     return rc_config_validate(c);
 }
 
