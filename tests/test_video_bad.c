@@ -189,6 +189,14 @@ static void test_bad_checksum(const char *dir) {
         }
     }
     CHECK_MSG(failed, "a corrupt record was never reported under fail");
+    /* under fail there is no summary of skipped items to print */
+    FILE *summary = tmpfile();
+    CHECK(summary != NULL);
+    if (l && summary) {
+        rc_loader_report_bad(l, summary);
+        CHECK_MSG(ftell(summary) == 0, "data.on_bad = fail printed a skip summary");
+    }
+    if (summary) fclose(summary);
     rc_loader_destroy(l);
 
     /* skip: the same batches with 1 and 3 threads, finite, in [0, 1], and

@@ -752,7 +752,9 @@ int rc_loader_bad_total(const rc_loader *l) {
 int rc_loader_report_bad(rc_loader *l, FILE *out) {
     pthread_mutex_lock(&l->mu);
     int n = l->n_bad_epoch;
-    if (out) {
+    /* with data.on_bad = fail a bad item ends the run with its own error:
+     * a summary of skipped items would describe a setting not in use */
+    if (out && l->o.on_bad == RC_ON_BAD_SKIP) {
         fprintf(out, "recompose: data.on_bad = skip: %d bad item(s) this "
                      "epoch (%d in total), skipped:\n", n, l->bad_total);
         for (int i = 0; i < n; i++) fprintf(out, "  %s\n", l->bad_epoch[i]);
