@@ -34,6 +34,31 @@ static void test_raw_exact(const char *root) {
     rc_source_list l = {0};
     CHECK_MSG(rc_sources_add(&l, manifest) == 0, "%s", rc_last_error());
     CHECK(l.n == 1 + have_video);
+    /* a video under an extension the list does not know (.ts, .flv, none)
+     * is decoded, not read as a manifest; binary junk is neither */
+    if (have_video) {
+        char odd[620], cmd[1300];
+        snprintf(odd, sizeof odd, "%s/src/clip-copy.ts", root);
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", video, odd);
+        CHECK(system(cmd) == 0);
+        rc_source_list v = {0};
+        CHECK_MSG(rc_sources_add(&v, odd) == 0, "%s", rc_last_error());
+        CHECK(v.n == 1);
+        rc_sources_free(&v);
+        unlink(odd);
+    }
+    {
+        char junk[620];
+        snprintf(junk, sizeof junk, "%s/junk.bin", root);
+        const char bytes[] = {0x00, 0x01, 0x7f, 0x10, 'x'};
+        tv_write_bytes(junk, bytes, sizeof bytes);
+        rc_source_list v = {0};
+        CHECK(rc_sources_add(&v, junk) == -1);
+        CHECK_MSG(strstr(rc_last_error(), "neither a video FFmpeg can open nor a manifest"),
+                  "%s", rc_last_error());
+        rc_sources_free(&v);
+        unlink(junk);
+    }
     rc_pack_options o;
     rc_pack_options_default(&o);
     o.encoding = RC_SHARD_RAW;

@@ -96,8 +96,7 @@ int rc_manifest_parse(const char *text, size_t len, const char *origin,
                 rc_manifest_free(out);
                 return rc_set_error(
                     "%s:%d: control byte 0x%02x at column %zu: a manifest is "
-                    "text, one path per line (video files need a known "
-                    "extension such as .avi or .mp4)",
+                    "text, one path per line",
                     origin, line, c, i - a + 1);
             }
         }
@@ -287,6 +286,20 @@ static const char *base_name(const char *path) {
 
 static int add_manifest(rc_source_list *l, const char *path);
 
+/* Whether the file's first 4 KiB are text (no NUL or control bytes other
+ * than tab, CR and LF): what a manifest is and a video is not. */
+static int looks_like_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 1; /* the manifest reader reports the error */
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] < 0x20 && buf[i] != '\t' && buf[i] != '\r' && buf[i] != '\n')
+            return 0;
+    return 1;
+}
+
 /* `name` is the sequence name for a direct video file or frame folder. */
 static int add_path(rc_source_list *l, const char *path, const char *name,
                     int allow_manifest) {
@@ -316,6 +329,18 @@ static int add_path(rc_source_list *l, const char *path, const char *name,
     if (has_ext(path, image_exts))
         return rc_set_error("%s: a single image is not a sequence; give its "
                             "folder instead", path);
+    /* Any other extension: a manifest is text; anything else FFmpeg can
+     * open (.ts, .flv, .gif, a video without extension, ...) is a video. */
+    if (!looks_like_text(path)) {
+        rc_video *v = rc_video_open(path);
+        if (v) {
+            rc_video_close(v);
+            add_video(l, path, name);
+            return 0;
+        }
+        return rc_set_error("%s: neither a video FFmpeg can open nor a "
+                            "manifest (a text file, one path per line)", path);
+    }
     if (!allow_manifest)
         return rc_set_error("%s: manifests may not include manifests", path);
     return add_manifest(l, path);
