@@ -47,6 +47,7 @@ static int has_ext(const char *name, const char *const *exts) {
 static const char *const video_exts[] = {"avi", "mp4", "mkv", "mov", "webm",
                                          "mpg", "mpeg", "m4v", NULL};
 static const char *const image_exts[] = {"jpg", "jpeg", "png", NULL};
+static const char *const manifest_exts[] = {"txt", "lst", "list", NULL};
 
 /* ---- manifest ----------------------------------------------------------- */
 
@@ -329,9 +330,10 @@ static int add_path(rc_source_list *l, const char *path, const char *name,
     if (has_ext(path, image_exts))
         return rc_set_error("%s: a single image is not a sequence; give its "
                             "folder instead", path);
-    /* Any other extension: a manifest is text; anything else FFmpeg can
-     * open (.ts, .flv, .gif, a video without extension, ...) is a video. */
-    if (!looks_like_text(path)) {
+    /* A manifest's extension (.txt, .lst) names a manifest. Any other: a
+     * manifest is text; anything else FFmpeg can open (.ts, .flv, .gif, a
+     * video without extension, ...) is a video. */
+    if (!has_ext(path, manifest_exts) && !looks_like_text(path)) {
         rc_video *v = rc_video_open(path);
         if (v) {
             rc_video_close(v);
