@@ -2,6 +2,9 @@
  * byte-exact to the PNG pixels written; JPEG records are within codec error
  * of an area-averaged resize; segments, shard roll-over, discovery,
  * manifests and the CLI behave as documented. */
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "test_util.h"
 #include "test_video_util.h"
 
@@ -186,9 +189,29 @@ static void test_cli(const char *root) {
     char frames[600], out[600];
     snprintf(frames, sizeof frames, "%s/src/walk", root);
     snprintf(out, sizeof out, "%s/cli", root);
+    /* into a new nested folder; one sequence lands in one split: warned */
+    snprintf(out, sizeof out, "%s/cli/nested", root);
     char *ok[] = {"pack", frames, "--out", out, "--size", "20", "--channels",
                   "1", "--format", "raw", "--quiet"};
+    char err_path[700];
+    snprintf(err_path, sizeof err_path, "%s/pack-stderr.txt", root);
+    fflush(stderr);
+    int saved = dup(2), fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(saved >= 0 && fd >= 0 && dup2(fd, 2) == 2);
     CHECK(rc_pack_main(11, ok) == 0);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    char err[2048] = "";
+    FILE *ef = fopen(err_path, "r");
+    CHECK(ef != NULL);
+    if (ef) {
+        err[fread(err, 1, sizeof err - 1, ef)] = 0;
+        fclose(ef);
+    }
+    CHECK_MSG(strstr(err, "fall in the training split"),
+              "no warning that the only sequence is in one split: '%s'", err);
     rc_dataset *d = rc_dataset_open(out, RC_ON_BAD_FAIL);
     CHECK(d != NULL);
     if (d) {

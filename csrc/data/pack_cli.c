@@ -47,6 +47,27 @@ static int parse_int(const char *opt, const char *v, long lo, long hi,
     return 0;
 }
 
+/* The train/validation split is by sequence name (data.val_fraction, 0.1
+ * by default): a pack whose sequences all land on one side gives a run
+ * nothing to validate on, or nothing to train on. Said now, not at the
+ * end of a training run. */
+static void warn_one_split(const char *out) {
+    const double val_fraction = 0.1;
+    rc_dataset *d = rc_dataset_open(out, RC_ON_BAD_FAIL);
+    if (!d) return;
+    int n = rc_dataset_n_sequences(d), val = 0;
+    for (int i = 0; i < n; i++)
+        val += rc_sequence_is_validation(rc_dataset_sequence(d, i, NULL)->name,
+                                         val_fraction);
+    rc_dataset_close(d);
+    if (val > 0 && val < n) return;
+    fprintf(stderr, "recompose pack: warning: all %d sequence(s) fall in the %s "
+                    "split at data.val_fraction = %.1f (the split is by "
+                    "sequence); cut long videos with --segment-frames N, add "
+                    "sequences, or set data.val_fraction in the config\n", n,
+            val ? "validation" : "training", val_fraction);
+}
+
 int rc_pack_main(int argc, char **argv) {
     rc_pack_options o;
     rc_pack_options_default(&o);
@@ -112,12 +133,13 @@ int rc_pack_main(int argc, char **argv) {
     for (int i = 0; rc == 0 && i < n_src; i++) rc = rc_sources_add(&l, srcs[i]);
     rc_pack_stats st;
     if (rc == 0) rc = rc_pack(&l, out, &o, &st);
-    if (rc == 0)
+    if (rc == 0) {
         printf("packed %d sequence(s), %lld frames, %.1f MB into %d shard(s) "
                "in %s%s\n", st.sequences, (long long)st.frames,
                (double)st.bytes / 1e6, st.shards, out,
                st.bad ? " (bad items skipped: see above)" : "");
-    else
+        warn_one_split(out);
+    } else
         fprintf(stderr, "recompose pack: %s\n", rc_last_error());
     rc_sources_free(&l);
     free(srcs);
