@@ -810,10 +810,18 @@ static int build_model(trainer *t, const rc_backend_kind *kind,
     t->model = rc_model_create(&shape, be);
     if (!t->model || rc_comm_attach(t->comm, t->model, 0) != 0) return -1;
     rc_model_init_weights(t->model, c->seed);
-    if (!t->opt->quiet)
+    if (!t->opt->quiet) {
         rc_log("%d rank(s) (%s), %s backend, convolution and ReLU %s", world,
                rc_comm_kind(t->comm), be->name,
                rc_model_conv_fused(t->model) ? "fused" : "separate");
+        const rc_param *ah = rc_model_find_param(t->model, "action.weight");
+        rc_log("model: %zu parameters%s; output %s", rc_model_numel(t->model),
+               ah ? " (the action head's included)" : "", t->opt->out_dir);
+        if (strcmp(c->source, "shards"))
+            rc_log("data: synthetic clips of %d frames, %dx%d, rendered per "
+                   "step; %d tuples per step (x %d rank(s))", c->clip_steps + 1,
+                   c->image_size, c->image_size, c->batch, world);
+    }
     rc_adamw_init(&t->adam, c, rc_model_numel(t->model), be);
     return 0;
 }

@@ -123,6 +123,21 @@ rc_loader *rc_train_open_loader(const rc_config *c, rc_dataset **ds,
     *ds = rc_dataset_open(c->data_path, c->on_bad ? RC_ON_BAD_SKIP
                                                    : RC_ON_BAD_FAIL);
     if (!*ds) return NULL;
+    if (data_rank == 0) { /* what the run trains on */
+        int n = rc_dataset_n_sequences(*ds), val = 0;
+        long long frames = 0, val_frames = 0;
+        for (int i = 0; i < n; i++) {
+            const rc_shard_sequence *q = rc_dataset_sequence(*ds, i, NULL);
+            int v = rc_sequence_is_validation(q->name, c->val_fraction);
+            val += v;
+            frames += q->n_records;
+            val_frames += v ? q->n_records : 0;
+        }
+        rc_log("data: %s: %d sequence(s), %lld frames; training on %d "
+               "(%lld frames), %d held out (data.val_fraction %.2g)",
+               c->data_path, n, frames, n - val, frames - val_frames, val,
+               c->val_fraction);
+    }
     rc_loader_options o;
     rc_loader_options_default(&o);
     o.threads = c->loader_threads;
