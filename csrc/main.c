@@ -41,7 +41,7 @@ static const char *usage_main =
     "  neighbors CONFIG --checkpoint FILE --out DIR\n"
     "                             nearest clips in embedding space, contact sheets\n"
     "  saliency CONFIG --checkpoint FILE --out DIR\n"
-    "                             heat maps of d||phi||/d pixels over the frames\n"
+    "                             where the motion is: d d(phi(S), phi(rev S)) / d pixels\n"
     "  config CONFIG              print the effective configuration\n"
     "  keys                       list every configuration key\n"
     "  version                    print the version\n"
