@@ -2,7 +2,7 @@
  *
  *   recompose embed      embeddings of clips or sliding windows -> .npy + .json
  *   recompose neighbors  k nearest clips in embedding space + contact sheets
- *   recompose saliency   d ||phi(S)|| / d pixels as heat maps over the frames
+ *   recompose saliency   d d(phi(S), phi(rev S)) / d pixels as heat maps over the frames
  *
  * All three read the same clips: synthetic clips drawn from the config's seed
  * (held-out split by default, true motion recorded), or, with
