@@ -101,8 +101,15 @@ static void test_preset_files(void) {
     /* ... but for the optional loss terms it switches on (chosen by
      * measurement, docs/RESULTS.md section 5; off built in, since they need
      * synthetic data) */
+    rc_config paper_loss = paper;
+    CHECK_MSG(rc_config_load(&paper_loss, "configs/tiny-paper-loss.ini") == 0,
+              "%s", rc_last_error());
+    CHECK_MSG(memcmp(&paper_loss, &defaults, sizeof paper_loss) == 0,
+              "configs/tiny-paper-loss.ini is not the built-in defaults (the "
+              "paper's loss)");
     defaults.loss.w_kind[RC_PAIR_FULL_TEX] = 1;
     defaults.loss.w_kind[RC_PAIR_FULL_PAN] = 1;
+    defaults.loss.w_act = 10; /* docs/RESULTS.md section 7 */
     CHECK_MSG(memcmp(&tiny, &defaults, sizeof tiny) == 0,
               "configs/tiny.ini differs from the built-in defaults");
 

@@ -47,8 +47,9 @@ tw, rw = t["cross_texture"]["twin_recall_at_k"], r["cross_texture"]["twin_recall
 check(tw > rw, f"unseen-texture twin recall {tw:.3f} vs random init {rw:.3f}")
 if sys.argv[3]:
     goal = float(sys.argv[3])
-    for c in C:
-        v = t["probe_r2"]["ridge"][c]
-        check(v >= goal, f"ridge R^2 {c} {v:.3f} >= goal {goal}")
+    for probe in ("ridge", "knn"):
+        for c in C:
+            v = t["probe_r2"][probe][c]
+            check(v >= goal, f"{probe} R^2 {c} {v:.3f} >= goal {goal}")
 sys.exit(0 if ok else 1)
 PY

@@ -59,4 +59,4 @@ pack "$DATA/vtest" "$DATA/footage/vtest.avi" --size 128 --channels 3 \
      --format jpeg --quality 90 --segment-frames 100
 pack "$DATA/dlib" "$DATA/footage/dlib_frames" --size 128 --channels 3 \
      --format jpeg --quality 90 --segment-frames 30
-echo "fetch-footage: done; train with: $RECOMPOSE train configs/vtest.ini (or configs/dlib.ini)"
+echo "fetch-footage: done; train with: $RECOMPOSE train configs/vtest.ini --out runs/vtest (or configs/dlib.ini --out runs/dlib)"
