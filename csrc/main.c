@@ -6,6 +6,7 @@
  *   recompose keys                              list every config key
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,9 +255,13 @@ static int cmd_train(int argc, char **argv) {
     if (res.stop == RC_STOP_SIGNAL) return rc_train_exit_status(&res);
     /* Under mpirun every rank gets here; rank 0 alone reports and evaluates */
     if (res.rank != 0) return 0;
-    rc_log("trained to step %lld in %.1f s: loss %.4f -> %.4f; checkpoint %s",
-           (long long)res.steps_done, res.seconds, res.first_loss,
-           res.final_loss, res.last_checkpoint);
+    if (isnan(res.first_loss))
+        rc_log("nothing to train: %s is at step %lld of train.steps %d",
+               res.last_checkpoint, (long long)res.steps_done, c.steps);
+    else
+        rc_log("trained to step %lld in %.1f s: loss %.4f -> %.4f; checkpoint %s",
+               (long long)res.steps_done, res.seconds, res.first_loss,
+               res.final_loss, res.last_checkpoint);
     if (res.skipped_steps)
         rc_log("%lld steps skipped for non-finite loss",
                (long long)res.skipped_steps);

@@ -541,7 +541,8 @@ static int check_resume_layout(const trainer *t, const char *path) {
                         old_global / old_world);
 }
 
-static int resume_from(trainer *t, const char *where, int64_t *step) {
+static int resume_from(trainer *t, const char *where, int64_t *step,
+                       rc_train_result *res) {
     char *path = NULL;
     struct stat st;
     if (stat(where, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -554,8 +555,12 @@ static int resume_from(trainer *t, const char *where, int64_t *step) {
     }
     int status = rc_checkpoint_load(path, t->model, &t->adam, step);
     if (status == 0) status = check_resume_layout(t, path);
-    if (status == 0)
+    if (status == 0) {
         rc_log("resumed from %s at step %lld", path, (long long)*step);
+        /* a run resumed at its end trains nothing: its checkpoint is this */
+        snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s", path);
+        res->steps_done = *step;
+    }
     free(path);
     return status;
 }
@@ -834,7 +839,7 @@ static int restore(trainer *t, int64_t *step, rc_train_result *res) {
         res->stop = RC_STOP_STORAGE;
         return -1;
     }
-    if (t->opt->resume && resume_from(t, t->opt->resume, step) != 0) return -1;
+    if (t->opt->resume && resume_from(t, t->opt->resume, step, res) != 0) return -1;
     if (check_ranks_agree(t, "the initial weights") != 0) return -1;
     if (open_outputs(t, *step, is_root) != 0) {
         res->stop = RC_STOP_STORAGE;

@@ -123,6 +123,11 @@ expect_contains "$(cat "$tmp/auto.log")" "starting a fresh run" "--resume auto, 
 $BIN train configs/tiny.ini --out "$tmp/auto" "${small[@]}" --set train.steps=9 \
   --resume auto > "$tmp/auto2.log" 2>&1 || { cat "$tmp/auto2.log"; fail "--resume auto"; }
 expect_contains "$(cat "$tmp/auto2.log")" "resumed from $tmp/auto/ckpt-00000006.safetensors" "--resume auto, continue"
+# a finished run resumed again trains nothing, says so, and still evaluates
+$BIN train configs/tiny.ini --out "$tmp/auto" "${small[@]}" --set train.steps=9 \
+  --resume auto --eval > "$tmp/auto3.log" 2>&1 || { cat "$tmp/auto3.log"; fail "--resume auto of a finished run"; }
+expect_contains "$(cat "$tmp/auto3.log")" "nothing to train: $tmp/auto/ckpt-00000009.safetensors is at step 9" "finished run"
+[ -s "$tmp/auto/eval.json" ] || fail "a finished run's --eval wrote no eval.json"
 
 # commands create their output folders, nested ones too; eval of a footage
 # config says what it measures and where footage is measured; a warmup

@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 tools/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
-build/recompose train configs/tiny.ini --out runs/tiny --eval "$@"
+# --resume auto: run again, it continues an interrupted run or, when
+# runs/tiny is complete, evaluates it again
+build/recompose train configs/tiny.ini --out runs/tiny --resume auto --eval "$@"
