@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# test_learning.sh: training the tiny preset learns motion.
-# A short run (RC_LEARN_STEPS, default 400 steps; about a minute on 2 cores)
-# must halve the loss and lift the ridge and kNN probe R^2 (mean over dx, dy,
-# dtheta, on held-out clips and on unseen textures), the retrieval precision
-# and the unseen-texture twin recall above the random-initialisation
-# baseline, measured by `recompose eval`. test_learning_long runs the whole
-# preset and checks the quality goal.
+# test_learning.sh: training the tiny preset learns motion, every component.
+# A shortened run (RC_LEARN_STEPS, default 800 steps; about 3 minutes on 2
+# cores) must halve the loss and lift the ridge and kNN probe R^2 (mean over
+# dx, dy, dtheta, on held-out clips and on unseen textures), the retrieval
+# precision and the unseen-texture twin recall above the random-
+# initialisation baseline, and put each of dx, dy and dtheta in the code
+# (ridge R^2 >= RC_LEARN_EACH_R2, default 0.5), measured by `recompose eval`.
+# Measured at 800 steps, seed 1: 0.96 / 0.89 / 0.81 with OpenBLAS's Haswell
+# kernels, 0.97 / 0.94 / 0.91 with its SkylakeX kernels; at 400 steps
+# rotation is not in the code yet (0.91 / 0.21 / 0.04), so the run is not
+# shorter. test_learning_long runs the whole preset and checks the goal.
 set -u
 BIN=${RC_BIN:?}
-STEPS=${RC_LEARN_STEPS:-400}
+STEPS=${RC_LEARN_STEPS:-800}
 MIN_R2=${RC_LEARN_MIN_R2:-}
+EACH_R2=${RC_LEARN_EACH_R2:-0.5}
 PY=${RC_PYTHON:-/usr/bin/python3}
 tmp=$(mktemp -d /tmp/rc_learn_XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -18,7 +23,7 @@ trap 'rm -rf "$tmp"' EXIT
   --set eval.clips=256 --set eval.probe_train_clips=512 > "$tmp/log" 2>&1 \
   || { cat "$tmp/log"; exit 1; }
 cat "$tmp/log" | tail -n 14
-"$PY" - "$tmp/run/metrics.jsonl" "$tmp/run/eval.json" "$MIN_R2" <<'PY'
+"$PY" - "$tmp/run/metrics.jsonl" "$tmp/run/eval.json" "$MIN_R2" "$EACH_R2" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 first, last = rows[0]["loss"], rows[-1]["loss"]
@@ -45,6 +50,10 @@ check(t["precision_at_k"] > r["precision_at_k"],
       f"precision@k {t['precision_at_k']:.3f} vs random init {r['precision_at_k']:.3f}")
 tw, rw = t["cross_texture"]["twin_recall_at_k"], r["cross_texture"]["twin_recall_at_k"]
 check(tw > rw, f"unseen-texture twin recall {tw:.3f} vs random init {rw:.3f}")
+each = float(sys.argv[4])
+for c in C:  # no component dropped: the failure the action term removes
+    v = t["probe_r2"]["ridge"][c]
+    check(v >= each, f"ridge R^2 {c} {v:.3f} >= {each} (random init {r['probe_r2']['ridge'][c]:.3f})")
 if sys.argv[3]:
     goal = float(sys.argv[3])
     for probe in ("ridge", "knn"):
