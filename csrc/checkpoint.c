@@ -34,6 +34,7 @@
 #include "recompose/action.h"
 #include "recompose/common.h"
 #include "recompose/safetensors.h"
+#include "recompose/train.h"
 
 #define CHECKPOINT_FORMAT "recompose-checkpoint-1"
 

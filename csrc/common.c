@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <cblas.h>
 #include <zlib.h>
 
 static _Thread_local char rc_error_buf[1024];
@@ -103,8 +102,6 @@ uint32_t rc_crc32(uint32_t crc, const void *data, size_t n) {
     }
     return (uint32_t)c;
 }
-
-const char *rc_blas_kernels(void) { return openblas_get_corename(); }
 
 int rc_available_cpus(void) {
     cpu_set_t set;

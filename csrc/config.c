@@ -1100,12 +1100,17 @@ int rc_config_validate(const rc_config *c) {
                             "split the embedding into four equal blocks; "
                             "model.embed_dim = %d is not a multiple of 4",
                             c->embed_dim);
-    if (c->loss.w_act > 0) {
-        rc_warp_shape ws;
-        rc_loss_warp_shape(&c->loss, c->channels, c->image_size, 1, &ws);
-        if (rc_warp_shape_check(&ws) != 0)
-            return rc_set_error("config: loss.act_scales, act_border: %s",
-                                rc_last_error());
+    if (c->loss.w_act > 0) { /* the warp loss's shape (ops.h, rc_warp_shape) */
+        int f = 1 << (c->loss.act_scales - 1); /* the coarsest pooling */
+        if (c->image_size % f != 0)
+            return rc_set_error("config: loss.act_scales = %d pools by up to "
+                                "%d px, which does not divide data.image_size "
+                                "%d; lower act_scales", c->loss.act_scales, f,
+                                c->image_size);
+        if (c->image_size / f - 2 * (c->loss.act_border / f) < 1)
+            return rc_set_error("config: loss.act_border = %d leaves no pixel "
+                                "of a %dx%d frame; lower it", c->loss.act_border,
+                                c->image_size, c->image_size);
     }
     if (c->resize != 0 && c->resize < c->image_size)
         return rc_set_error("config: data.resize (%d) must be 0 or >= "

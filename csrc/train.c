@@ -50,6 +50,8 @@
 #include "recompose/video.h"
 #endif
 
+const char *rc_blas_kernels(void) { return openblas_get_corename(); }
+
 int rc_pin_blas_kernels(const rc_config *c, char **argv) {
     const char *want = c->blas_kernels;
     if (!want[0] || !strcasecmp(want, "auto")) return 0;

@@ -18,7 +18,7 @@ OUT="${RC_BUILD:-/tmp}/fuzz"
 mkdir -p "$OUT"
 CFLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -DRC_HAVE_VIDEO=1 -O1 -g -Iinclude -Icsrc $(pkg-config --cflags $MODS $CORE_MODS)"
 LIBS="$(pkg-config --libs $MODS $CORE_MODS) -lpthread -lm"
-VIDEO_SRC="csrc/data/image.c csrc/data/shard.c csrc/data/source.c csrc/common.c"
+VIDEO_SRC="csrc/data/image.c csrc/data/shard.c csrc/data/source.c csrc/data/video.c csrc/common.c"
 TARGETS="shard manifest config safetensors image"
 sources_of() { # the library sources a target needs
   case "$1" in

@@ -51,11 +51,6 @@ void rc_host_free(void *p, void *ctx);
  * checkpoints and shards both checksum with it. */
 uint32_t rc_crc32(uint32_t crc, const void *data, size_t n);
 
-/* The kernel family OpenBLAS chose for this CPU ("Haswell", "SkylakeX",
- * "Cooperlake", ...; OPENBLAS_CORETYPE overrides its choice). Results of a
- * float32 run differ in their last bits between families. */
-const char *rc_blas_kernels(void);
-
 /* The CPUs this process may run on (its affinity mask: Slurm's
  * --cpus-per-task, taskset, a cgroup's cpuset), at least 1. */
 int rc_available_cpus(void);

@@ -57,6 +57,11 @@ typedef struct {
 /* Exit status of `recompose train` for a result (see rc_stop_reason). */
 int rc_train_exit_status(const rc_train_result *res);
 
+/* The kernel family OpenBLAS chose for this CPU ("Haswell", "SkylakeX",
+ * "Cooperlake", ...; OPENBLAS_CORETYPE overrides its choice). Results of a
+ * float32 run differ in their last bits between families. */
+const char *rc_blas_kernels(void);
+
 /* train.blas_kernels: when it names a family other than the one OpenBLAS
  * runs, set OPENBLAS_CORETYPE and execute this program again with argv
  * (OpenBLAS reads the variable when it loads): does not return then.
