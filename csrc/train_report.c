@@ -81,17 +81,17 @@ static void write_progress_line(const rc_train_report *r,
                     eta, sizeof eta);
     if (r->tty) {
         fprintf(stderr,
-                "\r\033[Kstep %lld/%lld  loss %.4f  lr %.2e  %.1f tuples/s  "
-                "%.1f pairs/tuple  ETA %s",
+                "\r\033[Kstep %lld/%lld  loss %.4f  lr %.2e  |g| %.3g  %.1f "
+                "tuples/s  %.1f pairs/tuple  ETA %s",
                 (long long)at->step, (long long)r->total_steps, loss, at->lr,
-                tuples_per_s, pairs_per_tuple, eta);
+                at->grad_norm, tuples_per_s, pairs_per_tuple, eta);
         if (at->last) fputc('\n', stderr);
     } else {
         fprintf(stderr,
-                "recompose: step %lld/%lld loss %.5f lr %.3e tuples/s %.1f "
-                "pairs/tuple %.2f eta %s\n",
+                "recompose: step %lld/%lld loss %.5f lr %.3e grad_norm %.4g "
+                "tuples/s %.1f pairs/tuple %.2f eta %s\n",
                 (long long)at->step, (long long)r->total_steps, loss, at->lr,
-                tuples_per_s, pairs_per_tuple, eta);
+                at->grad_norm, tuples_per_s, pairs_per_tuple, eta);
     }
     fflush(stderr);
 }

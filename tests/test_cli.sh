@@ -58,7 +58,7 @@ $BIN train configs/tiny.ini --out "$tmp/run" "${small[@]}" > "$tmp/train.log" 2>
   || { cat "$tmp/train.log"; fail "train"; }
 # what a practitioner wants to know at start: threads, ranks, parameters,
 # output folder, data
-for want in "compute thread(s)" "1 rank(s)" "parameters (the action head's included); output $tmp/run" "data: synthetic clips of 5 frames, 32x32"; do
+for want in "grad_norm " "compute thread(s)" "1 rank(s)" "parameters (the action head's included); output $tmp/run" "data: synthetic clips of 5 frames, 32x32"; do
   expect_contains "$(cat "$tmp/train.log")" "$want" "start summary"
 done
 for f in ckpt-00000003.safetensors ckpt-00000006.safetensors metrics.jsonl config.ini; do
