@@ -800,14 +800,6 @@ static int make_absolute(char *path, size_t cap, const char *base_dir,
     return 0;
 }
 
-/* The directory part of a file path ("." for a bare name). */
-static void directory_of(const char *file, char *dir, size_t cap) {
-    const char *slash = strrchr(file, '/');
-    if (!slash) snprintf(dir, cap, ".");
-    else if (slash == file) snprintf(dir, cap, "/");
-    else snprintf(dir, cap, "%.*s", (int)(slash - file), file);
-}
-
 /* ---- files -------------------------------------------------------------------- */
 
 typedef struct {
@@ -942,7 +934,7 @@ int rc_config_load(rc_config *c, const char *path) {
     const config_key *dp = find_key("data", "path");
     if (status == 0 && ctx->set_line[dp - config_keys]) {
         char dir[4096], what[4200];
-        directory_of(path, dir, sizeof dir);
+        rc_path_dir(path, dir, sizeof dir);
         snprintf(what, sizeof what, "%s:%d: data.path", path,
                  ctx->set_line[dp - config_keys]);
         status = make_absolute(c->data_path, sizeof c->data_path, dir, what);

@@ -162,11 +162,7 @@ static int resumes_within(const char *path, const char *dir) {
     if (stat(dir, &want) != 0 || stat(path, &have) != 0) return 0;
     if (!S_ISDIR(have.st_mode)) {
         char parent[1024];
-        snprintf(parent, sizeof parent, "%s", path);
-        char *slash = strrchr(parent, '/');
-        if (!slash) snprintf(parent, sizeof parent, ".");
-        else if (slash == parent) parent[1] = 0;
-        else *slash = 0;
+        rc_path_dir(path, parent, sizeof parent);
         if (stat(parent, &have) != 0) return 0;
     }
     return have.st_dev == want.st_dev && have.st_ino == want.st_ino;

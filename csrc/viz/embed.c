@@ -196,10 +196,9 @@ int rc_embed_main(int argc, char **argv) {
     json_t *side = NULL;
     char path[2048];
     int64_t shape[2] = {cs.n, D};
-    if (status == 0 && strrchr(a.out, '/')) { /* the prefix's folder */
-        snprintf(path, sizeof path, "%.*s", (int)(strrchr(a.out, '/') - a.out),
-                 a.out);
-        if (path[0]) status = rc_make_dirs(path);
+    if (status == 0) { /* the prefix's folder */
+        rc_path_dir(a.out, path, sizeof path);
+        status = rc_make_dirs(path);
     }
     if (status == 0) {
         snprintf(path, sizeof path, "%s.npy", a.out);

@@ -59,6 +59,10 @@ int rc_available_cpus(void);
  * a positive number, else rc_available_cpus(). *why (nullable) says which. */
 int rc_default_threads(const char **why);
 
+/* The directory part of a path into dir: "." for a bare name, "/" for a
+ * name in the root. */
+void rc_path_dir(const char *path, char *dir, size_t cap);
+
 /* mkdir -p: create path and every missing parent. 0, or -1 with an error
  * naming the directory that could not be made. */
 int rc_make_dirs(const char *path);
