@@ -20,7 +20,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config git \
         libopenblas-dev liblapacke-dev libinih-dev libjansson-dev \
-        libturbojpeg0-dev libpng-dev zlib1g-dev \
+        libturbojpeg0-dev libpng-dev zlib1g-dev libcairo2-dev fonts-dejavu-core \
         libavformat-dev libavcodec-dev libavutil-dev libswscale-dev \
         libopenmpi-dev openmpi-bin \
     && rm -rf /var/lib/apt/lists/*

@@ -39,13 +39,21 @@ void rc_log(const char *fmt, ...) {
     va_end(ap);
 }
 
+static void out_of_memory(size_t bytes) {
+    fprintf(stderr, "recompose: out of memory allocating %zu bytes; "
+                    "reduce train.batch or the model size\n", bytes);
+    exit(2);
+}
+
+void *rc_xrealloc(void *p, size_t bytes) {
+    void *q = realloc(p, bytes ? bytes : 1);
+    if (!q) out_of_memory(bytes);
+    return q;
+}
+
 void *rc_xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "recompose: out of memory allocating %zu bytes; "
-                        "reduce train.batch or the model size\n", bytes);
-        exit(2);
-    }
+    if (!p) out_of_memory(bytes);
     return p;
 }
 

@@ -252,6 +252,16 @@ static const config_key config_keys[] = {
     {"train", "checkpoint_every", KEY_INT, 1, 1000000000, 0, "500",
      "steps between checkpoints (the last step is always saved)",
      FIELD(checkpoint_every), NULL, 0, NULL},
+    {"train", "val_every", KEY_INT, 0, 1000000000, 0, "100",
+     "steps between validation losses on held-out data (synthetic: clips of "
+     "a split of their own; shards: the data.val_fraction sequences; "
+     "0 = off)", FIELD(val_every), NULL, 0, NULL},
+    {"train", "val_batches", KEY_INT, 1, 100000, 0, "4",
+     "batches of train.batch tuples in each validation (the same ones "
+     "every time)", FIELD(val_batches), NULL, 0, NULL},
+    {"train", "plot", KEY_BOOL, 0, 1, 0, "true",
+     "draw training.png (loss and validation loss) in the output folder at "
+     "each checkpoint", FIELD(plot), NULL, 0, NULL},
     {"train", "keep_last", KEY_INT, 0, 1000000000, 0, "5",
      "checkpoints kept: the newest this many plus the best by training loss "
      "(0 = keep all)", FIELD(keep_last), NULL, 0, NULL},

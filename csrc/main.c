@@ -258,10 +258,14 @@ static int cmd_train(int argc, char **argv) {
     if (isnan(res.first_loss))
         rc_log("nothing to train: %s is at step %lld of train.steps %d",
                res.last_checkpoint, (long long)res.steps_done, c.steps);
-    else
-        rc_log("trained to step %lld in %.1f s: loss %.4f -> %.4f; checkpoint %s",
-               (long long)res.steps_done, res.seconds, res.first_loss,
-               res.final_loss, res.last_checkpoint);
+    else {
+        char val[48] = "";
+        if (!isnan(res.val_loss))
+            snprintf(val, sizeof val, " (validation %.4f)", res.val_loss);
+        rc_log("trained to step %lld in %.1f s: loss %.4f -> %.4f%s; "
+               "checkpoint %s", (long long)res.steps_done, res.seconds,
+               res.first_loss, res.final_loss, val, res.last_checkpoint);
+    }
     if (res.skipped_steps)
         rc_log("%lld steps skipped for non-finite loss",
                (long long)res.skipped_steps);
@@ -307,6 +311,25 @@ static int cmd_config(int argc, char **argv) {
     return 0;
 }
 
+/* 1 when macro m is defined as 1 (its expansion is the string "1"), 0
+ * when it is not defined (the string is its own name). */
+#define RC_FEATURE(m) (sizeof(RC_FEATURE_STR(m)) == 2)
+#define RC_FEATURE_STR(m) RC_FEATURE_STR2(m)
+#define RC_FEATURE_STR2(m) #m
+
+/* What this build can do: the optional parts CMake found (CMakeLists.txt). */
+static void print_features(void) {
+    static const struct { const char *name; int on; } f[] = {
+        {"video", RC_FEATURE(RC_HAVE_VIDEO)}, {"viz", RC_FEATURE(RC_HAVE_VIZ)},
+        {"plots", RC_FEATURE(RC_HAVE_CAIRO)}, {"cuda", RC_FEATURE(RC_HAVE_CUDA)},
+        {"nccl", RC_FEATURE(RC_HAVE_NCCL)}, {"mpi", RC_FEATURE(RC_HAVE_MPI)},
+    };
+    printf("features:");
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        printf(" %s%s", f[i].on ? "+" : "-", f[i].name);
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     process_argv = argv;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
@@ -340,6 +363,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("recompose %s\n", RC_VERSION);
         printf("BLAS: %s; kernels %s\n", openblas_get_config(), rc_blas_kernels());
+        print_features();
         return 0;
     }
     fprintf(stderr, "recompose: unknown command '%s'\n\n%s", cmd, usage_main);

@@ -46,8 +46,12 @@
 #include "recompose/synth.h"
 #include "train_input.h"
 #include "train_report.h"
+#include "train_val.h"
 #ifdef RC_HAVE_VIDEO
 #include "recompose/video.h"
+#endif
+#ifdef RC_HAVE_VIZ
+#include "recompose/viz.h"
 #endif
 
 const char *rc_blas_kernels(void) { return openblas_get_corename(); }
@@ -133,7 +137,7 @@ static int write_text_file(const char *dir, const char *name,
 /* The files a run leaves in its directory. */
 static int is_run_file(const char *name) {
     static const char *const plain[] = {"metrics.jsonl", "config.ini",
-                                        "eval.json", NULL};
+                                        "eval.json", "training.png", NULL};
     for (int i = 0; plain[i]; i++)
         if (!strcmp(name, plain[i])) return 1;
     size_t n = strlen(name);
@@ -255,6 +259,7 @@ typedef struct {
     rc_batch_plan plan;
     float *emb_host;             /* the step's embeddings, for loss by kind */
     size_t clip_elems;           /* floats per clip of the batch */
+    rc_validation *val;          /* NULL: no validation loss */
 } trainer;
 
 /* Every rank must hold the same weights and run the same config: a rank
@@ -272,6 +277,26 @@ static int check_ranks_agree(trainer *t, const char *what) {
     h = rc_comm_hash(w, bytes);
     free(w);
     return rc_comm_check_same(t->comm, h, what);
+}
+
+/* training.png beside the checkpoints (train.plot): a plot that fails costs
+ * a picture, not the run. */
+static void plot_curves(const trainer *t) {
+#ifdef RC_HAVE_VIZ
+    if (!t->cfg->plot || !rc_viz_can_draw_text()) return;
+    char metrics[1024], png[1024], title[256];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", t->opt->out_dir);
+    snprintf(png, sizeof png, "%s/training.png", t->opt->out_dir);
+    const char *name = strrchr(t->opt->out_dir, '/');
+    snprintf(title, sizeof title, "%s: seed %llu, batch %d x %d rank(s)",
+             name && name[1] ? name + 1 : t->opt->out_dir,
+             (unsigned long long)t->cfg->seed, t->cfg->batch,
+             rc_comm_size(t->comm));
+    if (rc_plot_training(metrics, png, title) != 0)
+        rc_log("warning: no training.png: %s", rc_last_error());
+#else
+    (void)t;
+#endif
 }
 
 static int save_checkpoint(trainer *t, int64_t step, rc_train_result *res) {
@@ -292,6 +317,7 @@ static int save_checkpoint(trainer *t, int64_t step, rc_train_result *res) {
         /* a failed prune costs disk, not the run: warn and go on */
         if (rc_checkpoint_prune(t->opt->out_dir, t->cfg->keep_last) < 0)
             rc_log("warning: %s", rc_last_error());
+        plot_curves(t);
     } else {
         res->stop = RC_STOP_STORAGE;
     }
@@ -724,9 +750,9 @@ static void agree_on_stop_signal(rc_comm *comm) {
 }
 
 static void report_window(trainer *t, int64_t step, int64_t end,
-                          rc_train_result *res) {
+                          double val_loss, rc_train_result *res) {
     rc_report_point at = {step, rc_lr_at(&t->adam, step - 1), t->grad_norm,
-                          res->skipped_steps, step == end};
+                          res->skipped_steps, step == end, val_loss};
     double loss = rc_train_report_window(&t->report, t->comm, &at);
     if (isnan(loss)) return; /* no good step in the window */
     if (isnan(res->first_loss)) res->first_loss = loss;
@@ -739,7 +765,16 @@ static int after_step(trainer *t, int64_t step, int64_t end,
                       rc_train_result *res) {
     const rc_config *c = t->cfg;
     agree_on_stop_signal(t->comm);
-    if (step % c->log_every == 0 || step == end) report_window(t, step, end, res);
+    int val_due = t->val && (step % c->val_every == 0 || step == end);
+    double val_loss = NAN;
+    if (val_due) {
+        double start = rc_now();
+        val_loss = rc_validation_loss(t->val, t->model);
+        res->val_loss = val_loss;
+        rc_train_report_pause(&t->report, rc_now() - start);
+    }
+    if (step % c->log_every == 0 || step == end || val_due)
+        report_window(t, step, end, val_loss, res);
     if (step % c->checkpoint_every == 0 || step == end || stop_signal)
         if (save_checkpoint(t, step, res) != 0) return -1;
     if (!stop_signal) return 0;
@@ -820,6 +855,14 @@ static int build_model(trainer *t, const rc_backend_kind *kind,
         const rc_param *ah = rc_model_find_param(t->model, "action.weight");
         rc_log("model: %zu parameters%s; output %s", rc_model_numel(t->model),
                ah ? " (the action head's included)" : "", t->opt->out_dir);
+#ifdef RC_HAVE_VIZ
+        int can_plot = rc_viz_can_draw_text();
+#else
+        int can_plot = 0;
+#endif
+        if (c->plot && !can_plot)
+            rc_log("train.plot: this build cannot draw (no cairo), so no "
+                   "training.png; tools/plot_training.py plots metrics.jsonl");
         if (strcmp(c->source, "shards"))
             rc_log("data: synthetic clips of %d frames, %dx%d, rendered per "
                    "step; %d tuples per step (x %d rank(s))", c->clip_steps + 1,
@@ -885,6 +928,14 @@ static int run_steps(trainer *t, const rc_stage_ops *stage, int64_t step,
     }
     t->input = &input;
     reserve_step_buffers(t);
+    if (rc_validation_open(&t->val, c, rc_model_backend(t->model),
+                           !t->opt->quiet) != 0) {
+        free_step_buffers(t);
+        rc_train_input_close(&input);
+        t->input = NULL;
+        close_batch_origin(&origin);
+        return -1;
+    }
     int64_t end = c->steps;
     if (t->opt->stop_after > 0 && t->opt->stop_after < end) end = t->opt->stop_after;
     rc_train_report_init(&t->report, t->metrics, !t->opt->quiet, step, c->steps,
@@ -898,6 +949,8 @@ static int run_steps(trainer *t, const rc_stage_ops *stage, int64_t step,
     if (status >= 0 && res->stop != RC_STOP_SIGNAL) res->stop = RC_STOP_DONE;
     res->steps_done = step;
     res->seconds = rc_now() - start;
+    rc_validation_close(t->val);
+    t->val = NULL;
     free_step_buffers(t);
     rc_train_input_close(&input);
     t->input = NULL;
@@ -910,6 +963,7 @@ int rc_train(const rc_config *c, const rc_train_options *opt,
     memset(res, 0, sizeof *res);
     res->stop = RC_STOP_ERROR;
     res->first_loss = NAN;
+    res->val_loss = NAN;
     if (rc_config_validate(c) != 0) return -1;
     const rc_backend_kind *kind = rc_backend_lookup(c->device);
     if (!kind) return -1;

@@ -71,6 +71,13 @@ int rc_train_plan_step(const rc_config *c, int64_t step, rc_tuple *tuples,
                        rc_batch_plan *plan);
 /* The step's synthetic clips, then their twins (rc_batch_plan's layout). */
 void rc_train_render_synthetic(const rc_config *c, int64_t step, float *frames);
+/* Validation batch v (0 .. train.val_batches - 1): the same tuples and
+ * synthetic clips (and twins) every time, drawn from keys of a split of
+ * their own (RC_SPLIT_VALIDATION), whatever the rank. */
+uint64_t rc_train_val_clip_key(const rc_config *c, int64_t v, int b);
+int rc_train_plan_validation(const rc_config *c, int64_t v, rc_tuple *tuples,
+                             rc_batch_plan *plan);
+void rc_train_render_validation(const rc_config *c, int64_t v, float *frames);
 /* 1 when the step's frames travel as bytes: data.source = shards and
  * data.transfer u8, or auto on a backend with an input stage (a device). */
 int rc_train_input_u8(const rc_config *c, const rc_stage_ops *stage);
@@ -79,6 +86,12 @@ int rc_train_input_u8(const rc_config *c, const rc_stage_ops *stage);
  * clip), and the batch-source functions over it. */
 rc_loader *rc_train_open_loader(const rc_config *c, rc_dataset **ds,
                                 const rc_stage_ops *stage, int u8);
+/* The loader of the validation sequences (data.val_fraction), centre
+ * crops without flips, floats: batch v is the same at every validation.
+ * NULL with the error set, or NULL and *none = 1 when no sequence is held
+ * out. */
+rc_loader *rc_train_open_val_loader(const rc_config *c, rc_dataset **ds,
+                                    int *none);
 const void *rc_train_loader_get(void *ctx, int64_t step);
 void rc_train_loader_release(void *ctx, int64_t step);
 #endif

@@ -35,6 +35,10 @@ void rc_train_report_add(rc_train_report *r, double loss,
     r->n++;
 }
 
+void rc_train_report_pause(rc_train_report *r, double seconds) {
+    r->window_start += seconds;
+}
+
 static void format_duration(double s, char *buf, size_t n) {
     if (s < 0 || !isfinite(s)) s = 0;
     int t = (int)(s + 0.5);
@@ -64,6 +68,8 @@ static void write_metrics_line(FILE *f, const rc_report_point *at, double loss,
     json_object_set_new(g, "hinge", json_real(grad_phi[0]));
     json_object_set_new(g, "action", json_real(grad_phi[1]));
     json_object_set_new(j, "grad_phi", g);
+    if (!isnan(at->val_loss))
+        json_object_set_new(j, "val_loss", json_real(at->val_loss));
     char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fprintf(f, "%s\n", line);
     fflush(f);
@@ -76,22 +82,26 @@ static void write_progress_line(const rc_train_report *r,
                                 double tuples_per_s, double pairs_per_tuple) {
     double elapsed = rc_now() - r->train_start;
     double rate = (double)(at->step - r->first_step) / (elapsed > 0 ? elapsed : 1);
-    char eta[32];
+    char eta[32], val[48] = "";
     format_duration(rate > 0 ? (double)(r->total_steps - at->step) / rate : 0,
                     eta, sizeof eta);
     if (r->tty) {
+        if (!isnan(at->val_loss))
+            snprintf(val, sizeof val, "  val %.4f", at->val_loss);
         fprintf(stderr,
-                "\r\033[Kstep %lld/%lld  loss %.4f  lr %.2e  |g| %.3g  %.1f "
+                "\r\033[Kstep %lld/%lld  loss %.4f%s  lr %.2e  |g| %.3g  %.1f "
                 "tuples/s  %.1f pairs/tuple  ETA %s",
-                (long long)at->step, (long long)r->total_steps, loss, at->lr,
-                at->grad_norm, tuples_per_s, pairs_per_tuple, eta);
+                (long long)at->step, (long long)r->total_steps, loss, val,
+                at->lr, at->grad_norm, tuples_per_s, pairs_per_tuple, eta);
         if (at->last) fputc('\n', stderr);
     } else {
+        if (!isnan(at->val_loss))
+            snprintf(val, sizeof val, " val_loss %.5f", at->val_loss);
         fprintf(stderr,
-                "recompose: step %lld/%lld loss %.5f lr %.3e grad_norm %.4g "
+                "recompose: step %lld/%lld loss %.5f%s lr %.3e grad_norm %.4g "
                 "tuples/s %.1f pairs/tuple %.2f eta %s\n",
-                (long long)at->step, (long long)r->total_steps, loss, at->lr,
-                at->grad_norm, tuples_per_s, pairs_per_tuple, eta);
+                (long long)at->step, (long long)r->total_steps, loss, val,
+                at->lr, at->grad_norm, tuples_per_s, pairs_per_tuple, eta);
     }
     fflush(stderr);
 }

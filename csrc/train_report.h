@@ -47,7 +47,11 @@ typedef struct {
     double lr, grad_norm;
     int64_t skipped_steps;
     int last;            /* the run's last report: end the progress line */
+    double val_loss;     /* validation loss at this step, NAN: none */
 } rc_report_point;
+
+/* Leave `seconds` (a validation pass) out of the window's throughput. */
+void rc_train_report_pause(rc_train_report *r, double seconds);
 
 /* Write the window's means (metrics.jsonl, progress line) and start a new
  * window. Returns the window's mean loss, or NAN when it had no good step

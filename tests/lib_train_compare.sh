@@ -7,7 +7,7 @@ PY=${RC_PYTHON:-/usr/bin/python3}
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 tmp=$(mktemp -d /tmp/rc_train_cmp_XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+trap "${KEEP_TMP:+:} rm -rf \"\$tmp\"" EXIT
 
 small=(--set data.image_size=32 --set model.conv_channels=8,16,16
        --set model.conv_kernels=5,3,3 --set model.conv_strides=2,2,2

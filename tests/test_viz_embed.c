@@ -267,7 +267,18 @@ static void check_neighbors(const char *dir, const rc_config *c,
         unsigned char *px = viz_read_png(path, &w, &h);
         CHECK_MSG(px != NULL, "%s does not decode", path);
         int S = c->image_size, T = c->clip_steps;
-        CHECK(px && w == 8 + 4 + (T + 2) * (S + 4) && h == 4 * (S + 4) + 4);
+        int frames_w = 8 + 4 + (T + 2) * (S + 4);
+        int text_w = rc_viz_can_draw_text() ? 380 : 0;
+        CHECK(px && w == frames_w + text_w && h == 4 * (S + 4) + 4);
+        /* a caption right of each row (dark text on white), when drawn */
+        for (int r = 0; px && text_w && r < 4; r++) {
+            int dark = 0;
+            for (int y = 4 + r * (S + 4); y < 4 + r * (S + 4) + S; y++)
+                for (int x = frames_w; x < w; x++)
+                    dark += px[((size_t)y * w + x) * 3] < 128;
+            CHECK_MSG(dark > 20, "query %d row %d: no caption (%d dark px)",
+                      q, r, dark);
+        }
         free(px);
     }
     json_t *p = json_object_get(side, "precision_at_k_all_clips");
@@ -368,10 +379,89 @@ static void check_shards(const char *dir, rc_model *m, const rc_config *c) {
 }
 #endif
 
+/* Text lands where it is asked for: dark pixels right of and below (x, y),
+ * within a line's height, nowhere else. */
+static void check_draw_texts(void) {
+    enum { W = 240, H = 60 };
+    uint8_t *rgb = malloc((size_t)W * H * 3);
+    memset(rgb, 255, (size_t)W * H * 3);
+    rc_text t[2] = {{10, 5, 0, "query (row 7)"}, {120, 35, 1, "distance 0.5"}};
+    int drawn = rc_draw_texts(W, H, rgb, t, 2) == 0;
+    CHECK(drawn == rc_viz_can_draw_text());
+    int inside[2] = {0, 0}, outside = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            if (rgb[((size_t)y * W + x) * 3] > 160) continue;
+            int k = -1;
+            for (int i = 0; i < 2; i++)
+                if (x >= t[i].x && x < t[i].x + 110 && y >= t[i].y &&
+                    y < t[i].y + 17)
+                    k = i;
+            if (k < 0) outside++;
+            else inside[k]++;
+        }
+    if (drawn) {
+        CHECK_MSG(inside[0] > 30 && inside[1] > 30, "text pixels %d, %d",
+                  inside[0], inside[1]);
+    } else {
+        CHECK(inside[0] == 0 && inside[1] == 0);
+    }
+    CHECK_MSG(outside == 0, "%d dark pixels outside the text boxes", outside);
+    free(rgb);
+}
+
+/* training.png: the loss curve (blue) always, the validation curve
+ * (orange) only when metrics.jsonl has validation losses. */
+static int count_color(const unsigned char *px, int w, int h, int r, int g,
+                       int b) {
+    int n = 0;
+    for (size_t i = 0; i < (size_t)w * h; i++)
+        n += abs(px[3 * i] - r) < 40 && abs(px[3 * i + 1] - g) < 40 &&
+             abs(px[3 * i + 2] - b) < 40;
+    return n;
+}
+
+static void check_plot(const char *dir) {
+    char metrics[512], png[512];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
+    snprintf(png, sizeof png, "%s/training.png", dir);
+    for (int with_val = 0; with_val < 2; with_val++) {
+        FILE *f = fopen(metrics, "w");
+        for (int s = 10; s <= 200; s += 10)
+            fprintf(f, "{\"step\":%d,\"loss\":%g%s}\n", s, 4.0 / (1 + s / 20.0),
+                    with_val && s % 50 == 0 ? ",\"val_loss\":0.9" : "");
+        fprintf(f, "{\"step\":210,\"loss\":0.3"); /* a torn last line */
+        fclose(f);
+        remove(png);
+        int rc = rc_plot_training(metrics, png, "test run");
+        if (!rc_viz_can_draw_text()) {
+            CHECK(rc == -1 && strstr(rc_last_error(), "cairo"));
+            return;
+        }
+        CHECK_MSG(rc == 0, "plot: %s", rc_last_error());
+        int w, h;
+        unsigned char *px = viz_read_png(png, &w, &h);
+        CHECK(px && w == 720 && h == 420);
+        if (!px) return;
+        int blue = count_color(px, w, h, 31, 89, 191);
+        int orange = count_color(px, w, h, 230, 115, 13);
+        CHECK_MSG(blue > 200, "loss curve: %d blue pixels", blue);
+        CHECK_MSG(with_val ? orange > 100 : orange == 0,
+                  "validation curve: %d orange pixels (with_val %d)", orange,
+                  with_val);
+        free(px);
+    }
+    snprintf(metrics, sizeof metrics, "%s/no-such-run/metrics.jsonl", dir);
+    CHECK(rc_plot_training(metrics, png, "x") == -1 &&
+          strstr(rc_last_error(), "no-such-run"));
+}
+
 int main(void) {
     char dir[256];
+    check_draw_texts();
     CHECK(viz_make_tiny(dir, sizeof dir, NULL, 11, 3.0f) == 0);
     check_npy_writer(dir);
+    check_plot(dir);
     rc_config c;
     rc_model *m = viz_load_tiny(dir, &c);
     CHECK(m != NULL);

@@ -204,13 +204,18 @@ static void check_images(const char *dir, const float *frames, int T, int S) {
     unsigned char *strip = viz_read_png(path, &w, &h);
     CHECK_MSG(strip != NULL, "%s does not decode", path);
     if (!strip) return;
-    CHECK(w == (T + 1) * (W + 4) - 4 && h == 2 * W + 4);
+    int band = rc_viz_can_draw_text() ? 38 : 0; /* caption above */
+    CHECK(w == (T + 1) * (W + 4) - 4 && h == band + 2 * W + 4);
+    int dark = 0;
+    for (int y = 0; y < band; y++)
+        for (int x = 0; x < w; x++) dark += strip[((size_t)y * w + x) * 3] < 128;
+    CHECK_MSG(band == 0 || dark > 50, "strip caption: %d dark pixels", dark);
     /* top row of the strip: the frames themselves, gray, zoomed */
     const float *f0 = frames + (size_t)(T + 1) * S * S; /* clip 1, frame 0 */
     int bad = 0;
     for (int y = 0; y < W; y++)
         for (int x = 0; x < W; x++) {
-            const unsigned char *p = strip + ((size_t)y * w + x) * 3;
+            const unsigned char *p = strip + ((size_t)(band + y) * w + x) * 3;
             int want = (int)(f0[(y / zoom) * S + x / zoom] * 255.0f + 0.5f);
             bad += abs(p[0] - want) > 1 || p[0] != p[1] || p[1] != p[2];
         }

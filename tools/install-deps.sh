@@ -6,7 +6,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake pkg-config git
       libopenblas-dev liblapacke-dev libinih-dev libjansson-dev libomp-dev
-      libturbojpeg0-dev libpng-dev zlib1g-dev
+      libturbojpeg0-dev libpng-dev zlib1g-dev libcairo2-dev fonts-dejavu-core
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
       python3 python3-numpy python3-torch python3-matplotlib python3-sklearn python3-opencv
       libopenmpi-dev openmpi-bin valgrind)

@@ -33,6 +33,25 @@ void rc_viz_clip_net_motion(const rc_viz_clipset *cs, int i, double out[3]) {
     out[2] = (double)cs->T * k->omega;
 }
 
+void rc_viz_clip_caption(const rc_viz_clipset *cs, int i, char *buf, size_t n) {
+    const rc_viz_clip *k = &cs->clips[i];
+    if (cs->synthetic) {
+        double net[3];
+        rc_viz_clip_net_motion(cs, i, net);
+        snprintf(buf, n, "%s clip %llu: dx %+.1f px, dy %+.1f px, dtheta %+.3f rad",
+                 k->split ? "held-out" : "training",
+                 (unsigned long long)k->index, net[0], net[1], net[2]);
+        return;
+    }
+    int len = snprintf(buf, n, "%s, frames %lld-%lld", k->source,
+                       (long long)k->frame_numbers[0],
+                       (long long)k->frame_numbers[cs->T]);
+    if (cs->fps > 0 && len > 0 && (size_t)len < n)
+        snprintf(buf + len, n - (size_t)len, " (%.2f-%.2f s)",
+                 (double)k->frame_numbers[0] / cs->fps,
+                 (double)k->frame_numbers[cs->T] / cs->fps);
+}
+
 static int load_synthetic(const rc_config *c, const rc_viz_select *sel,
                           rc_viz_clipset *cs) {
     rc_synth_config sc;

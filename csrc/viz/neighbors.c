@@ -4,7 +4,9 @@
  * signed difference of its last and first frame (gray = no change), which
  * shows the motion in a still picture. A bar left of each row marks the
  * query (blue) and, for synthetic clips, whether a neighbour shares the
- * query's motion class (green) or not (red); real-video neighbours get gray. */
+ * query's motion class (green) or not (red); real-video neighbours get gray.
+ * Where the build draws text (cairo), a caption right of each row says what
+ * it is, its distance to the query and where the clip comes from. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,8 @@ static const char *usage_neighbors =
     "Embed the clips the config names (as `recompose embed`), find the k\n"
     "nearest clips of each query and write DIR/neighbors.json and a contact\n"
     "sheet DIR/query-ROW.png per query (rows: the query, then its neighbours\n"
-    "nearest first; columns: the frames, then last minus first frame).\n"
+    "nearest first; columns: the frames, then last minus first frame;\n"
+    "captions: distance and source of each row).\n"
     "For synthetic clips it also reports precision@k of the motion classes\n"
     "over all clips.\n"
     "\n"
@@ -112,13 +115,42 @@ static void blit(canvas *cv, int x0, int y0, int S, int C, int zoom,
 
 #define SHEET_GAP 4
 #define SHEET_BAR 8
+#define SHEET_TEXT 380 /* caption column, where the build can draw text */
+
+/* The caption of sheet row r (0: the query, r: its r-th neighbour): what
+ * the row is, where the clip comes from, and its distance. */
+static int row_captions(const rc_viz_clipset *cs, int q, int row, int r,
+                        double dist, int x, int y, rc_text *out) {
+    int n = 0;
+    if (r == 0)
+        snprintf(out[n].text, sizeof out[n].text, "query (row %d)", row);
+    else
+        snprintf(out[n].text, sizeof out[n].text,
+                 "neighbour %d: distance %.4g%s", r, dist,
+                 !cs->synthetic ? ""
+                 : cs->clips[row].motion_class == cs->clips[q].motion_class
+                     ? ", same motion class" : ", other motion class");
+    out[n].bold = r == 0;
+    out[n].x = x;
+    out[n++].y = y;
+    rc_viz_clip_caption(cs, row, out[n].text, sizeof out[n].text);
+    out[n].bold = 0;
+    out[n].x = x;
+    out[n++].y = y + 16;
+    return n;
+}
 
 static int write_sheet(const char *path, const rc_viz_clipset *cs, int q,
-                       const int *idx, int found, int zoom) {
+                       const int *idx, const double *dist, int found,
+                       int zoom) {
     int S = cs->S, C = cs->C, T = cs->T, cell = S * zoom;
     size_t fe = (size_t)C * S * S, clip_elems = (size_t)(T + 1) * fe;
+    int text = rc_viz_can_draw_text();
+    int frames_w = SHEET_BAR + SHEET_GAP + (T + 2) * (cell + SHEET_GAP);
+    rc_text *captions = rc_xmalloc((size_t)(found + 1) * 2 * sizeof *captions);
+    int n_captions = 0;
     canvas cv;
-    cv.width = SHEET_BAR + SHEET_GAP + (T + 2) * (cell + SHEET_GAP);
+    cv.width = frames_w + (text ? SHEET_TEXT : 0);
     cv.height = (found + 1) * (cell + SHEET_GAP) + SHEET_GAP;
     cv.rgb = rc_xmalloc((size_t)cv.width * cv.height * 3);
     memset(cv.rgb, 255, (size_t)cv.width * cv.height * 3);
@@ -142,8 +174,12 @@ static int write_sheet(const char *path, const rc_viz_clipset *cs, int q,
         /* difference in [-0.5, 0.5] -> [0, 1]; larger changes saturate */
         blit(&cv, SHEET_BAR + SHEET_GAP + (T + 1) * (cell + SHEET_GAP), y, S,
              C, zoom, diff, 1.0f, 0.5f);
+        n_captions += row_captions(cs, q, row, r, r ? dist[r - 1] : 0,
+                                   frames_w + 4, y + 4, captions + n_captions);
     }
+    if (text) rc_draw_texts(cv.width, cv.height, cv.rgb, captions, n_captions);
     int rc = rc_png_write(path, cv.width, cv.height, 3, cv.rgb);
+    free(captions);
     free(diff);
     free(cv.rgb);
     return rc;
@@ -207,7 +243,7 @@ int rc_neighbors_main(int argc, char **argv) {
         char path[2048], name[64];
         snprintf(name, sizeof name, "query-%05d.png", q);
         snprintf(path, sizeof path, "%s/%s", a.out, name);
-        status = write_sheet(path, &cs, q, idx, found, a.zoom);
+        status = write_sheet(path, &cs, q, idx, dist, found, a.zoom);
         json_t *o = json_object(), *nb = json_array();
         json_object_set_new(o, "query", viz_clip_json(&cs, q));
         json_object_set_new(o, "sheet", json_string(name));

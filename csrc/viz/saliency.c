@@ -36,7 +36,7 @@ static const char *usage_saliency =
     "DIR/saliency.json (per clip: source, frames, how much of the saliency\n"
     "falls on moving pixels); and for the shown clips a heat map over each\n"
     "frame, DIR/clip-ROW-fT.png, and a strip DIR/clip-ROW-strip.png (top:\n"
-    "frames, bottom: heat maps).\n"
+    "frames, bottom: heat maps; captioned with the clip's source).\n"
     "\n"
     "options:\n"
     "  --checkpoint FILE   weights to load\n"
@@ -105,12 +105,37 @@ static void zoom_rgb(const uint8_t *in, int S, int zoom, uint8_t *out) {
                    in + ((size_t)(y / zoom) * S + (size_t)(x / zoom)) * 3, 3);
 }
 
-/* Per-frame overlays and the strip of one clip. */
+#define STRIP_CAPTION 38 /* caption band above a strip (builds with text) */
+
+/* The strip's caption: the clip, then how to read the picture. */
+static void strip_captions(const rc_viz_clipset *cs, int row, float heat_max,
+                           double on_moving, double lift, rc_text out[2]) {
+    char where[160];
+    rc_viz_clip_caption(cs, row, where, sizeof where);
+    snprintf(out[0].text, sizeof out[0].text, "row %d: %s", row, where);
+    char share[64] = "";
+    if (lift > 0)
+        snprintf(share, sizeof share, "; %.0f%% on moving pixels (lift %.2f)",
+                 100 * on_moving, lift);
+    snprintf(out[1].text, sizeof out[1].text,
+             "top: frames 0-%d; bottom: saliency, white at %.3g%s", cs->T,
+             heat_max, share);
+    out[0].x = out[1].x = 2;
+    out[0].y = 2;
+    out[1].y = 19;
+    out[0].bold = 1;
+    out[1].bold = 0;
+}
+
+/* Per-frame overlays and the strip of one clip (captioned above when the
+ * build draws text). */
 static int write_clip_images(const char *dir, int row, const float *clip,
                              const float *heat, float heat_max, int T, int C,
-                             int S, int zoom) {
+                             int S, int zoom, const rc_text caption[2]) {
     size_t plane = (size_t)S * S, fe = (size_t)C * plane;
-    int W = S * zoom, gap = 4, sw = (T + 1) * (W + gap) - gap, sh = 2 * W + gap;
+    int band = rc_viz_can_draw_text() ? STRIP_CAPTION : 0;
+    int W = S * zoom, gap = 4, sw = (T + 1) * (W + gap) - gap;
+    int sh = band + 2 * W + gap;
     uint8_t *small = rc_xmalloc(plane * 3), *big = rc_xmalloc((size_t)W * W * 3);
     uint8_t *strip = rc_xmalloc((size_t)sw * sh * 3);
     float *zero = rc_xcalloc(plane, sizeof(float));
@@ -123,7 +148,7 @@ static int write_clip_images(const char *dir, int row, const float *clip,
             rc_heat_overlay(S, C, frame, pass ? heat + (size_t)t * plane : zero,
                             heat_max, small);
             zoom_rgb(small, S, zoom, big);
-            int x0 = t * (W + gap), y0 = pass * (W + gap);
+            int x0 = t * (W + gap), y0 = band + pass * (W + gap);
             for (int y = 0; y < W; y++)
                 memcpy(strip + ((size_t)(y0 + y) * sw + x0) * 3,
                        big + (size_t)y * W * 3, (size_t)W * 3);
@@ -135,6 +160,7 @@ static int write_clip_images(const char *dir, int row, const float *clip,
     if (rc == 0) {
         char path[2048];
         snprintf(path, sizeof path, "%s/clip-%05d-strip.png", dir, row);
+        if (band) rc_draw_texts(sw, sh, strip, caption, 2);
         rc = rc_png_write(path, sw, sh, 3, strip);
     }
     free(small);
@@ -248,8 +274,12 @@ int rc_saliency_main(int argc, char **argv) {
             if (shown[s] == i) {
                 float hmax = percentile(heat, (size_t)(T + 1) * plane,
                                         HEAT_PERCENTILE);
+                rc_text caption[2];
+                strip_captions(&cs, i, hmax, all > 0 ? on / all : 0,
+                               area > 0 && all > 0 ? on / all / area : 0,
+                               caption);
                 status = write_clip_images(a.out, i, clip, heat, hmax, T, C, S,
-                                           a.zoom);
+                                           a.zoom, caption);
                 json_object_set_new(o, "heat_scale", json_real(hmax));
                 json_object_set_new(o, "images", json_true());
             }

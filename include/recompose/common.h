@@ -35,6 +35,7 @@ void rc_log(const char *fmt, ...) RC_PRINTF(1, 2);
  * a half-initialised model is never useful, so we do not propagate OOM. */
 void *rc_xmalloc(size_t bytes);
 void *rc_xcalloc(size_t count, size_t size);
+void *rc_xrealloc(void *p, size_t bytes);
 
 /* Median of v[0..n-1] (the mean of the two middle values for even n),
  * sorting v in place. NaN for n = 0. */

@@ -76,6 +76,9 @@ typedef struct {
     int cudnn_benchmark;             /* train.cudnn_benchmark (bool) */
     int log_every;                   /* train.log_every steps */
     int checkpoint_every;            /* train.checkpoint_every steps */
+    int val_every;                   /* train.val_every steps (0 = off) */
+    int val_batches;                 /* train.val_batches per validation */
+    int plot;                        /* train.plot: training.png (bool) */
     int keep_last;                   /* train.keep_last checkpoints (0 = all) */
     int max_bad_steps;               /* train.max_bad_steps non-finite in a row */
 

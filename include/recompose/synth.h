@@ -19,7 +19,10 @@
 extern "C" {
 #endif
 
-enum rc_split { RC_SPLIT_TRAIN = 0, RC_SPLIT_HELDOUT = 1 };
+/* Key domains: training clips, the held-out clips of evaluation, and the
+ * validation clips a run's validation loss is measured on during training
+ * (held out too: their keys have the low bit of a non-training split). */
+enum rc_split { RC_SPLIT_TRAIN = 0, RC_SPLIT_HELDOUT = 1, RC_SPLIT_VALIDATION = 2 };
 
 /* Texture families: two generators with different image statistics, so
  * that evaluation can ask whether a motion code learned on one holds on the

@@ -45,6 +45,7 @@ typedef struct {
     int64_t steps_done;      /* global step reached */
     double final_loss;       /* mean loss of the last log window */
     double first_loss;       /* mean loss of the first log window */
+    double val_loss;         /* the last validation loss (NAN: none) */
     double seconds;
     int64_t skipped_steps;   /* non-finite losses */
     char last_checkpoint[512];

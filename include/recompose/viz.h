@@ -51,6 +51,28 @@ void rc_heat_color(float t, uint8_t rgb[3]);
 void rc_heat_overlay(int S, int C, const float *frame, const float *heat,
                      float heat_max, uint8_t *out);
 
+/* Text drawn onto an image: `text` (UTF-8) with its top-left corner at
+ * (x, y) pixels, in dark gray, 12 px sans-serif (bold when bold). */
+typedef struct {
+    int x, y, bold;
+    char text[192];
+} rc_text;
+
+/* 1 when this build draws text and plots (cairo, RC_HAVE_CAIRO). */
+int rc_viz_can_draw_text(void);
+
+/* Draw the texts onto rgb [height][width][3]. Returns 0, or 1 (nothing
+ * drawn) when the build has no cairo: the image stays as it was. */
+int rc_draw_texts(int width, int height, uint8_t *rgb, const rc_text *texts,
+                  int n);
+
+/* The training curves of a run: loss per report window and validation loss
+ * against step, log-scaled, from metrics.jsonl, as a PNG written whole
+ * (a temporary file renamed). 0, or -1 with the error set (also when the
+ * build has no cairo). */
+int rc_plot_training(const char *metrics_path, const char *png_path,
+                     const char *title);
+
 /* ---- clips -------------------------------------------------------------------- */
 
 typedef struct {
@@ -93,6 +115,10 @@ void rc_viz_clips_free(rc_viz_clipset *cs);
 
 /* Net motion over the clip (synthetic): T * (vx, vy, omega). */
 void rc_viz_clip_net_motion(const rc_viz_clipset *cs, int i, double out[3]);
+
+/* One line that says where clip i comes from: its synthetic index and net
+ * motion, or its sequence, frame numbers and (with fps) times. */
+void rc_viz_clip_caption(const rc_viz_clipset *cs, int i, char *buf, size_t n);
 
 /* Embeddings emb [n][D] of sequence `kind` (RC_SEQ_FULL: f_0..f_T,
  * RC_SEQ_REV: f_T..f_0) of every clip, in batches. Returns 0 or -1. */
