@@ -3,6 +3,7 @@
  * of an area-averaged resize; segments, shard roll-over, discovery,
  * manifests and the CLI behave as documented. */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -185,6 +186,48 @@ static void test_segments_and_shards(const char *root) {
     rc_dataset_close(d);
 }
 
+/* A pack that fails (a corrupt frame under on_bad = fail) after it has
+ * written a shard leaves nothing behind: not the shard, not the folders it
+ * made; a folder that was there keeps what it held. */
+static void test_failed_pack(const char *root) {
+    char good[600], bad[600], junk[700], out[700], made[600], keep[800];
+    snprintf(good, sizeof good, "%s/fail/a_good", root);
+    snprintf(bad, sizeof bad, "%s/fail/b_broken", root);
+    CHECK(tv_write_folder(good, 0, 4, 40, 30, 1) == 0);
+    CHECK(tv_write_folder(bad, 0, 3, 40, 30, 1) == 0);
+    snprintf(junk, sizeof junk, "%s/frame_0001.png", bad);
+    tv_write_bytes(junk, "\x89PNG\r\n\x1a\n garbage", 17);
+    snprintf(made, sizeof made, "%s/fail/new", root);
+    snprintf(out, sizeof out, "%s/nested/out", made);
+    rc_pack_options o;
+    rc_pack_options_default(&o);
+    o.shard_bytes = 1; /* a shard per sequence: a_good's is closed first */
+    o.progress = 0;
+    for (int existing = 0; existing < 2; existing++) {
+        if (existing) {
+            CHECK(rc_make_dirs(out) == 0);
+            snprintf(keep, sizeof keep, "%s/notes.txt", out);
+            tv_write_bytes(keep, "mine", 4);
+        }
+        rc_source_list l = {0};
+        CHECK(rc_sources_add(&l, good) == 0 && rc_sources_add(&l, bad) == 0);
+        rc_pack_stats st;
+        CHECK(rc_pack(&l, out, &o, &st) != 0);
+        CHECK_MSG(strstr(rc_last_error(), "frame_0001.png") != NULL, "%s",
+                  rc_last_error());
+        CHECK(st.shards >= 1); /* it had written one */
+        rc_sources_free(&l);
+        struct stat sb;
+        char shard[800];
+        snprintf(shard, sizeof shard, "%s/shard-00000.rcs", out);
+        CHECK(stat(shard, &sb) != 0);
+        if (existing)
+            CHECK(stat(keep, &sb) == 0);
+        else
+            CHECK_MSG(stat(made, &sb) != 0, "%s left behind", made);
+    }
+}
+
 static void test_cli(const char *root) {
     char frames[600], out[600];
     snprintf(frames, sizeof frames, "%s/src/walk", root);
@@ -233,6 +276,7 @@ int main(void) {
     test_raw_exact(root);
     test_jpeg_resized(root);
     test_segments_and_shards(root);
+    test_failed_pack(root);
     test_cli(root);
     tv_rmrf(root);
     free(root);

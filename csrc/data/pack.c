@@ -254,6 +254,46 @@ static int pack_video(packer *p, const rc_source *s) {
     return rc;
 }
 
+/* The first folder of dir's path that does not exist yet (in first_new),
+ * or "" when dir exists: what a failed pack removes again. */
+static void first_missing_dir(const char *dir, char *first_new, size_t n) {
+    first_new[0] = 0;
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    struct stat st;
+    if (stat(buf, &st) == 0) return;
+    for (char *q = buf + 1;; q++) {
+        if (*q != '/' && *q) continue;
+        char c = *q;
+        *q = 0;
+        if (stat(buf, &st) != 0) {
+            snprintf(first_new, n, "%s", buf);
+            return;
+        }
+        if (!c) return;
+        *q = c;
+    }
+}
+
+/* A failed pack leaves nothing behind: its shards, and the folders it
+ * made (only empty ones: rmdir removes nothing else). */
+static void remove_partial_output(const packer *p, const char *first_new) {
+    char path[4096];
+    for (int i = 0; i < p->shard_index; i++) {
+        snprintf(path, sizeof path, "%s/shard-%05d.rcs", p->out_dir, i);
+        remove(path);
+    }
+    if (!first_new[0]) return;
+    snprintf(path, sizeof path, "%s", p->out_dir);
+    size_t keep = strlen(first_new);
+    while (strlen(path) >= keep) {
+        if (rmdir(path) != 0) break;
+        char *slash = strrchr(path, '/');
+        if (!slash || slash == path) break;
+        *slash = 0;
+    }
+}
+
 static int make_out_dir(const char *dir) {
     if (rc_make_dirs(dir) != 0) return -1;
     DIR *d = opendir(dir);
@@ -295,6 +335,8 @@ int rc_pack(const rc_source_list *sources, const char *out_dir,
         return rc_set_error("pack: JPEG quality must be 1..100");
     if (sources->n == 0) return rc_set_error("pack: no sources");
     if (check_unique_names(sources) != 0) return -1;
+    char first_new[4096];
+    first_missing_dir(out_dir, first_new, sizeof first_new);
     if (make_out_dir(out_dir) != 0) return -1;
     packer p;
     memset(&p, 0, sizeof p);
@@ -321,5 +363,6 @@ int rc_pack(const rc_source_list *sources, const char *out_dir,
     }
     for (int i = 0; i < p.n_bad; i++) free(p.bad[i]);
     free(p.bad);
+    if (rc != 0) remove_partial_output(&p, first_new);
     return rc;
 }
