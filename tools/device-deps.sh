@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # device-deps.sh: the build's C libraries for a GPU machine that has CUDA,
-# cuDNN and PyTorch but no apt access (the lent H100/H200 machines: nothing
-# can be fetched there).
+# cuDNN and PyTorch but no apt access (GPU images that cannot fetch
+# packages).
 #
 #   tools/device-deps.sh fetch   here, on a Debian/Ubuntu machine with apt:
 #                                download the .debs into .debs/ (~17 MB;
-#                                git-ignored; carry it to the GPU machine)
+#                                git-ignored; copy it to the GPU machine)
 #   . tools/device-deps.sh use   there: unpack .debs/ into $RC_SYSROOT
 #                                (default /tmp/rc-sysroot) and point
 #                                pkg-config, the linker and the loader at
@@ -37,7 +37,7 @@ rc_device_deps_use() {
     sys=${RC_SYSROOT:-/tmp/rc-sysroot}
     tri=x86_64-linux-gnu
     if ! ls "$dir"/*.deb >/dev/null 2>&1; then
-        echo "device-deps: no .debs/ here: run 'tools/device-deps.sh fetch' where apt works, and carry .debs" >&2
+        echo "device-deps: no .debs/ here: run 'tools/device-deps.sh fetch' where apt works, and copy .debs/ along" >&2
         return 1
     fi
     mkdir -p "$sys"

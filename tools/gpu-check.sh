@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpu-check.sh: everything that needs a real GPU, in one run that must work
-# the first time on a bare machine (docs/gpu.md, "On the first GPU").
+# the first time on a bare machine (docs/gpu.md, "Checking a GPU machine").
 #
 #   tools/gpu-check.sh [--quick] [--no-gpu] [--no-build] [build-dir]
 #
@@ -33,13 +33,14 @@
 # Every step runs under a timeout, and the whole check under a budget
 # (RC_GPU_CHECK_BUDGET seconds, default 480 = 8 minutes, build included):
 # a step that would start past it is reported "not run (time budget)". A
-# crash (a signal) is reported as CRASH, never as a pass. With $OUT set (the
-# device tool) the whole log is written to $OUT/gpu-check.log, complete
+# crash (a signal) is reported as CRASH, never as a pass. With $OUT set to a
+# folder the whole log is also written to $OUT/gpu-check.log, complete
 # when the script returns.
 #
-# Where the build's C libraries are not installed (the lent GPU machines
-# have no apt) they come from .debs/ (tools/device-deps.sh fetch, here;
-# carry .debs there). cuDNN is taken from the CUDA toolkit, else from the
+# Where the build's C libraries are not installed (GPU images without
+# apt) they come from .debs/ (tools/device-deps.sh fetch on a machine
+# with apt;
+# copy .debs/ along). cuDNN is taken from the CUDA toolkit, else from the
 # pip wheels PyTorch installs (site-packages/nvidia/cudnn).
 #
 # Test hook: RC_GPU_CHECK_INJECT=crash makes the benchmark step crash, so
