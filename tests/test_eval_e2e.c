@@ -122,6 +122,57 @@ static void check_pixel_row(const rc_config *c, const rc_eval_row *row) {
     free(v);
 }
 
+/* The ceiling of retrieval, recomputed here: the held-out clips' true net
+ * motion (from their keys), each component over its standard deviation,
+ * and for each clip the share of its k nearest others (ties: lower index)
+ * in its motion class. */
+static void check_true_motion(const rc_config *c, const rc_eval_report *r) {
+    enum { MAXN = 64 };
+    int n = c->eval_clips, k = r->k;
+    CHECK(n <= MAXN);
+    rc_synth_config sc;
+    rc_config_synth(c, &sc);
+    double y[MAXN][3], sd[3] = {0, 0, 0}, mean[3] = {0, 0, 0};
+    int lab[MAXN];
+    for (int i = 0; i < n; i++) {
+        rc_motion m;
+        rc_synth_motion(&sc, rc_synth_clip_key(c->seed, RC_SPLIT_HELDOUT, i), &m);
+        y[i][0] = c->clip_steps * (double)m.vx;
+        y[i][1] = c->clip_steps * (double)m.vy;
+        y[i][2] = c->clip_steps * (double)m.omega;
+        lab[i] = rc_motion_class(y[i][0], y[i][1], y[i][2]);
+        for (int d = 0; d < 3; d++) mean[d] += y[i][d] / n;
+    }
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < 3; d++) sd[d] += (y[i][d] - mean[d]) * (y[i][d] - mean[d]) / n;
+    for (int d = 0; d < 3; d++) sd[d] = sqrt(sd[d]);
+    int hits = 0;
+    for (int i = 0; i < n; i++) {
+        int used[MAXN] = {0};
+        used[i] = 1;
+        for (int t = 0; t < k; t++) {
+            int best = -1;
+            double best_d = INFINITY;
+            for (int j = 0; j < n; j++) {
+                if (used[j]) continue;
+                double d2 = 0;
+                for (int d = 0; d < 3; d++) {
+                    double e = (y[i][d] - y[j][d]) / sd[d];
+                    d2 += e * e;
+                }
+                if (d2 < best_d) best_d = d2, best = j;
+            }
+            used[best] = 1;
+            hits += lab[best] == lab[i];
+        }
+    }
+    double want = (double)hits / ((double)n * k);
+    CHECK_MSG(fabs(r->precision_true_motion - want) < 1e-12,
+              "precision of the true motion %.6f, recomputed %.6f",
+              r->precision_true_motion, want);
+    CHECK(want > 0.3); /* a code of the motion itself finds its class */
+}
+
 int main(void) {
     rc_config c;
     small_config(&c);
@@ -143,6 +194,7 @@ int main(void) {
         for (int i = 0; i < r1.n_rows; i++) check_row_sane(&r1.rows[i]);
         CHECK(same_metrics(&r1.rows[0], &r1.rows[1]));
         check_pixel_row(&c, &r1.rows[2]);
+        check_true_motion(&c, &r1);
         rc_eval_print_table(stdout, &r1);
     }
     rc_model_free(same);

@@ -89,6 +89,10 @@ typedef struct {
     double margin;          /* loss.margin of the negative fractions */
     double ridge_lambda;    /* eval.ridge_lambda */
     double seconds;         /* wall time of rc_evaluate */
+    /* precision@k of the true net motion itself (each component scaled to
+     * unit variance): what a perfect motion code would score, since clips
+     * near a class boundary have neighbours of the next class */
+    double precision_true_motion;
 } rc_eval_report;
 
 /* Evaluate `trained` (NULL to skip that row) and the two baselines with the
