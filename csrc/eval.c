@@ -566,17 +566,18 @@ static int probe_r2(const rc_config *cfg, const clip_set *probe,
 
 /* R^2 of y (every stride-th value) against the least-squares line through
  * (x, y): the squared correlation. NAN when x or y does not vary. */
-static double line_r2(int n, const double *x, const double *y, int stride) {
+static double line_r2(int n, const double *x, int xstride, const double *y,
+                      int stride) {
     double mx = 0, my = 0;
     for (int i = 0; i < n; i++) {
-        mx += x[i];
+        mx += x[(size_t)i * xstride];
         my += y[(size_t)i * stride];
     }
     mx /= n;
     my /= n;
     double sxx = 0, sxy = 0, syy = 0;
     for (int i = 0; i < n; i++) {
-        double dx = x[i] - mx, dy = y[(size_t)i * stride] - my;
+        double dx = x[(size_t)i * xstride] - mx, dy = y[(size_t)i * stride] - my;
         sxx += dx * dx;
         sxy += dx * dy;
         syy += dy * dy;
@@ -584,19 +585,15 @@ static double line_r2(int n, const double *x, const double *y, int stride) {
     return sxx > 0 && syy > 0 ? sxy * sxy / (sxx * syy) : NAN;
 }
 
-/* The action readout (eval.h): the head's warp of each held-out phi(full),
- * as translation in pixels and rotation angle, against the true motion. */
-static void action_readout(rc_model *m, int n, int dim, const double *full,
-                           const double *target, double r2[N_TARGETS]) {
-    for (int t = 0; t < N_TARGETS; t++) r2[t] = NAN;
+int rc_action_head_motion(rc_model *m, int n, int dim, const double *phi,
+                          double *motion) {
     const rc_param *pw = m ? rc_model_find_param(m, "action.weight") : NULL;
     const rc_param *pb = m ? rc_model_find_param(m, "action.bias") : NULL;
-    if (!pw || !pb) return;
+    if (!pw || !pb) return 1;
     const rc_model_shape *s = rc_model_get_shape(m);
     size_t numel = rc_model_numel(m);
     float *w = rc_xmalloc(numel * sizeof(float));
     rc_model_backend(m)->to_host(w, rc_model_weights(m), numel * sizeof(float));
-    double *motion = rc_xmalloc((size_t)n * N_TARGETS * sizeof(double));
     int P = (int)pb->numel;
     float *raw = rc_xmalloc((size_t)P * sizeof(float));
     for (int i = 0; i < n; i++) {
@@ -605,7 +602,7 @@ static void action_readout(rc_model *m, int n, int dim, const double *full,
         for (int k = 0; k < P; k++) {
             double v = w[pb->offset + k];
             for (int j = 0; j < dim; j++)
-                v += (double)w[pw->offset + (size_t)k * dim + j] * full[(size_t)i * dim + j];
+                v += (double)w[pw->offset + (size_t)k * dim + j] * phi[(size_t)i * dim + j];
             raw[k] = (float)v;
         }
         if (s->action_kind == RC_ACTION_EXPM) {
@@ -615,15 +612,25 @@ static void action_readout(rc_model *m, int n, int dim, const double *full,
             rc_action_affine_fit(s->action_kind, s->action_grid, raw, a);
         }
         double half = 0.5 * s->image_size;
-        motion[i] = a[2] * half;
-        motion[n + i] = a[5] * half;
-        motion[2 * n + i] = atan2(a[3] - a[1], a[0] + a[4]);
+        motion[i * 3] = a[2] * half;
+        motion[i * 3 + 1] = a[5] * half;
+        motion[i * 3 + 2] = atan2(a[3] - a[1], a[0] + a[4]);
     }
-    for (int t = 0; t < N_TARGETS; t++)
-        r2[t] = line_r2(n, motion + (size_t)t * n, target + t, N_TARGETS);
-    free(motion);
     free(raw);
     free(w);
+    return 0;
+}
+
+/* The action readout (eval.h): the head's warp of each held-out phi(full),
+ * as translation in pixels and rotation angle, against the true motion. */
+static void action_readout(rc_model *m, int n, int dim, const double *full,
+                           const double *target, double r2[N_TARGETS]) {
+    for (int t = 0; t < N_TARGETS; t++) r2[t] = NAN;
+    double *motion = rc_xmalloc((size_t)n * 3 * sizeof(double));
+    if (rc_action_head_motion(m, n, dim, full, motion) == 0)
+        for (int t = 0; t < N_TARGETS; t++)
+            r2[t] = line_r2(n, motion + t, 3, target + t, N_TARGETS);
+    free(motion);
 }
 
 /* All metrics of one embedder. For pixel_diff the margin of the negative

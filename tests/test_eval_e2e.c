@@ -173,10 +173,74 @@ static void check_true_motion(const rc_config *c, const rc_eval_report *r) {
     CHECK(want > 0.3); /* a code of the motion itself finds its class */
 }
 
+/* The action head's readout (rc_action_head_motion) has a known answer: a
+ * head with zero weight outputs its bias for every phi. Biases that encode
+ * one rigid motion -- rotation a, translation (tx, ty) in the warp's [-1, 1]
+ * units -- in each kind of action (the affine matrix; the displacements of
+ * a 4 x 4 field at its nodes; the Lie-algebra element whose exponential it
+ * is, the logarithm computed here) must all read dx = tx S/2,
+ * dy = ty S/2 pixels and dtheta = a. */
+static void check_action_readout(const rc_config *base) {
+    const double a = 0.1, tx = 0.05, ty = -0.03, c = cos(a), s = sin(a);
+    enum { G = 4 };
+    for (int kind = 0; kind < 3; kind++) {
+        rc_config cfg = *base;
+        cfg.loss.w_act = 10;
+        cfg.loss.act_kind = kind;
+        cfg.loss.act_grid = G;
+        rc_model *m = model_with_seed(&cfg, 5);
+        const rc_param *pw = rc_model_find_param(m, "action.weight");
+        const rc_param *pb = rc_model_find_param(m, "action.bias");
+        CHECK(pw && pb);
+        if (!pw || !pb) continue;
+        float *w = rc_model_weights(m);
+        memset(w + pw->offset, 0, pw->numel * sizeof(float));
+        float *b = w + pb->offset;
+        if (kind == RC_ACTION_AFFINE) {
+            const float A[6] = {(float)c, (float)-s, (float)tx,
+                                (float)s, (float)c, (float)ty};
+            memcpy(b, A, sizeof A);
+        } else if (kind == RC_ACTION_GRID) {
+            for (int j = 0; j < G; j++)
+                for (int i = 0; i < G; i++) {
+                    double x = -1 + 2.0 * i / (G - 1), y = -1 + 2.0 * j / (G - 1);
+                    b[j * G + i] = (float)((c - 1) * x - s * y + tx);
+                    b[G * G + j * G + i] = (float)(s * x + (c - 1) * y + ty);
+                }
+        } else { /* expm: t = V u with V = [p -q; q p], p = s/a, q = (1-c)/a */
+            double p = s / a, q = (1 - c) / a, det = p * p + q * q;
+            double u = (p * tx + q * ty) / det, v = (-q * tx + p * ty) / det;
+            const float L[6] = {0, (float)-a, (float)u, (float)a, 0, (float)v};
+            memcpy(b, L, sizeof L);
+        }
+        double *phi = malloc(2 * (size_t)cfg.embed_dim * sizeof(double));
+        double motion[2 * 3];
+        for (int i = 0; i < 2 * cfg.embed_dim; i++) phi[i] = 0.3 * i - 2;
+        CHECK(rc_action_head_motion(m, 2, cfg.embed_dim, phi, motion) == 0);
+        double half = 0.5 * cfg.image_size;
+        for (int i = 0; i < 2; i++)
+            CHECK_MSG(fabs(motion[3 * i] - tx * half) < 1e-5 &&
+                      fabs(motion[3 * i + 1] - ty * half) < 1e-5 &&
+                      fabs(motion[3 * i + 2] - a) < 1e-6,
+                      "kind %d: motion (%g, %g, %g), want (%g, %g, %g)", kind,
+                      motion[3 * i], motion[3 * i + 1], motion[3 * i + 2],
+                      tx * half, ty * half, a);
+        free(phi);
+        rc_model_free(m);
+    }
+    rc_model *none = model_with_seed(base, 5); /* no head: nothing to read */
+    double *phi = calloc((size_t)base->embed_dim, sizeof(double)), motion[3];
+    CHECK(rc_action_head_motion(none, 1, base->embed_dim, phi, motion) == 1);
+    free(phi);
+    rc_model_free(none);
+}
+
 int main(void) {
     rc_config c;
     small_config(&c);
     double t0 = rc_now();
+    CHECK(c.loss.w_act == 0); /* the defaults have no head */
+    check_action_readout(&c);
 
     /* A "trained" model that has the baseline's weights must score exactly
      * like the baseline. */

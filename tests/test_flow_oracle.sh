@@ -12,7 +12,8 @@
 #     sidecar names (0.2 px per frame), and the probe command must give a
 #     hand-made embedding that encodes the true motion linearly R^2 near 1
 #     for dx and dy, and one that encodes it through a private per-sequence
-#     rotation R^2 near 0.
+#     rotation R^2 near 0; an action head whose warp is the true motion
+#     (other units, other sign) reads R^2 near 1, shuffled near 0.
 # Skips (77) where /usr/bin/python3 lacks OpenCV, NumPy or scikit-learn
 # (Debian: python3-opencv python3-numpy python3-sklearn).
 set -euo pipefail
@@ -125,10 +126,24 @@ for i, r in enumerate(rows):
 for name, X in (("shared", shared), ("private", private)):
     np.save(f"{d}/o/{name}.npy", X.astype(np.float32))
     json.dump(side, open(f"{d}/o/{name}.json", "w"))
+# an action head's own warp (embed's action_motion, in the network's pixels:
+# the crop scaled to 64 px, and y flipped: the line's R^2 is unit- and
+# sign-free), and one whose warp is shuffled over the windows
+by_key = {(r["source"], tuple(r["frames"])): i for i, r in enumerate(rows)}
+perm = rng.permutation(len(rows))
+for name, order in (("head", np.arange(len(rows))), ("badhead", perm)):
+    hs = json.loads(json.dumps(side))
+    for it in hs["items"]:
+        net = true_net[order[by_key[(it["source"], tuple(it["frames"]))]]]
+        it["action_motion"] = {"dx": 0.4 * net[0], "dy": -0.4 * net[1],
+                               "dtheta": 0.0}
+    np.save(f"{d}/o/{name}.npy", shared.astype(np.float32))
+    json.dump(hs, open(f"{d}/o/{name}.json", "w"))
 out = subprocess.run(["/usr/bin/python3", f"{root}/tools/flow_oracle.py",
                       "probe", f"{d}/o/windows-flow.json",
                       f"shared={d}/o/shared", f"private={d}/o/private",
-                      f"pixel_diff={d}/o/pixel_diff", "--out", f"{d}/o/hand.json"],
+                      f"pixel_diff={d}/o/pixel_diff", f"head={d}/o/head",
+                      f"badhead={d}/o/badhead", "--out", f"{d}/o/hand.json"],
                      check=True, capture_output=True, text=True).stdout
 print(out)
 rep = json.load(open(f"{d}/o/hand.json"))["columns"]
@@ -138,6 +153,10 @@ for c in ("dx", "dy"):
     print(f"{c}: shared ridge {s:.3f} kNN {sk:.3f}; private ridge {p:.3f} kNN {pk:.3f}")
     assert s > 0.95 and sk > 0.8, (c, s, sk)
     assert p < 0.3 and pk < 0.5, (c, p, pk)
+    h, b = rep["head"]["head_heldout"][c], rep["badhead"]["head_all"][c]
+    print(f"{c}: action head R^2 {h:.3f}, shuffled head {b:.3f}")
+    assert h > 0.95 and b < 0.1, (c, h, b)
+    assert rep["shared"]["head_heldout"][c] is None  # no head: n/a
 o = json.load(open(f"{d}/o/oracle.json"))["columns"]
 assert set(o) == {"random_init", "pixel_diff"}, set(o)
 for col in o.values():

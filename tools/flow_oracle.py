@@ -21,7 +21,11 @@ against classical optical flow that nobody here wrote (SPEC section 7,
          report R^2 on held-out windows: a table and JSON, one column per
          embedding (trained, random init, pixel baseline, ...). Short
          recordings hold out only a sequence or two, so it also reports
-         leave-one-sequence-out R^2 over every window (LOSO).
+         leave-one-sequence-out R^2 over every window (LOSO). Where the
+         model has an action head (embed writes its warp per window as
+         action_motion), the head's own dx, dy and rotation are compared
+         with the flow's global motion directly, no probe fit: the R^2 of
+         a fitted line (squared correlation), held-out windows and all.
   selftest
          The oracle's own accuracy on clips whose motion is known: a
          textured image translated, and rotated, by known amounts.
@@ -338,7 +342,27 @@ def load_embedding(prefix, flow_rows):
             fail(f"{prefix}.json has no window {key[0]} frames {list(key[1])}; "
                  f"embed the same windows the flow was computed for")
         idx.append(by_key[key])
-    return X[idx], side.get("checkpoint", "?")
+    items = [side["items"][i] for i in idx]
+    head = None  # the action head's own warp, where the model has one
+    if all("action_motion" in it for it in items):
+        head = np.array([[it["action_motion"][c] for c in HEAD_NAMES]
+                         for it in items], dtype=np.float64)
+    return X[idx], side.get("checkpoint", "?"), head
+
+
+# The action head's motion (recompose embed: action_motion) against the
+# oracle's global motion: no probe is fit, the head reads the motion itself.
+HEAD_NAMES = ["dx", "dy", "dtheta"]
+HEAD_TARGETS = ["dx", "dy", "rotation"]
+
+
+def line_r2(x, y):
+    """R^2 of y against the least-squares line through (x, y): the squared
+    correlation (units and sign free: the head's pixels are the network's,
+    the flow's the source's)."""
+    x, y = x - x.mean(), y - y.mean()
+    sxx, syy = (x * x).sum(), (y * y).sum()
+    return float((x * y).sum() ** 2 / (sxx * syy)) if sxx > 0 and syy > 0 else None
 
 
 def cmd_probe(args):
@@ -363,8 +387,13 @@ def cmd_probe(args):
         if "=" not in spec:
             fail(f"'{spec}': give embeddings as NAME=PREFIX")
         name, prefix = spec.split("=", 1)
-        X, ckpt = load_embedding(prefix, rows)
+        X, ckpt, head = load_embedding(prefix, rows)
         col = {"prefix": prefix, "checkpoint": ckpt}
+        gi = [flow["global_names"].index(t) for t in HEAD_TARGETS]
+        for where, sel in (("head_heldout", ~split), ("head_all", slice(None))):
+            col[where] = {t: (None if head is None else
+                              line_r2(head[sel, k], G[sel, gi[k]]))
+                          for k, t in enumerate(HEAD_TARGETS)}
         for tname, Y in targets.items():
             pr, pk, used = fit_predict(X[split], Y[split], groups, X[~split],
                                        args.k, lam)
@@ -388,8 +417,10 @@ def cmd_probe(args):
           f"(ridge lambda {args.ridge_lambda}, kNN k {args.k}; "
           f"flow: {flow['method']}, grid {flow['grid']}x{flow['grid']}, pooled "
           f"over its cells); LOSO: every window, probes fit on the other "
-          f"{report['sequences'] - 1} sequences")
-    print(f"{'metric':<26}" + "".join(f" {n:>12}" for n in names))
+          f"{report['sequences'] - 1} sequences; action head: the model's "
+          f"own warp against the flow, a fitted line's R^2 (held-out windows, "
+          f"and all), n/a without a head")
+    print(f"{'metric':<31}" + "".join(f" {n:>12}" for n in names))
     labels = {"ridge": "ridge", "knn": "kNN", "loso_ridge": "LOSO ridge",
               "loso_knn": "LOSO kNN"}
     for probe in ("ridge", "knn", "loso_ridge", "loso_knn"):
@@ -398,11 +429,15 @@ def cmd_probe(args):
                           [report["columns"][c][f"{probe}_global"][n] for c in names]))
         lines.append((f"{labels[probe]} R^2 grid",
                       [report["columns"][c][f"{probe}_grid"] for c in names]))
+    for where, label in (("head_heldout", "head"), ("head_all", "head, all")):
+        for t in HEAD_TARGETS:
+            lines.append((f"action {label} R^2 {t}",
+                          [report["columns"][c][where][t] for c in names]))
     for tname in targets:
         lines.append((f"ridge lambda ({tname})",
                       [report["columns"][c][f"ridge_lambda_{tname}"] for c in names]))
     for label, vals in lines:
-        print(f"{label:<26}" + "".join(
+        print(f"{label:<31}" + "".join(
             f" {'n/a':>12}" if v is None or (isinstance(v, float) and math.isnan(v))
             else f" {v:12.4g}" if label.startswith("ridge lambda") else f" {v:12.4f}"
             for v in vals))

@@ -168,6 +168,32 @@ static void pixel_diff_clips(const rc_config *c, const rc_viz_clipset *cs,
     free(v);
 }
 
+/* With an action head: each item's "action_motion", the head's warp of its
+ * phi(full) as dx, dy (pixels of the network's frames) and dtheta
+ * (radians), the direct readout a flow oracle compares with its global
+ * motion (tools/flow_oracle.py probe). */
+static void add_action_motion(json_t *side, json_t *items, rc_model *m,
+                              const rc_viz_clipset *cs, const float *emb,
+                              int D) {
+    double *phi = rc_xmalloc((size_t)cs->n * D * sizeof(double));
+    double *motion = rc_xmalloc((size_t)cs->n * 3 * sizeof(double));
+    for (size_t i = 0; i < (size_t)cs->n * D; i++) phi[i] = emb[i];
+    if (rc_action_head_motion(m, cs->n, D, phi, motion) == 0) {
+        json_object_set_new(side, "action_motion",
+                            json_string("the action head's warp of phi(full): "
+                                        "dx, dy in pixels of the network's "
+                                        "frames, dtheta in radians"));
+        for (int i = 0; i < cs->n; i++) {
+            const double *v = motion + (size_t)i * 3;
+            json_object_set_new(json_array_get(items, (size_t)i), "action_motion",
+                                json_pack("{s:f, s:f, s:f}", "dx", v[0], "dy",
+                                          v[1], "dtheta", v[2]));
+        }
+    }
+    free(phi);
+    free(motion);
+}
+
 int rc_embed_main(int argc, char **argv) {
     viz_args a;
     int rc = viz_parse_args(argc, argv, usage_embed,
@@ -219,6 +245,7 @@ int rc_embed_main(int argc, char **argv) {
         json_t *items = json_array();
         for (int i = 0; i < cs.n; i++)
             json_array_append_new(items, viz_clip_json(&cs, i));
+        if (!a.pixel_diff) add_action_motion(side, items, m, &cs, emb, D);
         if (rev)
             json_object_set_new(side, "full_vs_reversed",
                                 full_vs_reversed(&c, &cs, emb, rev, D, items));

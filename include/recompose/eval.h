@@ -102,6 +102,14 @@ typedef struct {
  * a pure function of cfg and the weights. Returns 0, or -1 with an error set. */
 int rc_evaluate(const rc_config *cfg, rc_model *trained, rc_eval_report *out);
 
+/* The action head's warp of each embedding phi [n][dim] (the affine map
+ * closest to it, for a field) as motion [n][3]: translation dx, dy in
+ * pixels of the model's data.image_size frames and rotation angle in
+ * radians, the conventions of the synthetic clips' net motion. Returns 0,
+ * or 1 (nothing written) when the model has no action head. */
+int rc_action_head_motion(rc_model *m, int n, int dim, const double *phi,
+                          double *motion);
+
 /* Aligned table: one line per metric, one column per row of the report.
  * Non-finite values (e.g. R^2 of a target with no variance) print as n/a. */
 void rc_eval_print_table(FILE *out, const rc_eval_report *r);
