@@ -34,12 +34,13 @@ set(rc_nccl_why "")
 if(NOT TARGET rc_cuda)
   set(rc_nccl_why "no CUDA backend")
 else()
-  find_path(RC_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS}
-            ENV NCCL_ROOT PATH_SUFFIXES include)
-  find_library(RC_NCCL_LIB NAMES nccl HINTS ${CUDAToolkit_LIBRARY_DIR}
-               ENV NCCL_ROOT PATH_SUFFIXES lib lib64)
+  # the toolkit, a NCCL_ROOT, or the pip wheel PyTorch ships
+  # (site-packages/nvidia/nccl: libnccl.so.2 only), in that order
+  include(${CMAKE_SOURCE_DIR}/cmake/nvidia_wheels.cmake)
+  rc_find_nvidia_lib(RC_NCCL nccl.h nccl 2 ${CUDAToolkit_INCLUDE_DIRS}/..
+                     ${CUDAToolkit_LIBRARY_DIR}/.. $ENV{NCCL_ROOT} ${NCCL_ROOT})
   if(NOT RC_NCCL_INCLUDE OR NOT RC_NCCL_LIB)
-    set(rc_nccl_why "NCCL not found (set NCCL_ROOT)")
+    set(rc_nccl_why "NCCL not found (set NCCL_ROOT, or pip install nvidia-nccl-cu12)")
   endif()
 endif()
 if(rc_nccl_why)

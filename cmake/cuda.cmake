@@ -27,14 +27,9 @@ else()
   get_filename_component(rc_cuda_root "${rc_cuda_root}" DIRECTORY)
   # cuDNN: the toolkit, a CUDNN_ROOT, or the pip wheel PyTorch ships
   # (site-packages/nvidia/cudnn), in that order.
-  set(rc_cudnn_hints ${rc_cuda_root} $ENV{CUDNN_ROOT} ${CUDNN_ROOT})
-  file(GLOB rc_pip_cudnn /usr/local/lib/python3*/dist-packages/nvidia/cudnn
-       /usr/lib/python3*/site-packages/nvidia/cudnn
-       $ENV{HOME}/.local/lib/python3*/site-packages/nvidia/cudnn)
-  list(APPEND rc_cudnn_hints ${rc_pip_cudnn})
-  find_path(RC_CUDNN_INCLUDE cudnn.h HINTS ${rc_cudnn_hints} PATH_SUFFIXES include)
-  find_library(RC_CUDNN_LIB NAMES cudnn libcudnn.so.9 HINTS ${rc_cudnn_hints}
-               PATH_SUFFIXES lib64 lib)
+  include(${CMAKE_SOURCE_DIR}/cmake/nvidia_wheels.cmake)
+  rc_find_nvidia_lib(RC_CUDNN cudnn.h cudnn 9 ${rc_cuda_root} $ENV{CUDNN_ROOT}
+                     ${CUDNN_ROOT})
   if(NOT RC_CUDNN_INCLUDE OR NOT RC_CUDNN_LIB)
     set(rc_cuda_why "cuDNN not found (set CUDNN_ROOT)")
   else()

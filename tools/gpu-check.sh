@@ -168,6 +168,7 @@ if [ -z "$PY" ]; then
     PY=${PY:-python3}
 fi
 echo "kernel:    $(uname -srm); $(nproc) cores; $(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB memory"}')"
+echo "system:    $( (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME") || echo unknown); $(ldd --version 2>/dev/null | head -1 || echo 'glibc unknown')"
 if command -v nvidia-smi >/dev/null 2>&1; then
     echo "GPU:       $(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | head -4 | tr '\n' ';')"
 else
@@ -178,6 +179,12 @@ echo "gcc:       $(gcc --version 2>/dev/null | head -1 || echo 'not found')"
 echo "cmake:     $(cmake --version 2>/dev/null | head -1 || echo 'not found')"
 echo "python:    $("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null || echo "$PY without torch")"
 site_nvidia=$("$PY" -c 'import nvidia, os; print(" ".join(nvidia.__path__))' 2>/dev/null)
+# the build looks for cuDNN and NCCL wheels in these site-packages first
+# (cmake/nvidia_wheels.cmake): the ones of the Python that has PyTorch
+RC_PYTHON_SITE=$(for d in $site_nvidia; do dirname "$d"; done | paste -sd';')
+export RC_PYTHON_SITE
+# NCCL says why it fails, without the chatter of INFO
+export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
 echo "cudnn.h:   $(ls "$CUDA"/include/cudnn.h /usr/include/cudnn.h /usr/include/*/cudnn.h \
     $(for d in $site_nvidia; do echo "$d/cudnn/include/cudnn.h"; done) 2>/dev/null | tr '\n' ' ')"
 for lib in libcudart.so libcublas.so libcudnn.so libnccl.so; do
@@ -238,11 +245,15 @@ else
        timeout "$secs" cmake --build "$BUILD" -j"$(nproc)" > "$BUILD/gpu-check.build.log" 2>&1; then
         record build "ok ($(grep -c -i 'warning' "$BUILD/gpu-check.build.log") warning lines)"
         grep -m1 "CUDA backend:" "$BUILD/gpu-check.configure.log"
+        grep -m1 "Distributed training: NCCL" "$BUILD/gpu-check.configure.log" ||
+            grep -m1 "Distributed training:" "$BUILD/gpu-check.configure.log"
     elif [ "$(limit 1)" -le 0 ]; then
         record build "not run to the end (time budget)"
         finish
     else
-        tail -30 "$BUILD/gpu-check.configure.log" "$BUILD/gpu-check.build.log" 2>/dev/null
+        # the first errors say what broke; a parallel build's last lines rarely do
+        grep -m5 -n -i -E "error|fatal" "$BUILD/gpu-check.configure.log" "$BUILD/gpu-check.build.log" 2>/dev/null
+        tail -15 "$BUILD/gpu-check.configure.log" "$BUILD/gpu-check.build.log" 2>/dev/null
         record build "FAIL (logs: $BUILD/gpu-check.configure.log, $BUILD/gpu-check.build.log)"
         finish
     fi
