@@ -8,6 +8,7 @@
 #    are skipped, never passed);
 #  - with $OUT set the log is written there and is complete when the
 #    script returns (its last line is the verdict);
+#  - every step's output is kept in $OUT/gpu-check-logs/;
 #  - a step that would start past the time budget is "not run (time
 #    budget)" and fails the check.
 # (CI also runs the whole --no-gpu mode, build included: tools/test.sh.)
@@ -33,6 +34,12 @@ grep -Eq '^test_cuda_ops +skipped' "$log" || fail "test_cuda_ops not reported as
 grep -Eq '^trainer tiny preset \(emu\) +pass' "$log" || fail "the emulated trainer run did not pass"
 grep -Eq '^trainer_tiny.ini +[0-9.]+ tuples/s' "$log" || fail "no trainer figure"
 [ "$(tail -n 1 "$log")" = "gpu-check: FAILED" ] || fail "log incomplete: last line '$(tail -n 1 "$log")'"
+# every step's own output beside the log
+[ -s "$tmp/out1/gpu-check-logs/test_backend_ops.log" ] || fail "no step log for test_backend_ops"
+grep -q "device injected" "$tmp/out1/gpu-check-logs/bench_cuda.log" 2>/dev/null ||
+  fail "the crashed step's output is not in its log"
+grep -Eq '^compute-sanitizer \(informational\) +skipped' "$log" ||
+  fail "the sanitizer line is missing or not informational"
 grep -q '^kernel:' "$log" && grep -q '^nvcc:' "$log" && grep -q '^libcublas.so:' "$log" ||
   fail "the machine report is missing"
 

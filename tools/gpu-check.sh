@@ -14,11 +14,13 @@
 #      and the trainer on the GPU against the CPU (test_cuda_train.sh)
 #   3. bench_cuda, the same model in PyTorch, and the whole trainer on the
 #      paper preset
-#   4. compute-sanitizer memcheck and racecheck over the GPU tests, each
-#      under a timeout (last, so that a slow sanitizer never costs the
-#      figures); API errors returned inside cuDNN/cuBLAS are theirs, not
-#      ours (--report-api-errors no); skipped with a line saying why where
-#      the machine refuses the sanitizer
+#   4. compute-sanitizer memcheck and racecheck over the GPU tests, on the
+#      project's kernels (rc_k_*), with what the budget has left (last, so
+#      that a slow sanitizer never costs the figures); informational: its
+#      findings are in the log, it never fails the check by itself; API
+#      errors returned inside cuDNN/cuBLAS are theirs, not ours
+#      (--report-api-errors no); skipped with a line saying why where the
+#      machine refuses the sanitizer
 #   5. a summary table; exit 1 if anything failed, crashed or timed out
 #
 # --no-gpu: what can run without a GPU (CI runs this on every change): the
@@ -31,7 +33,8 @@
 # --no-build: use the binaries already in build-dir.
 #
 # Every step runs under a timeout, and the whole check under a budget
-# (RC_GPU_CHECK_BUDGET seconds, default 480 = 8 minutes, build included):
+# (RC_GPU_CHECK_BUDGET seconds, default 360, 200 with --quick; build
+# included):
 # a step that would start past it is reported "not run (time budget)". A
 # crash (a signal) is reported as CRASH, never as a pass. With $OUT set to a
 # folder the whole log is also written to $OUT/gpu-check.log, complete
@@ -63,12 +66,17 @@ while [ $# -gt 0 ]; do
 done
 
 t_start=$(date +%s)
-BUDGET=${RC_GPU_CHECK_BUDGET:-480}
+# a first try fits 360 s, a --quick second try 200 s (the build is kept)
+BUDGET=${RC_GPU_CHECK_BUDGET:-$([ "$QUICK" = 1 ] && echo 200 || echo 360)}
 deadline=$((t_start + BUDGET))
 
 # ---- the log: complete when the script returns -------------------------------
 LOG=""
+# every step's whole output, the build logs, CMakeCache and the trainer's
+# metrics: in $OUT/gpu-check-logs (or the build folder's)
+STEPLOGS="$BUILD/gpu-check-logs"
 if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
+    STEPLOGS="$OUT/gpu-check-logs"
     LOG="$OUT/gpu-check.log"
     exec 3>&1 4>&2
     exec > >(tee "$LOG") 2>&1
@@ -77,6 +85,9 @@ fi
 
 declare -a NAMES RESULTS
 record() { NAMES+=("$1"); RESULTS+=("$2"); printf '  -> %-36s %s\n' "$1" "$2"; }
+mkdir -p "$STEPLOGS" 2>/dev/null || true
+# keep NAME OUTPUT: a step's whole output in its own file
+keep() { printf '%s\n' "$2" > "$STEPLOGS/$(printf '%s' "$1" | tr -c 'A-Za-z0-9_.-' '_').log" 2>/dev/null || true; }
 elapsed() { echo $(( $(date +%s) - t_start )); }
 section() { printf '\n==== [%4ss] %s\n' "$(elapsed)" "$1"; }
 
@@ -115,6 +126,7 @@ run_step() {
     if [ "$secs" -le 0 ]; then record "$name" "not run (time budget)"; return 1; fi
     local out rc
     timed "$secs" "$@"; out=$TIMED_OUT rc=$TIMED_RC
+    keep "$name" "$out"
     local r; r=$(verdict "$rc" "$(echo "$out" | grep -m1 -o 'SKIPPED.*' | sed 's/^SKIPPED:* *//' | cut -c1-60)")
     if [ "$rc" = 77 ] && [ "$have_gpu" = 1 ] && [[ $name == *cuda* ]]; then
         r="FAIL (skipped on a GPU machine: $(echo "$out" | grep -m1 -o 'SKIPPED.*' | cut -c1-80))"
@@ -132,12 +144,19 @@ finish() {
     echo
     echo "==== gpu-check summary ($(elapsed) s of a ${BUDGET} s budget; mode:$([ $NOGPU = 1 ] && echo ' no-gpu')$([ $QUICK = 1 ] && echo ' quick')$([ $NOGPU = 0 ] && [ $QUICK = 0 ] && echo ' full'))"
     for i in "${!NAMES[@]}"; do printf '%-38s %s\n' "${NAMES[$i]}" "${RESULTS[$i]}"; done
+    for f in "$BUILD/gpu-check.configure.log" "$BUILD/gpu-check.build.log" \
+             "$BUILD/CMakeCache.txt" "$BUILD/gpu-check-train/metrics.jsonl"; do
+        [ -f "$f" ] && cp "$f" "$STEPLOGS/$(basename "$(dirname "$f")")-$(basename "$f")" 2>/dev/null
+    done
+    echo "step logs: $STEPLOGS"
     if [ -n "${BENCH_LINES:-}" ]; then
         echo "---- figures ----"
         echo "$BENCH_LINES" | sed '/^ *$/d'
     fi
-    for r in "${RESULTS[@]}"; do
-        case $r in FAIL*|ERRORS*|CRASH*|TIMEOUT*|"not run"*) rc=1 ;; esac
+    for i in "${!RESULTS[@]}"; do
+        # the sanitizer informs; it never fails the check by itself
+        case ${NAMES[$i]} in *"(informational)"*) continue ;; esac
+        case ${RESULTS[$i]} in FAIL*|ERRORS*|CRASH*|TIMEOUT*|"not run"*) rc=1 ;; esac
     done
     echo "gpu-check: $([ $rc = 0 ] && echo PASSED || echo FAILED)"
     if [ -n "$LOG" ]; then
@@ -306,10 +325,12 @@ $(echo "$torch" | awk '$1 == "torch_train_paper" { printf "%-38s %s %s\n", $1, $
 fi
 
 # The whole trainer (rendering on a thread, the feed, AdamW, metrics): its
-# tuples/s over the last window. Paper preset on the GPU; on the emulator a
-# few steps of the tiny one (the same path, CPU-sized).
+# tuples/s over the last window. Paper preset on the GPU, where one CPU
+# thread renders the synthetic clips and caps the figure far below the
+# device step (render-bound: bench_cuda gives the step's own rate); on the
+# emulator a few steps of the tiny one (the same path, CPU-sized).
 if [ "$have_gpu" = 1 ]; then
-    tr_name="trainer paper preset (cuda)"; tr_steps=100; [ "$QUICK" = 1 ] && tr_steps=40
+    tr_name="trainer paper preset (cuda)"; tr_steps=30; [ "$QUICK" = 1 ] && tr_steps=12
     tr_args=(configs/paper.ini --set train.device=cuda --set train.cudnn_benchmark=true
              --set train.warmup=10 --set train.log_every=$((tr_steps * 2 / 5)))
 else
@@ -325,47 +346,62 @@ if run_step "$tr_name" 240 "$BIN" train "${tr_args[@]}" --out "$BUILD/gpu-check-
         record "$tr_name: metrics.jsonl" "FAIL (no tuples_per_s in $BUILD/gpu-check-train/metrics.jsonl)"
     else
         BENCH_LINES="$BENCH_LINES
-$(printf '%-38s %s tuples/s' "trainer_${tr_args[0]##*/}" "$tps")"
+$(printf '%-38s %s tuples/s%s' "trainer_${tr_args[0]##*/}" "$tps" "$([ "$have_gpu" = 1 ] && echo ' (render-bound)')")"
     fi
 fi
 
-# ---- 4. compute-sanitizer (last: a slow sanitizer never costs the figures) --------------------------------------------------------------
+# ---- 4. compute-sanitizer (last: a slow sanitizer never costs the figures) ----
+# Informational: it reports on the project's kernels (rc_k_*; cuDNN's and
+# cuBLAS's are theirs), within what the budget has left, and never fails
+# the check by itself: its findings are read in the log.
 section "compute-sanitizer"
 SAN=$(command -v compute-sanitizer || echo "$CUDA/bin/compute-sanitizer")
+san="compute-sanitizer (informational)"
 if [ "$have_gpu" = 0 ]; then
-    record "compute-sanitizer" "skipped (no GPU)"
+    record "$san" "skipped (no GPU)"
 elif [ "$QUICK" = 1 ] || [ "${RC_GPU_SANITIZE:-1}" = 0 ]; then
-    record "compute-sanitizer" "skipped (--quick or RC_GPU_SANITIZE=0)"
+    record "$san" "skipped (--quick or RC_GPU_SANITIZE=0)"
 elif [ ! -x "$SAN" ]; then
-    record "compute-sanitizer" "skipped (not found)"
+    record "$san" "skipped (not found)"
 else
+    filter=()
+    if "$SAN" --help 2>/dev/null | grep -q -- '--kernel-name'; then
+        filter=(--kernel-name kns=rc_k_)
+    elif "$SAN" --help 2>/dev/null | grep -q -- '--filter'; then
+        filter=(--filter kns=rc_k_)
+    fi
     # a probe: a machine may refuse the sanitizer (no debugger access)
-    secs=$(limit 90); probe="" prc=124
-    if [ "$secs" -gt 0 ]; then
+    secs=$(limit 60); probe="" prc=124
+    if [ "$secs" -ge 20 ]; then
         timed "$secs" "$SAN" --tool memcheck --report-api-errors no "$BUILD/test_cuda_plugin"
         probe=$TIMED_OUT prc=$TIMED_RC
+        keep "sanitizer probe" "$probe"
     fi
-    if [ "$secs" -le 0 ]; then
-        record "compute-sanitizer" "not run (time budget)"
+    if [ "$secs" -lt 20 ]; then
+        record "$san" "skipped (no time left in the budget)"
     elif [ "$prc" = 124 ]; then
-        record "compute-sanitizer" "TIMEOUT (its probe over test_cuda_plugin took over $secs s)"
+        record "$san" "skipped (its probe over test_cuda_plugin took over $secs s)"
     elif [ $prc -ne 0 ]; then
-        record "compute-sanitizer" "skipped (refused here: $(echo "$probe" | grep -m1 -v '^=* *$' | cut -c1-80))"
+        record "$san" "skipped (refused here: $(echo "$probe" | grep -m1 -v '^=* *$' | cut -c1-80))"
     else
         # racecheck only where shared memory is (every kernel runs in
         # test_backend_ops; test_cuda_ops adds the bf16 and graph paths)
         for spec in "memcheck test_backend_ops" "racecheck test_backend_ops" "memcheck test_cuda_ops"; do
             set -- $spec
-            secs=$(limit 150)
-            if [ "$secs" -le 0 ]; then record "$2 $1" "not run (time budget)"; continue; fi
-            timed "$secs" "$SAN" --tool "$1" --report-api-errors no --error-exitcode 9 "$BUILD/$2"
+            name="$2 $1 (informational)"
+            secs=$(limit 120)
+            if [ "$secs" -lt 20 ]; then record "$name" "skipped (no time left in the budget)"; continue; fi
+            timed "$secs" "$SAN" --tool "$1" ${filter[@]+"${filter[@]}"} --report-api-errors no \
+                --error-exitcode 9 "$BUILD/$2"
             out=$TIMED_OUT rc=$TIMED_RC
+            keep "$name" "$out"
             case $rc in
                 0) r=clean ;;
-                9) r="ERRORS"; echo "$out" | grep -m 20 -E "=====" ;;
+                9) r="ERRORS (read the log)"; echo "$out" | grep -m 20 -E "=====" ;;
+                124) r="stopped at $secs s (budget)" ;;
                 *) r=$(verdict $rc); echo "$out" | tail -10 ;;
             esac
-            record "$2 $1" "$r"
+            record "$name" "$r"
         done
     fi
 fi
