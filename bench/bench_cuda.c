@@ -60,6 +60,54 @@ static void input_round(rc_cuda_input *in, const void *host, size_t bytes) {
     rc_cuda_input_release(in, slot);
 }
 
+/* End to end on the paper preset: dedup plans, forward + backward +
+ * AdamW, on the backend as configured; tuples/s over `steps` timed steps
+ * (after two of warm-up, where algorithms are chosen). */
+static double train_paper_rate(int steps, int *pairs_per_step) {
+    rc_config c;
+    paper_config(&c);
+    rc_model_shape shape;
+    rc_model_shape_from_config(&c, &shape);
+    rc_model *model = rc_model_create(&shape, be);
+    rc_model_init_weights(model, 1);
+    rc_adamw opt;
+    rc_adamw_init(&opt, &c, rc_model_numel(model), be);
+    size_t bytes = (size_t)c.batch * (c.clip_steps + 1) * c.channels * c.image_size * c.image_size * 4;
+    /* two batches rendered ahead, alternated: the CPU synthesis of frames
+     * is the loader's cost, not the GPU's, and is measured elsewhere */
+    float *pinned[2];
+    rc_batch_plan plan[2];
+    int max_pairs = 0;
+    for (int k = 0; k < 2; k++) {
+        pinned[k] = rc_cuda_pinned_alloc(bytes);
+        memset(&plan[k], 0, sizeof plan[k]);
+        rc_make_train_batch(&c, k, pinned[k], &plan[k]);
+        if (plan[k].n_pairs > max_pairs) max_pairs = plan[k].n_pairs;
+    }
+    rc_model_reserve(model, max_pairs, plan[0].n_seq, 2 * c.clip_steps + 1);
+    rc_cuda_input *in = rc_cuda_input_create(bytes, 2, 0);
+    double t0 = 0;
+    for (int s = 0; s < steps + 2; s++) {
+        if (s == 2) { be->synchronize(); t0 = rc_now(); } /* warm-up: algorithms */
+        int slot = rc_cuda_input_submit(in, pinned[s % 2], bytes);
+        const float *frames = rc_cuda_input_acquire(in, slot);
+        rc_model_step(model, &plan[s % 2], frames, &c.loss, 1, NULL);
+        rc_adamw_step(&opt, model, s);
+        rc_cuda_input_release(in, slot);
+    }
+    be->synchronize();
+    double tuples = (double)steps * c.batch / (rc_now() - t0);
+    *pairs_per_step = (plan[0].n_pairs + plan[1].n_pairs) / 2;
+    rc_cuda_input_free(in);
+    for (int k = 0; k < 2; k++) {
+        rc_cuda_pinned_free(pinned[k]);
+        rc_plan_free(&plan[k]);
+    }
+    rc_adamw_free(&opt);
+    rc_model_free(model);
+    return tuples;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: bench_cuda [STEPS]\n\n"
@@ -156,47 +204,19 @@ int main(int argc, char **argv) {
     printf("conv_forward %.1f TFLOP/s [gemm_tf32 %.1f]\n", cflops / t / 1e12, gemm_tf32);
     be->free(cx); be->free(cw); be->free(cb); be->free(cy);
 
-    /* end to end: paper preset, dedup plans, forward + backward + AdamW */
-    rc_config c;
-    paper_config(&c);
-    rc_model_shape shape;
-    rc_model_shape_from_config(&c, &shape);
-    rc_model *model = rc_model_create(&shape, be);
-    rc_model_init_weights(model, 1);
-    rc_adamw opt;
-    rc_adamw_init(&opt, &c, rc_model_numel(model), be);
-    size_t bytes = (size_t)c.batch * (c.clip_steps + 1) * c.channels * c.image_size * c.image_size * 4;
-    /* two batches rendered ahead, alternated: the CPU synthesis of frames
-     * is the loader's cost, not the GPU's, and is measured elsewhere */
-    float *pinned[2];
-    rc_batch_plan plan[2];
-    int max_pairs = 0;
-    for (int k = 0; k < 2; k++) {
-        pinned[k] = rc_cuda_pinned_alloc(bytes);
-        memset(&plan[k], 0, sizeof plan[k]);
-        rc_make_train_batch(&c, k, pinned[k], &plan[k]);
-        if (plan[k].n_pairs > max_pairs) max_pairs = plan[k].n_pairs;
+    /* end to end: paper preset, in TF32 and in bf16 (the precision the
+     * GPU projections in bench/RESULTS.md assume) */
+    int step_pairs = 0;
+    double tf32 = train_paper_rate(steps, &step_pairs);
+    printf("train_paper %.1f tuples/s\n", tf32);
+    printf("train_paper_pairs_per_step %d pairs\n", step_pairs);
+    st.precision = RC_PRECISION_BF16;
+    if (cuda->configure(&st) == 0) {
+        be = cuda->ops();
+        printf("train_paper_bf16 %.1f tuples/s [tf32 %.1f]\n",
+               train_paper_rate(steps, &step_pairs), tf32);
+    } else {
+        printf("train_paper_bf16 n/a (%s)\n", rc_last_error());
     }
-    rc_model_reserve(model, max_pairs, plan[0].n_seq, 2 * c.clip_steps + 1);
-    rc_cuda_input *in = rc_cuda_input_create(bytes, 2, 0);
-    double t0 = 0;
-    for (int s = 0; s < steps + 2; s++) {
-        if (s == 2) { be->synchronize(); t0 = rc_now(); } /* warm-up: algorithms */
-        int slot = rc_cuda_input_submit(in, pinned[s % 2], bytes);
-        const float *frames = rc_cuda_input_acquire(in, slot);
-        rc_model_step(model, &plan[s % 2], frames, &c.loss, 1, NULL);
-        rc_adamw_step(&opt, model, s);
-        rc_cuda_input_release(in, slot);
-    }
-    be->synchronize();
-    double tuples = (double)steps * c.batch / (rc_now() - t0);
-    printf("train_paper %.1f tuples/s\n", tuples);
-    printf("train_paper_pairs_per_step %d\n", plan[0].n_pairs);
-    rc_cuda_input_free(in);
-    for (int k = 0; k < 2; k++) {
-        rc_cuda_pinned_free(pinned[k]);
-        rc_plan_free(&plan[k]);
-    }
-    rc_model_free(model);
     return 0;
 }

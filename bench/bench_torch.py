@@ -1,13 +1,16 @@
 """bench_torch.py: the paper-preset model of recompose in PyTorch on the same
 GPU, for tools/gpu-check.sh to print beside bench_cuda's train_paper line.
 
-Same work per step as the C trainer: P distinct frame pairs (6x128x128)
+Same work per step as the C trainer: P distinct frame pairs (6x128x128;
+the second argument, the C trainer's train_paper_pairs_per_step from
+bench_cuda, else 13 per tuple)
 through conv(5x5/2, 64) conv(3x3/2, 128) conv(3x3/2, 256) conv(3x3/2, 256)
 conv(3x3/1, 512) with ReLU, global average pool, linear to F=512; 6 sequences
 per tuple gathered from the pair features, a packed LSTM (H=512) with mixed
 lengths, a linear head to D=128, the contrastive hinge loss over 5 pairs per
 tuple, backward and AdamW. TF32 on, as the C default.
-Prints "torch_train_paper <tuples/s> tuples/s"."""
+Usage: bench_torch.py [STEPS [PAIRS_PER_STEP]]
+Prints "torch_train_paper <tuples/s> tuples/s [<P> pairs per step]"."""
 import sys
 import time
 
@@ -33,7 +36,7 @@ head = nn.Linear(512, 128)
 model = nn.ModuleList([encoder, lstm, head]).to(dev)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-P = B * P_PER_TUPLE
+P = int(sys.argv[2]) if len(sys.argv) > 2 else B * P_PER_TUPLE
 S = B * 6
 x = torch.rand(P, 6, 128, 128, device=dev)
 g = torch.Generator().manual_seed(0)
@@ -66,4 +69,4 @@ t0 = time.time()
 for _ in range(steps):
     step()
 torch.cuda.synchronize()
-print(f"torch_train_paper {steps * B / (time.time() - t0):.1f} tuples/s")
+print(f"torch_train_paper {steps * B / (time.time() - t0):.1f} tuples/s [{P} pairs per step]")

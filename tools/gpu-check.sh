@@ -314,14 +314,16 @@ else
                   echo "$bench" | grep -m1 '^device')
     secs=$(limit 180); torch=""
     if [ "$secs" -gt 0 ]; then
-        timed "$secs" "$PY" bench/bench_torch.py "$steps"; torch=$TIMED_OUT rc=$TIMED_RC
+        # the same distinct pairs per step as the C trainer's step
+        pairs=$(echo "$bench" | awk '$1 == "train_paper_pairs_per_step" {print $2}')
+        timed "$secs" "$PY" bench/bench_torch.py "$steps" ${pairs:+"$pairs"}; torch=$TIMED_OUT rc=$TIMED_RC
         echo "$torch" | tail -3
         record "bench_torch.py (PyTorch peer)" "$(verdict $rc)"
     else
         record "bench_torch.py (PyTorch peer)" "not run (time budget)"
     fi
     BENCH_LINES="$BENCH_LINES
-$(echo "$torch" | awk '$1 == "torch_train_paper" { printf "%-38s %s %s\n", $1, $2, $3 }')"
+$(echo "$torch" | awk '$1 == "torch_train_paper" { printf "%-38s %s %s %s %s %s %s\n", $1, $2, $3, $4, $5, $6, $7 }')"
 fi
 
 # The whole trainer (rendering on a thread, the feed, AdamW, metrics): its
