@@ -47,6 +47,10 @@ trap 'rm -rf "$work"' EXIT
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
      "load $(cut -d' ' -f1-3 /proc/loadavg); threads $threads; $(date -u +%Y-%m-%dT%H:%MZ);" \
      "commit $(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+# the instruction sets that decide which kernels run, and OpenBLAS's choice
+isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512_bf16|amx_bf16|avx512_vnni' | paste -sd' ')
+echo "ISA: ${isa:-none of avx2/avx512}; OpenBLAS kernels: $("$root/tools/openblas-kernels.sh" "$build/recompose" 2>/dev/null || echo unknown)" \
+     "(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
 echo "torch $("$py" -c 'import torch; print(torch.__version__)')," \
      "$(basename "$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3)") via $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 | xargs dirname | xargs basename)"
 
