@@ -9,7 +9,11 @@ and the same thread count, and prints one line in bench_cpu's format:
     torch tuples_per_s X step_ms X peak_rss_mb X first_loss X last_loss X ...
 
 usage: bench_cpu_torch.py CONFIG DIR [--batches K] [--steps N] [--warmup W]
-                          [--threads N]
+                          [--threads N] [--layout nchw|channels_last]
+
+--layout channels_last keeps the convolution weights (and so oneDNN's
+activations) channels-last, PyTorch's faster layout on many CPUs;
+bench_cpu.sh tries both and races recompose against the faster.
 
 The first loss is computed from identical weights and input, so it must
 agree with recompose's to float32 rounding: bench_cpu.sh checks it.
@@ -58,6 +62,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layout", choices=["nchw", "channels_last"], default="nchw")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     # peak RSS once Python and torch are loaded, before any work
@@ -80,6 +85,8 @@ def main():
     init, _ = model_ref.read_safetensors(os.path.join(a.dir, "init.safetensors"))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in init.items()},
                           strict=True)
+    if a.layout == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
     opt = torch.optim.AdamW(
@@ -114,7 +121,8 @@ def main():
           f"base_rss_mb {base:.1f} "
           f"first_loss {first:.6f} last_loss {last:.6f} "
           f"pairs_per_tuple {pairs / a.steps / B:.2f} "
-          f"threads {torch.get_num_threads()}")
+          f"threads {torch.get_num_threads()} layout {a.layout} "
+          f"mkldnn {int(torch.backends.mkldnn.is_available())}")
 
 
 if __name__ == "__main__":
