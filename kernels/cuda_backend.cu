@@ -335,6 +335,46 @@ static int same_but_n(const rc_conv_shape *a, const rc_conv_shape *b) {
     return memcmp(a, &t, sizeof t) == 0;
 }
 
+/* The workspace of one candidate at this entry's shape; 0 when cuDNN does
+ * not support it here. */
+enum conv_pass { PASS_FWD, PASS_DATA, PASS_FILTER };
+static int pass_workspace(conv_entry *e, enum conv_pass pass, int algo, int math,
+                          size_t *ws) {
+    RC_DNN(cudnnSetConvolutionMathType(e->conv, (cudnnMathType_t)math));
+    cudnnStatus_t st =
+        pass == PASS_FWD
+            ? cudnnGetConvolutionForwardWorkspaceSize(G.dnn, e->x, e->w, e->conv, e->y,
+                                                      (cudnnConvolutionFwdAlgo_t)algo, ws)
+        : pass == PASS_DATA
+            ? cudnnGetConvolutionBackwardDataWorkspaceSize(
+                  G.dnn, e->w, e->y, e->conv, e->x, (cudnnConvolutionBwdDataAlgo_t)algo, ws)
+            : cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                  G.dnn, e->x, e->y, e->conv, e->w, (cudnnConvolutionBwdFilterAlgo_t)algo,
+                  ws);
+    return st == CUDNN_STATUS_SUCCESS && *ws <= max_workspace();
+}
+
+/* The candidates of a sibling's pass still possible, those cuDNN supports
+ * at this batch size, with their workspace here. */
+static void reuse_list(conv_entry *e, enum conv_pass pass, const rc_algo_list *from,
+                       rc_algo_list *to) {
+    rc_algo_list_clear(to);
+    for (int i = from->current; i < from->n; i++) {
+        size_t ws = 0;
+        if (pass_workspace(e, pass, from->algo[i], from->math[i], &ws))
+            rc_algo_list_add(to, from->algo[i], from->math[i], ws);
+    }
+}
+
+/* Each candidate's workspace asked of cuDNN for this shape and its math
+ * type (cudnnGet*WorkspaceSize), rather than the ranking's own figure,
+ * which for the heuristics (cudnnGet*_v7) is an estimate; a candidate
+ * cuDNN then does not support is dropped. */
+static void ask_workspaces(conv_entry *e, enum conv_pass pass, rc_algo_list *l) {
+    rc_algo_list ranked = *l;
+    reuse_list(e, pass, &ranked, l);
+}
+
 /* Each pass's candidates for the entry's shape and mode: from cudnnFind*
  * (timed: with benchmark on; the stream is drained first so that queued
  * work does not skew the timings), else from cuDNN's heuristics
@@ -367,42 +407,15 @@ static const char *choose_algorithms(conv_entry *e, int benchmark) {
               cudnnGetConvolutionBackwardFilterAlgorithm_v7, wp, 1, &e->bwd_filter, e->x,
               e->y, e->conv, e->w);
 #undef RC_CHOOSE
+    ask_workspaces(e, PASS_FWD, &e->fwd);
+    ask_workspaces(e, PASS_DATA, &e->bwd_data);
+    ask_workspaces(e, PASS_FILTER, &e->bwd_filter);
+    RC_DNN(cudnnSetConvolutionMathType(e->conv, conv_math(e->mode)));
     update_workspace(e);
     if (!e->fwd.n) return "forward";
     if (!e->bwd_data.n) return "backward data";
     if (!e->bwd_filter.n) return "backward filter";
     return NULL;
-}
-
-/* The workspace of one candidate at this entry's shape; 0 when cuDNN does
- * not support it here. */
-enum conv_pass { PASS_FWD, PASS_DATA, PASS_FILTER };
-static int pass_workspace(conv_entry *e, enum conv_pass pass, int algo, int math,
-                          size_t *ws) {
-    RC_DNN(cudnnSetConvolutionMathType(e->conv, (cudnnMathType_t)math));
-    cudnnStatus_t st =
-        pass == PASS_FWD
-            ? cudnnGetConvolutionForwardWorkspaceSize(G.dnn, e->x, e->w, e->conv, e->y,
-                                                      (cudnnConvolutionFwdAlgo_t)algo, ws)
-        : pass == PASS_DATA
-            ? cudnnGetConvolutionBackwardDataWorkspaceSize(
-                  G.dnn, e->w, e->y, e->conv, e->x, (cudnnConvolutionBwdDataAlgo_t)algo, ws)
-            : cudnnGetConvolutionBackwardFilterWorkspaceSize(
-                  G.dnn, e->x, e->y, e->conv, e->w, (cudnnConvolutionBwdFilterAlgo_t)algo,
-                  ws);
-    return st == CUDNN_STATUS_SUCCESS && *ws <= max_workspace();
-}
-
-/* The candidates of a sibling's pass still possible, those cuDNN supports
- * at this batch size, with their workspace here. */
-static void reuse_list(conv_entry *e, enum conv_pass pass, const rc_algo_list *from,
-                       rc_algo_list *to) {
-    rc_algo_list_clear(to);
-    for (int i = from->current; i < from->n; i++) {
-        size_t ws = 0;
-        if (pass_workspace(e, pass, from->algo[i], from->math[i], &ws))
-            rc_algo_list_add(to, from->algo[i], from->math[i], ws);
-    }
 }
 
 /* Take the candidates chosen for the same layer at another batch size (the
