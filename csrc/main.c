@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 
+#include "recompose/cuda_backend.h"
 #include "recompose/checkpoint.h"
 #include "recompose/common.h"
 #include "recompose/config.h"
@@ -45,7 +46,8 @@ static const char *usage_main =
     "                             where the motion is: d d(phi(S), phi(rev S)) / d pixels\n"
     "  config CONFIG              print the effective configuration\n"
     "  keys                       list every configuration key\n"
-    "  version                    print the version\n"
+    "  version [--devices]        print the version, BLAS kernels and build\n"
+    "                             features (--devices: the CUDA devices seen)\n"
     "\n"
     "Run 'recompose COMMAND --help' for a command's options.\n";
 
@@ -364,6 +366,12 @@ int main(int argc, char **argv) {
         printf("recompose %s\n", RC_VERSION);
         printf("BLAS: %s; kernels %s\n", openblas_get_config(), rc_blas_kernels());
         print_features();
+#ifdef RC_HAVE_CUDA
+        /* the GPUs this build sees (loads the CUDA plugin; 0 without a
+         * driver): what a machine without nvidia-smi has */
+        if (argc > 2 && !strcmp(argv[2], "--devices"))
+            printf("CUDA devices: %d\n", rc_cuda_device_count());
+#endif
         return 0;
     }
     fprintf(stderr, "recompose: unknown command '%s'\n\n%s", cmd, usage_main);

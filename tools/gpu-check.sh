@@ -221,10 +221,14 @@ for d in "$CUDA/lib64" "$CUDA/lib" $(for s in $site_nvidia; do ls -d "$s"/*/lib 
 done
 export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
 
-have_gpu=0
+have_gpu=0 gpu_by_build=0
 if [ "$NOGPU" = 0 ] && nvidia-smi -L >/dev/null 2>&1; then have_gpu=1; fi
 if [ "$NOGPU" = 0 ] && [ "$have_gpu" = 0 ]; then
-    record "GPU visible" "FAIL (nvidia-smi -L found none; --no-gpu for the CPU-only check)"
+    if command -v nvidia-smi >/dev/null 2>&1; then
+        record "GPU visible" "FAIL (nvidia-smi -L found none; --no-gpu for the CPU-only check)"
+    else
+        gpu_by_build=1  # no nvidia-smi here: the build counts the devices
+    fi
 fi
 
 # ---- 1. build -----------------------------------------------------------------------
@@ -278,6 +282,13 @@ else
     fi
 fi
 BIN="$BUILD/recompose"
+if [ "$gpu_by_build" = 1 ]; then
+    n=$("$BIN" version --devices 2>/dev/null | awk '/^CUDA devices:/ {print $3}')
+    echo "CUDA devices (no nvidia-smi; the build's count): ${n:-unknown}"
+    if [ "${n:-0}" -gt 0 ] 2>/dev/null; then have_gpu=1; else
+        record "GPU visible" "FAIL (no nvidia-smi, and the build sees no CUDA device; --no-gpu for the CPU-only check)"
+    fi
+fi
 if [ "$NOGPU" = 0 ]; then
     echo "plugin RUNPATH: $(readelf -d "$BUILD/librecompose_cuda.so" 2>/dev/null | awk '/RUNPATH|RPATH/ {print $NF}')"
 fi
