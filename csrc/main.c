@@ -322,7 +322,8 @@ static int cmd_config(int argc, char **argv) {
 /* What this build can do: the optional parts CMake found (CMakeLists.txt). */
 static void print_features(void) {
     static const struct { const char *name; int on; } f[] = {
-        {"video", RC_FEATURE(RC_HAVE_VIDEO)}, {"viz", RC_FEATURE(RC_HAVE_VIZ)},
+        {"video", RC_FEATURE(RC_HAVE_VIDEO)}, {"ffmpeg", RC_FEATURE(RC_HAVE_FFMPEG)},
+        {"viz", RC_FEATURE(RC_HAVE_VIZ)},
         {"plots", RC_FEATURE(RC_HAVE_CAIRO)}, {"cuda", RC_FEATURE(RC_HAVE_CUDA)},
         {"nccl", RC_FEATURE(RC_HAVE_NCCL)}, {"mpi", RC_FEATURE(RC_HAVE_MPI)},
     };

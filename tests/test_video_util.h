@@ -14,8 +14,10 @@
 #include "recompose/video.h"
 
 #ifdef RC_HAVE_VIDEO
+#ifdef RC_HAVE_FFMPEG
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#endif
 #include <libswscale/swscale.h>
 
 /* Pixel (x, y, channel c) of frame f: smooth, so JPEG keeps it well, and
@@ -82,6 +84,10 @@ static inline void tv_write_bytes(const char *path, const void *d, size_t n) {
 /* An MJPEG AVI of n frames (w, h even). Returns 0, or 77 when this FFmpeg
  * build has no MJPEG encoder or AVI muxer. */
 static inline int tv_write_video(const char *path, int n, int w, int h) {
+#ifndef RC_HAVE_FFMPEG
+    (void)path, (void)n, (void)w, (void)h;
+    return 77; /* no FFmpeg in this build: no video files */
+#else
     av_log_set_level(AV_LOG_ERROR);
     const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
     AVFormatContext *oc = NULL;
@@ -144,6 +150,7 @@ static inline int tv_write_video(const char *path, int n, int w, int h) {
     avcodec_free_context(&cc);
     avformat_free_context(oc);
     return 0;
+#endif
 }
 
 /* Mean absolute difference of two byte buffers. */
