@@ -9,7 +9,7 @@ PKGS=(build-essential cmake pkg-config git
       libturbojpeg0-dev libpng-dev zlib1g-dev libcairo2-dev fonts-dejavu-core
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
       python3 python3-numpy python3-torch python3-matplotlib python3-sklearn python3-opencv
-      libopenmpi-dev openmpi-bin valgrind)
+      libopenmpi-dev openmpi-bin valgrind libdnnl-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
