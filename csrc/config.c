@@ -347,6 +347,11 @@ static const config_key config_keys[] = {
     {"loss", "act_border", KEY_INT, 0, 4096, 0, "8",
      "pixels at each edge left out of the action term's image error (where "
      "a warp samples past the frame)", FIELD(loss.act_border), NULL, 0, NULL},
+    {"loss", "act_moving", KEY_FLOAT, 0, 1, 0, "0",
+     "the action term's error only over the (pooled) pixels whose first and "
+     "last frame differ by more than this (0-1 intensity; 0 = every pixel): "
+     "for footage where little moves before a static background",
+     FIELD(loss.act_moving), NULL, 0, NULL},
 
     /* [eval] */
     {"eval", "clips", KEY_INT, 2, 1000000, 0, "512",

@@ -356,5 +356,6 @@ void rc_loss_warp_shape(const rc_loss_config *loss, int C, int S, int n,
         out->scales[k] = 1 << k;
     out->border = loss->act_border;
     out->grid = loss->act_kind == RC_ACTION_GRID ? loss->act_grid : 0;
+    out->moving = loss->act_moving;
     out->scale = n > 0 ? loss->w_act / n : 0.0;
 }

@@ -36,6 +36,16 @@ RC_DEV double rc_block_sum(double v, double *scratch) {
     return v;
 }
 
+/* Sum of v over the block, returned to every thread. */
+RC_DEV double rc_block_sum_all(double v, double *scratch) {
+    v = rc_block_sum(v, scratch);
+    if (threadIdx.x == 0) scratch[0] = v;
+    RC_SYNC(); /* the sum is visible to every thread */
+    v = scratch[0];
+    RC_SYNC(); /* scratch may be reused by the next call */
+    return v;
+}
+
 /* partial[blockIdx] = sum of squares of the block's grid-stride share. */
 typedef struct {
     size_t n;
@@ -456,6 +466,8 @@ typedef struct {
     int n, C, S, grid, n_params, n_scales, border, pooled_total;
     int scales[RC_WARP_MAX_SCALES];
     double scale;
+    double moving;     /* > 0: only pooled pixels whose first and last frame
+                          differ by more than this (ops.h) */
     const float *frames, *theta;
     const int *first, *last;
     float *warped;     /* [n][C][S][S] scratch */
@@ -463,6 +475,21 @@ typedef struct {
     float *d_theta;    /* [n][6], nullable */
     double *loss_part; /* [n], unscaled */
 } rc_warp_args;
+
+/* |pool_k(first) - pool_k(last)| at pooled pixel (pi, pj) of the plane at
+ * offset `at0`: how much that block changes over the sequence. */
+RC_DEV double rc_warp_pooled_change(const float *src, const float *dst, size_t at0,
+                                    int S, int k, int pi, int pj) {
+    double ss = 0.0, sd = 0.0;
+    for (int dj = 0; dj < k; dj++)
+        for (int di = 0; di < k; di++) {
+            size_t at = at0 + (size_t)(pj * k + dj) * S + pi * k + di;
+            ss += src[at];
+            sd += dst[at];
+        }
+    double d = (ss - sd) / ((double)k * k);
+    return d < 0 ? -d : d;
+}
 
 RC_KERNEL(rc_k_warp_loss, rc_warp_args) {
     RC_SHARED(double, scratch, RC_WARP);
@@ -487,9 +514,20 @@ RC_KERNEL(rc_k_warp_loss, rc_warp_args) {
             int k = a.scales[sc], P = S / k, m = a.border / k;
             double count = (double)C * (P - 2 * m) * (P - 2 * m);
             double area = (double)k * k;
+            if (a.moving > 0) { /* the pooled pixels that change, counted */
+                double mine = 0.0;
+                for (int idx = (int)threadIdx.x; idx < C * P * P; idx += (int)blockDim.x) {
+                    int c = idx / (P * P), pj = idx / P % P, pi = idx % P;
+                    if (pj < m || pj >= P - m || pi < m || pi >= P - m) continue;
+                    mine += rc_warp_pooled_change(src, dst, c * plane, S, k, pi, pj) > a.moving;
+                }
+                count = rc_block_sum_all(mine, scratch);
+            }
             for (int idx = (int)threadIdx.x; idx < C * P * P; idx += (int)blockDim.x) {
                 int c = idx / (P * P), pj = idx / P % P, pi = idx % P;
-                if (pj < m || pj >= P - m || pi < m || pi >= P - m) {
+                if (pj < m || pj >= P - m || pi < m || pi >= P - m || count == 0 ||
+                    (a.moving > 0 &&
+                     !(rc_warp_pooled_change(src, dst, c * plane, S, k, pi, pj) > a.moving))) {
                     pooled[off + idx] = 0.0f;
                     continue;
                 }

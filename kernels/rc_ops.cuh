@@ -441,6 +441,7 @@ static double rc_op_warp_loss(const rc_warp_shape *s, const float *frames,
     a.pooled_total = pooled_total;
     for (int k = 0; k < s->n_scales; k++) a.scales[k] = s->scales[k];
     a.scale = s->scale;
+    a.moving = s->moving;
     a.frames = frames;
     a.theta = theta;
     a.first = (const int *)rc_dev_upload(first, (size_t)s->n * sizeof(int));

@@ -260,11 +260,14 @@ static void case_hinge(void) {
 
 /* ---- the action term: warp loss ------------------------------------------------ */
 
-static void warp_case(int grid) {
+/* moving > 0: the error only where first and last frame differ (a
+ * sequence whose first and last frame are the same adds nothing) */
+static void warp_case(int grid, double moving) {
     enum { C = 2, S = 16, FRAMES = 5, N = 6 };
     size_t fe = (size_t)C * S * S;
     rc_warp_shape ws = {.n = N, .C = C, .S = S, .grid = grid, .n_scales = 3,
-                        .scales = {1, 2, 4}, .border = 4, .scale = 0.25};
+                        .scales = {1, 2, 4}, .border = 4, .moving = moving,
+                        .scale = 0.25};
     int np = rc_warp_params(&ws);
     double *frames = draw(FRAMES * fe, 0, 1), *theta = zeros((size_t)np * N);
     double *dth = zeros((size_t)np * N);
@@ -283,7 +286,8 @@ static void warp_case(int grid) {
         a[2] = (float)(rc_rng_range(&rng, -0.2, 0.2) + push);
         a[5] = (float)rc_rng_range(&rng, -0.2, 0.2);
     }
-    const char *op = grid ? "warp_loss grid" : "warp_loss affine";
+    const char *op = grid ? (moving > 0 ? "warp_loss grid moving" : "warp_loss grid")
+                          : (moving > 0 ? "warp_loss affine moving" : "warp_loss affine");
     float *gf = up(frames, FRAMES * fe), *gth = up(theta, (size_t)np * N);
     float *gdth = dev_zeros((size_t)np * N);
     double L = rc_warp_loss_f64(&ws, frames, first, last, theta, dth);
@@ -304,8 +308,10 @@ static void warp_case(int grid) {
 }
 
 static void case_warp(void) {
-    warp_case(0);
-    warp_case(3);
+    warp_case(0, 0);
+    warp_case(3, 0);
+    warp_case(0, 0.2);
+    warp_case(3, 0.2);
 }
 
 /* ---- optimizer entries: against their formulas in double ------------------------ */

@@ -692,6 +692,52 @@ static void warp_draw(double *a, int grid, int S, double push) {
     } while (warp_kink_distance(a, grid, S) < 1e-3);
 }
 
+/* loss.act_moving: the error only where first and last frame differ.
+ * Finite differences of d_theta with the mask on; and a known answer: a
+ * last frame that is the first plus 0.5 on a 4 x 4 patch aligned to every
+ * pooling block has, under the identity, an error of 0.5^2 on exactly the
+ * pixels it counts at each of the 3 scales: loss = scale * 3 * 0.25. */
+static void test_warp_moving(int grid) {
+    enum { C = 2, S = 16, N_FRAMES = 4, N = 4 };
+    size_t fe = (size_t)C * S * S;
+    double *frames = random_array(N_FRAMES * fe, 0, 1);
+    int first[N] = {0, 1, 2, 3}, last[N] = {1, 2, 2, 0};
+    warp_ctx w = {{.n = N, .C = C, .S = S, .grid = grid, .n_scales = 3,
+                   .scales = {1, 2, 4}, .border = 4, .moving = 0.2, .scale = 0.37},
+                  frames, first, last, NULL};
+    int np = rc_warp_params(&w.s);
+    double *theta = dalloc((size_t)N * np), *g = dalloc((size_t)N * np);
+    for (int q = 0; q < N; q++) warp_draw(theta + q * np, grid, S, 0);
+    w.theta = theta;
+    double loss = rc_warp_loss_f64(&w.s, frames, first, last, theta, g);
+    CHECK(isfinite(loss) && loss > 0);
+    char what[64];
+    snprintf(what, sizeof what, "warp moving (grid %d) d_theta", grid);
+    CHECK_FD(what, fd_rel_err(warp_objective, &w, theta, (size_t)N * np, g));
+
+    double *pair = dalloc(2 * fe);
+    memcpy(pair, frames, fe * sizeof(double));
+    memcpy(pair + fe, frames, fe * sizeof(double));
+    for (int c = 0; c < C; c++)
+        for (int j = 4; j < 8; j++)
+            for (int i = 8; i < 12; i++) pair[fe + (size_t)c * S * S + j * S + i] += 0.5;
+    double *id = dalloc(np);
+    for (int k = 0; k < np; k++) id[k] = !grid && (k == 0 || k == 4);
+    rc_warp_shape one = w.s;
+    one.n = 1;
+    int f0 = 0, f1 = 1;
+    double got = rc_warp_loss_f64(&one, pair, &f0, &f1, id, NULL);
+    CHECK_MSG(fabs(got - one.scale * 3 * 0.25) < 1e-12, "moving patch: loss %.12g, "
+              "want %.12g", got, one.scale * 3 * 0.25);
+    one.moving = 0; /* every pixel: the patch is a quarter of the 8 x 8
+                       interior at every scale, its error diluted 4 times */
+    double all = rc_warp_loss_f64(&one, pair, &f0, &f1, id, NULL);
+    CHECK_MSG(fabs(all - got / 4) < 1e-12, "all pixels: %.12g, want %.12g", all, got / 4);
+    one.moving = 0.2; /* nothing moves: nothing to explain */
+    CHECK(rc_warp_loss_f64(&one, pair, &f0, &f0, id, NULL) == 0);
+    free(frames); free(theta); free(g); free(pair); free(id);
+}
+
 static void test_warp(int grid) {
     enum { C = 2, S = 16, N_FRAMES = 4, N = 4 };
     size_t fe = (size_t)C * S * S;
@@ -781,5 +827,7 @@ int main(void) {
     test_hinge(0);
     test_warp(0);
     test_warp(3);
+    test_warp_moving(0);
+    test_warp_moving(3);
     TEST_DONE();
 }

@@ -246,10 +246,11 @@ static void test_warp_loss(const char *prefix) {
     int n = (int)first_t->shape[0];
     int *first = load_int(WARP_NAME("first"), (size_t)n);
     int *last = load_int(WARP_NAME("last"), (size_t)n);
-    double *params = load_f64(WARP_NAME("params"), 4);
+    double *params = load_f64(WARP_NAME("params"), 5);
     rc_warp_shape ws = {.n = n, .C = C, .S = S, .grid = (int)params[3],
                         .n_scales = (int)params[2], .scales = {1, 2, 4, 8},
-                        .border = (int)params[1], .scale = params[0]};
+                        .border = (int)params[1], .moving = params[4],
+                        .scale = params[0]};
     CHECK(rc_warp_shape_check(&ws) == 0);
     size_t np = (size_t)rc_warp_params(&ws);
     float *theta = load_f32(WARP_NAME("theta"), (size_t)n * np);
@@ -462,6 +463,9 @@ int main(void) {
     printf("warp loss (action term): affine, and a 3 x 3 field\n");
     test_warp_loss("warp");
     test_warp_loss("warpgrid");
+    printf("warp loss over the pixels that change (loss.act_moving)\n");
+    test_warp_loss("warpmoving");
+    test_warp_loss("warpgridmoving");
     printf("model step\n");
     test_model_step("model");
     printf("model step with pan, texture, roll, flip and transpose twins\n");

@@ -149,6 +149,28 @@ static bilinear locate(const rc_warp_shape *s, const real *a, double x,
     return b;
 }
 
+/* Pooled pixels (over channels, inside the border) at pooling factor k
+ * whose first and last frame differ by more than s->moving. */
+static double moving_count(const rc_warp_shape *s, const real *src,
+                           const real *dst, int k) {
+    int S = s->S, P = S / k, m = s->border / k;
+    size_t plane = (size_t)S * S;
+    double inv_area = 1.0 / ((double)k * k), n = 0;
+    for (int c = 0; c < s->C; c++)
+        for (int pj = m; pj < P - m; pj++)
+            for (int pi = m; pi < P - m; pi++) {
+                double ss = 0, sd = 0;
+                for (int dj = 0; dj < k; dj++)
+                    for (int di = 0; di < k; di++) {
+                        size_t at = c * plane + (size_t)(pj * k + dj) * S + pi * k + di;
+                        ss += src[at];
+                        sd += dst[at];
+                    }
+                n += fabs(ss - sd) * inv_area > s->moving;
+            }
+    return n;
+}
+
 /* The loss of one sequence (unscaled) and, if dth != NULL, its gradient.
  * warped and d_warped are scratch of C*S*S doubles. */
 static double sequence_loss(const rc_warp_shape *s, const real *src,
@@ -177,16 +199,21 @@ static double sequence_loss(const rc_warp_shape *s, const real *src,
         int k = s->scales[q], P = S / k, m = s->border / k;
         double count = (double)C * (P - 2 * m) * (P - 2 * m);
         double inv_area = 1.0 / ((double)k * k);
+        if (s->moving > 0) count = moving_count(s, src, dst, k);
+        if (count == 0) continue;
         for (int c = 0; c < C; c++)
             for (int pj = m; pj < P - m; pj++)
                 for (int pi = m; pi < P - m; pi++) {
-                    double sw = 0, sd = 0;
+                    double sw = 0, sd = 0, ss = 0;
                     for (int dj = 0; dj < k; dj++)
                         for (int di = 0; di < k; di++) {
                             size_t at = c * plane + (size_t)(pj * k + dj) * S + pi * k + di;
                             sw += warped[at];
                             sd += dst[at];
+                            ss += src[at];
                         }
+                    if (s->moving > 0 && !(fabs(ss - sd) * inv_area > s->moving))
+                        continue;
                     double diff = (sw - sd) * inv_area;
                     loss += diff * diff / count;
                     if (!dth) continue;

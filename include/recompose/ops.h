@@ -183,6 +183,9 @@ typedef struct {
     int n_scales;
     int scales[RC_WARP_MAX_SCALES];   /* pooling factors, each dividing S */
     int border;                       /* pixels at full resolution */
+    double moving;                    /* > 0: only pooled pixels whose first
+                                         and last frame differ by more than
+                                         this count (mean over those) */
     double scale;
 } rc_warp_shape;
 /* 0, or -1 with an error naming what does not fit (a scale that does not

@@ -140,6 +140,9 @@ typedef struct {
     int act_grid;                      /* G of RC_ACTION_GRID */
     int act_scales;                    /* pooling factors 1, 2, .., 2^(n-1) */
     int act_border;                    /* pixels left out at each edge */
+    float act_moving;                  /* > 0: the error only where the
+                                          first and last frame differ by
+                                          more than this */
     float act_init;                    /* the head's initial weights:
                                           U(+-act_init / sqrt(D)); 0 = zero */
 } rc_loss_config;

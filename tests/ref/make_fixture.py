@@ -218,7 +218,8 @@ def warp_grid(th: torch.Tensor, n: int, C: int, S: int, field: int):
     return base + disp.permute(0, 2, 3, 1)
 
 
-def warp_case(seed: int, out: dict, report: dict, prefix: str, field: int):
+def warp_case(seed: int, out: dict, report: dict, prefix: str, field: int,
+              moving: float = 0.0):
     """The action term's warp loss (SPEC section 4) with stock PyTorch:
     the sampling grid (warp_grid), grid_sample (bilinear,
     padding_mode="border", align_corners=False) and avg_pool2d per scale,
@@ -226,8 +227,10 @@ def warp_case(seed: int, out: dict, report: dict, prefix: str, field: int):
     times a scale. Warps near the identity, one shifted past the edge
     (clamped samples); every sample point kept clear of whole pixels (the
     interpolation's kinks). Its own generator, so the other cases do not
-    move."""
-    rng = np.random.default_rng(seed + 7919 + field)
+    move. moving > 0 (loss.act_moving): the error only over the pooled
+    pixels whose first and last frame differ by more than it, its mean over
+    those (a sequence with none adds nothing)."""
+    rng = np.random.default_rng(seed + 7919 + field + (104729 if moving else 0))
     n, C, S, n_frames, scales, border, scale = 4, 2, 16, 5, (1, 2, 4), 4, 0.3
     frames = f32(rng.random((n_frames, C, S, S)))
     first = np.array([0, 1, 2, 4], np.int64)
@@ -262,10 +265,20 @@ def warp_case(seed: int, out: dict, report: dict, prefix: str, field: int):
         warped = F.grid_sample(src, warp_grid(th, n, C, S, field), mode="bilinear",
                                padding_mode="border", align_corners=False)
         L = 0
+        f64 = torch.tensor(frames, dtype=torch.float64)
         for k in scales:
             m, P = border // k, S // k
             diff = F.avg_pool2d(warped, k) - F.avg_pool2d(dst, k)
-            L = L + diff[:, :, m:P - m, m:P - m].pow(2).mean(dim=(1, 2, 3)).sum()
+            err = diff[:, :, m:P - m, m:P - m].pow(2)
+            if moving > 0:  # decided on the float32 frames in double, as C does
+                chg = (F.avg_pool2d(f64[torch.from_numpy(first)], k) -
+                       F.avg_pool2d(f64[torch.from_numpy(last)], k))
+                mask = (chg[:, :, m:P - m, m:P - m].abs() > moving).to(dtype)
+                count = mask.sum(dim=(1, 2, 3))
+                per = (err * mask).sum(dim=(1, 2, 3)) / count.clamp(min=1)
+                L = L + per.sum()
+            else:
+                L = L + err.mean(dim=(1, 2, 3)).sum()
         L = scale * L
         L.backward()
         results[dtype] = (L, th.grad)
@@ -275,7 +288,8 @@ def warp_case(seed: int, out: dict, report: dict, prefix: str, field: int):
     out[f"{prefix}.first"] = first
     out[f"{prefix}.last"] = last
     out[f"{prefix}.theta"] = theta
-    out[f"{prefix}.params"] = np.array([scale, border, len(scales), field], np.float64)
+    out[f"{prefix}.params"] = np.array([scale, border, len(scales), field, moving],
+                                       np.float64)
     out[f"{prefix}.value"] = as_out(results[torch.float64][0]).reshape(1)
     out[f"{prefix}.d_theta"] = as_out(results[torch.float64][1])
 
@@ -439,6 +453,8 @@ def generate(seed: int):
     model_case(rng, seed, out, report, "twins", TWIN_WEIGHTS)
     warp_case(seed, out, report, "warp", 0)
     warp_case(seed, out, report, "warpgrid", 3)
+    warp_case(seed, out, report, "warpmoving", 0, 0.2)
+    warp_case(seed, out, report, "warpgridmoving", 3, 0.2)
     return out, report
 
 
