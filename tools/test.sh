@@ -53,10 +53,11 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DRC_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" >build-asan/build.log 2>&1 \
   || { tail -n 40 build-asan/build.log; exit 1; }
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd build-asan && ctest --output-on-failure -j2 \
    -E '^(test_fuzz_smoke|test_viz_plots|test_torch_load|test_robust_kill|test_dist_.*|test_learning.*)$')
-unset ASAN_OPTIONS UBSAN_OPTIONS
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 # ---- valgrind memcheck over a short training run -------------------------------
 echo "== valgrind memcheck: 3 training steps, stop at 2, resume"
