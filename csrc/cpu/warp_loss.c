@@ -149,25 +149,31 @@ static bilinear locate(const rc_warp_shape *s, const real *a, double x,
     return b;
 }
 
+/* |pool_k(first) - pool_k(last)| of the k x k block at pooled pixel
+ * (pi, pj) of the plane at offset at0: how much it changes. */
+static double block_change(const real *src, const real *dst, size_t at0,
+                           int S, int k, int pi, int pj) {
+    double ss = 0, sd = 0;
+    for (int dj = 0; dj < k; dj++)
+        for (int di = 0; di < k; di++) {
+            size_t at = at0 + (size_t)(pj * k + dj) * S + pi * k + di;
+            ss += src[at];
+            sd += dst[at];
+        }
+    return fabs(ss - sd) / ((double)k * k);
+}
+
 /* Pooled pixels (over channels, inside the border) at pooling factor k
  * whose first and last frame differ by more than s->moving. */
 static double moving_count(const rc_warp_shape *s, const real *src,
                            const real *dst, int k) {
     int S = s->S, P = S / k, m = s->border / k;
     size_t plane = (size_t)S * S;
-    double inv_area = 1.0 / ((double)k * k), n = 0;
+    double n = 0;
     for (int c = 0; c < s->C; c++)
         for (int pj = m; pj < P - m; pj++)
-            for (int pi = m; pi < P - m; pi++) {
-                double ss = 0, sd = 0;
-                for (int dj = 0; dj < k; dj++)
-                    for (int di = 0; di < k; di++) {
-                        size_t at = c * plane + (size_t)(pj * k + dj) * S + pi * k + di;
-                        ss += src[at];
-                        sd += dst[at];
-                    }
-                n += fabs(ss - sd) * inv_area > s->moving;
-            }
+            for (int pi = m; pi < P - m; pi++)
+                n += block_change(src, dst, c * plane, S, k, pi, pj) > s->moving;
     return n;
 }
 
@@ -204,16 +210,16 @@ static double sequence_loss(const rc_warp_shape *s, const real *src,
         for (int c = 0; c < C; c++)
             for (int pj = m; pj < P - m; pj++)
                 for (int pi = m; pi < P - m; pi++) {
-                    double sw = 0, sd = 0, ss = 0;
+                    if (s->moving > 0 &&
+                        !(block_change(src, dst, c * plane, S, k, pi, pj) > s->moving))
+                        continue;
+                    double sw = 0, sd = 0;
                     for (int dj = 0; dj < k; dj++)
                         for (int di = 0; di < k; di++) {
                             size_t at = c * plane + (size_t)(pj * k + dj) * S + pi * k + di;
                             sw += warped[at];
                             sd += dst[at];
-                            ss += src[at];
                         }
-                    if (s->moving > 0 && !(fabs(ss - sd) * inv_area > s->moving))
-                        continue;
                     double diff = (sw - sd) * inv_area;
                     loss += diff * diff / count;
                     if (!dth) continue;
