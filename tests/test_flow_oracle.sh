@@ -13,7 +13,11 @@
 #     hand-made embedding that encodes the true motion linearly R^2 near 1
 #     for dx and dy, and one that encodes it through a private per-sequence
 #     rotation R^2 near 0; an action head whose warp is the true motion
-#     (other units, other sign) reads R^2 near 1, shuffled near 0.
+#     (other units, other sign) reads R^2 near 1, shuffled near 0. Every
+#     cell of the flow field carries the known motion; the field RSA of the
+#     linear code is near 1, of the same code shuffled over windows near 0.
+#  3. the local targets (grid, where) of a flow field made by hand: a patch
+#     moving over part of four cells, a slow drift elsewhere.
 # Skips (77) where /usr/bin/python3 lacks OpenCV, NumPy or scikit-learn
 # (Debian: python3-opencv python3-numpy python3-sklearn).
 set -euo pipefail
@@ -157,9 +161,60 @@ for c in ("dx", "dy"):
     print(f"{c}: action head R^2 {h:.3f}, shuffled head {b:.3f}")
     assert h > 0.95 and b < 0.1, (c, h, b)
     assert rep["shared"]["head_heldout"][c] is None  # no head: n/a
+# the field: the whole crop moves, so every cell's mean flow is the net
+# motion and every pixel moves
+field = np.array([r["field"] for r in rows]).reshape(len(rows), -1, 3)
+cell_err = max(np.abs(field[i, :, :2] - true_net[i]).max()
+               / (r["frames"][-1] - r["frames"][0]) for i, r in enumerate(rows))
+print(f"field cells vs known motion: worst error {cell_err:.3f} px per frame")
+assert cell_err < 0.3, cell_err
+fast = np.abs(true_net).max(1) / [r["frames"][-1] - r["frames"][0] for r in rows] > 1
+assert field[fast, :, 2].min() > 0.9, field[fast, :, 2].min()
+# field RSA: the linear code orders window pairs as their motion does; the
+# same code shuffled over the windows does not
+rsa_s = rep["shared"]["field_rsa"]
+np.save(f"{d}/o/shuffled.npy", shared[perm].astype(np.float32))
+json.dump(side, open(f"{d}/o/shuffled.json", "w"))
+subprocess.run(["/usr/bin/python3", f"{root}/tools/flow_oracle.py", "probe",
+                f"{d}/o/windows-flow.json", f"shuffled={d}/o/shuffled",
+                "--out", f"{d}/o/shuf.json"], check=True, capture_output=True)
+rsa_x = json.load(open(f"{d}/o/shuf.json"))["columns"]["shuffled"]["field_rsa"]
+print(f"field RSA held out / all: shared {rsa_s['heldout']:.3f} / "
+      f"{rsa_s['all']:.3f}, shuffled {rsa_x['heldout']:.3f} / {rsa_x['all']:.3f}")
+assert rsa_s["heldout"] > 0.8 and rsa_s["all"] > 0.8, rsa_s
+assert abs(rsa_x["heldout"]) < 0.25 and abs(rsa_x["all"]) < 0.15, rsa_x
 o = json.load(open(f"{d}/o/oracle.json"))["columns"]
 assert set(o) == {"random_init", "pixel_diff"}, set(o)
 for col in o.values():
     assert col["ridge_grid"] is not None and "dx" in col["knn_global"]
+    assert col["ridge_where"] is not None and col["field_rsa"]["all"] is not None
+print("ok")
+PYEOF
+
+echo "== local targets of a known flow field"
+"$PY" - "$ROOT" <<'PYEOF'
+import os, sys
+import numpy as np
+sys.path.insert(0, os.path.join(sys.argv[1], "tools"))
+import flow_oracle as fo
+# an 80 x 80 crop inside a 100 x 100 flow; a patch over crop rows 10-29 and
+# columns 0-39 moves by (3, -1), a slow drift (0.2 px, below the moving
+# threshold) elsewhere. 4 x 4 grid, 20 px cells: cells (0,0), (0,1), (1,0),
+# (1,1) are half patch, half drift
+flow = np.zeros((100, 100, 2), np.float32)
+flow[10:90, 10:90] = (0.2, 0.0)
+flow[20:40, 10:50] = (3.0, -1.0)
+g, field, share = fo.step_targets(flow, (10, 10, 90, 90), 0.5)
+grid, where = fo.grid_targets(field[None], 4)
+grid, where = grid.reshape(4, 4, 2), where.reshape(4, 4)
+want = np.zeros((4, 4, 2))
+want[...] = (0.2, 0.0)
+want[:2, :2] = 0.5 * np.array([3.0, -1.0]) + 0.5 * np.array([0.2, 0.0])
+want_where = np.zeros((4, 4))
+want_where[:2, :2] = 0.5
+assert np.abs(grid - want).max() < 1e-5, grid
+assert np.abs(where - want_where).max() < 1e-6, where
+assert abs(share - 800 / 6400) < 1e-6, share
+assert abs(g[0] - 0.2) < 1e-6 and abs(g[1]) < 1e-6, g  # median: the drift
 print("ok")
 PYEOF

@@ -12,16 +12,23 @@ against classical optical flow that nobody here wrote (SPEC section 7,
                    (cv2.estimateAffinePartial2D, RANSAC) rotation (radians,
                    positive turns +x towards +y as in the synthetic clips)
                    and log scale: the camera's motion
-           grid    a G x G grid over the crop, per cell the mean flow (dx, dy)
-                   of its moving pixels (|flow| above a threshold; 0 where
-                   none moves): where things move, and which way
-         each summed over the window's steps.
+           field   an 8 x 8 field over the crop, per cell the flow (dx, dy)
+                   averaged over all its pixels, and the share of them that
+                   move (|flow| above a threshold)
+         each summed over the window's steps (the moving share averaged).
+         The probe's local targets come from the field: grid, a G x G grid
+         of the cells' mean flow (where things move and which way), and
+         where, the cells' moving share (where things move, either way).
   probe  Fit a ridge (linear) and a k-nearest-neighbour (non-linear) probe
          from each embedding to those targets on training-split windows and
          report R^2 on held-out windows: a table and JSON, one column per
          embedding (trained, random init, pixel baseline, ...). Short
          recordings hold out only a sequence or two, so it also reports
-         leave-one-sequence-out R^2 over every window (LOSO). Where the
+         leave-one-sequence-out R^2 over every window (LOSO). Field RSA
+         fits nothing: the rank correlation, over pairs of windows with no
+         frames in common, of code distance and flow-field distance (a few
+         sequences, each with its walkers elsewhere, leave a fitted local
+         probe too little to learn from; a ranking needs no fit). Where the
          model has an action head (embed writes its warp per window as
          action_motion), the head's own dx, dy and rotation are compared
          with the flow's global motion directly, no probe fit: the R^2 of
@@ -178,22 +185,44 @@ def similarity(flow, box, step=8):
             math.log(max(math.hypot(M[0, 0], M[1, 0]), 1e-6)))
 
 
-def step_targets(flow, box, grid, moving):
+FIELD = 8  # the stored field's side: cells of any grid G dividing it
+
+
+def cell_slices(h, w, g):
+    return [(slice(gy * h // g, (gy + 1) * h // g),
+             slice(gx * w // g, (gx + 1) * w // g))
+            for gy in range(g) for gx in range(g)]
+
+
+def step_targets(flow, box, moving):
+    """One step's summaries inside the crop: the global motion, and the
+    FIELD x FIELD field of per-cell (mean dx, mean dy, share moving) over
+    *all* the cell's pixels, so a cell where little moves carries little
+    flow (a mean over its moving pixels alone would turn three noisy pixels
+    into a walker's full speed)."""
     x0, y0, x1, y1 = box
     f = flow[y0:y1, x0:x1]
     dx, dy = float(np.median(f[..., 0])), float(np.median(f[..., 1]))
     rot, logs = similarity(flow, box)
-    mag = np.hypot(f[..., 0], f[..., 1])
-    cells = np.zeros((grid, grid, 2))
-    h, w = mag.shape
-    for gy in range(grid):
-        for gx in range(grid):
-            sl = (slice(gy * h // grid, (gy + 1) * h // grid),
-                  slice(gx * w // grid, (gx + 1) * w // grid))
-            m = mag[sl] > moving
-            if m.any():
-                cells[gy, gx] = f[sl][m].mean(0)
-    return np.array([dx, dy, rot, logs]), cells.ravel(), float((mag > moving).mean())
+    moves = np.hypot(f[..., 0], f[..., 1]) > moving
+    h, w = moves.shape
+    field = np.array([[f[sl][..., 0].mean(), f[sl][..., 1].mean(),
+                       moves[sl].mean()] for sl in cell_slices(h, w, FIELD)])
+    return np.array([dx, dy, rot, logs]), field, float(moves.mean())
+
+
+def grid_targets(field, g):
+    """Probe targets from the stored per-window fields ([n, FIELD^2, 3]):
+      grid   per cell of a g x g grid, the flow (dx, dy) summed over the
+             window's steps and averaged over the cell's pixels: where
+             things move, how much of the cell, and which way
+      where  per cell, the share of pixels that move (> the threshold) per
+             step: where things move, whichever way"""
+    if FIELD % g:
+        fail(f"--grid {g} must divide the stored field's side {FIELD}")
+    n, b = len(field), FIELD // g
+    f = field.reshape(n, g, b, g, b, 3).mean((2, 4)).reshape(n, g * g, 3)
+    return f[..., :2].reshape(n, -1), f[..., 2]
 
 
 GLOBAL_NAMES = ["dx", "dy", "rotation", "log_scale"]
@@ -223,34 +252,39 @@ def cmd_flow(args):
         name = it["source"]
         src = sources[name]
         frames = it["frames"]
-        g, cells, moving_share = np.zeros(4), 0, []
+        g, field, moving_share = np.zeros(4), 0, []
         h, w = src[frames[0]].shape
         box = crop_box(it.get("crop"), w, h)
         for a, b in zip(frames[:-1], frames[1:]):
             key = (name, a, b)
             if key not in cache:
                 flow = flow_of(src[a], src[b])
-                cache[key] = step_targets(flow, box, args.grid, args.moving)
-            sg, sc, ms = cache[key]
+                cache[key] = step_targets(flow, box, args.moving)
+            sg, sf, ms = cache[key]
             g = g + sg
-            cells = cells + sc
+            field = field + sf
             moving_share.append(ms)
+        field = np.array(field)
+        field[:, 2] /= len(frames) - 1  # moving share: per step, not summed
         rows.append({"row": it["row"], "source": name, "split": it["split"],
                      "frames": frames,
                      "global": dict(zip(GLOBAL_NAMES, map(float, g))),
-                     "grid": [float(v) for v in np.ravel(cells)],
+                     "field": [round(float(v), 5) for v in np.ravel(field)],
                      "moving_share": float(np.mean(moving_share))})
         if len(rows) % 100 == 0:
             print(f"flow_oracle: {len(rows)} of {len(items)} windows, "
                   f"{len(cache)} flows", file=sys.stderr)
     out = args.out or re.sub(r"\.json$", "", args.sidecar) + "-flow.json"
     json.dump({"sidecar": args.sidecar, "footage": footage,
-               "method": args.method, "grid": args.grid,
+               "method": args.method, "field_side": FIELD,
                "moving_threshold_px": args.moving,
                "units": "source pixels (radians, log scale) summed over the "
                         "window's steps, inside the crop the network saw",
                "global_names": GLOBAL_NAMES,
-               "grid_layout": "row-major cells, (dx, dy) per cell",
+               "field_layout": "row-major cells of a field_side square "
+                               "over the crop; per cell dx, dy (mean over "
+                               "its pixels, summed over steps) and the share "
+                               "of its pixels moving per step",
                "rows": rows}, open(out, "w"), indent=1)
     ms = np.mean([r["moving_share"] for r in rows])
     print(f"flow_oracle: {len(rows)} windows ({len(cache)} flows, "
@@ -365,6 +399,36 @@ def line_r2(x, y):
     return float((x * y).sum() ** 2 / (sxx * syy)) if sxx > 0 and syy > 0 else None
 
 
+def disjoint_pairs(rows, sel):
+    """Index pairs (i, j), i < j, of the selected windows whose frame spans
+    do not overlap within one sequence: overlapping windows are alike in
+    every code and in the flow for the trivial reason that they show the
+    same frames."""
+    idx = np.flatnonzero(sel)
+    a, b = np.triu_indices(len(idx), 1)
+    a, b = idx[a], idx[b]
+    src = np.array([r["source"] for r in rows])
+    lo = np.array([min(r["frames"]) for r in rows])
+    hi = np.array([max(r["frames"]) for r in rows])
+    overlap = (src[a] == src[b]) & (lo[a] <= hi[b]) & (lo[b] <= hi[a])
+    return a[~overlap], b[~overlap]
+
+
+def field_rsa(X, F, pairs):
+    """Spearman rank correlation, over window pairs, between the distance of
+    their codes and the distance of their flow fields: 1 where a code orders
+    windows by how alike their local motion is, 0 where it is unrelated. No
+    probe is fit, so a short recording's handful of sequences (each with
+    its walkers in other places) has nothing to overfit."""
+    from scipy.stats import spearmanr
+    a, b = pairs
+    if len(a) < 3:
+        return None
+    dX = np.linalg.norm(X[a] - X[b], axis=1)
+    dF = np.linalg.norm(F[a] - F[b], axis=1)
+    return float(spearmanr(dX, dF).correlation)
+
+
 def cmd_probe(args):
     flow = json.load(open(args.flow))
     rows = flow["rows"]
@@ -376,8 +440,15 @@ def cmd_probe(args):
         fail(f"{args.flow}: needs training and held-out windows "
              f"({split.sum()} and {(~split).sum()}); embed with --split all")
     G = np.array([[r["global"][n] for n in flow["global_names"]] for r in rows])
-    grid = np.array([r["grid"] for r in rows])
-    targets = {"global": G, "grid": grid}
+    if any("field" not in r for r in rows):
+        fail(f"{args.flow}: written by an older flow_oracle.py (no per-cell "
+             f"field); run its flow command again")
+    field = np.array([r["field"] for r in rows]).reshape(len(rows), -1, 3)
+    grid, where = grid_targets(field, args.grid)
+    targets = {"global": G, "grid": grid, "where": where}
+    flow_field = field[..., :2].reshape(len(rows), -1)
+    rsa_pairs = {"heldout": disjoint_pairs(rows, ~split),
+                 "all": disjoint_pairs(rows, np.ones(len(rows), bool))}
     report = {"flow": args.flow, "k": args.k, "ridge_lambda": args.ridge_lambda,
               "train_windows": int(split.sum()),
               "heldout_windows": int((~split).sum()),
@@ -409,15 +480,20 @@ def cmd_probe(args):
                         n: (None if np.isnan(v) else float(v))
                         for n, v in zip(flow["global_names"], per)}
                 else:
-                    col[f"{probe}_grid"] = float(pooled)
+                    col[f"{probe}_{tname}"] = float(pooled)
+        col["field_rsa"] = {where: field_rsa(X, flow_field, pairs)
+                            for where, pairs in rsa_pairs.items()}
         report["columns"][name] = col
     names = list(report["columns"])
     print(f"flow-oracle probes: fit on {report['train_windows']} training "
           f"windows, R^2 on {report['heldout_windows']} held-out windows "
           f"(ridge lambda {args.ridge_lambda}, kNN k {args.k}; "
-          f"flow: {flow['method']}, grid {flow['grid']}x{flow['grid']}, pooled "
-          f"over its cells); LOSO: every window, probes fit on the other "
-          f"{report['sequences'] - 1} sequences; action head: the model's "
+          f"flow: {flow['method']}; grid: {args.grid}x{args.grid} cells' mean "
+          f"flow, where: their share of moving pixels, each R^2 pooled over "
+          f"the cells); LOSO: every window, probes fit on the other "
+          f"{report['sequences'] - 1} sequences; field RSA: rank correlation "
+          f"of code distance and flow-field distance over pairs of windows "
+          f"that share no frames (held-out, and all); action head: the model's "
           f"own warp against the flow, a fitted line's R^2 (held-out windows, "
           f"and all), n/a without a head")
     print(f"{'metric':<31}" + "".join(f" {n:>12}" for n in names))
@@ -427,8 +503,13 @@ def cmd_probe(args):
         for n in flow["global_names"]:
             lines.append((f"{labels[probe]} R^2 {n}",
                           [report["columns"][c][f"{probe}_global"][n] for c in names]))
-        lines.append((f"{labels[probe]} R^2 grid",
-                      [report["columns"][c][f"{probe}_grid"] for c in names]))
+        for tname in ("grid", "where"):
+            lines.append((f"{labels[probe]} R^2 {tname}",
+                          [report["columns"][c][f"{probe}_{tname}"]
+                           for c in names]))
+    for where, label in (("heldout", ""), ("all", ", all")):
+        lines.append((f"field RSA{label}",
+                      [report["columns"][c]["field_rsa"][where] for c in names]))
     for where, label in (("head_heldout", "head"), ("head_all", "head, all")):
         for t in HEAD_TARGETS:
             lines.append((f"action {label} R^2 {t}",
@@ -492,7 +573,7 @@ def cmd_selftest(args):
     json.dump({"data_source": "shards", "data_path": os.path.join(d, "x"),
                "items": items}, open(side, "w"))
     ns = argparse.Namespace(sidecar=side, footage=os.path.join(d, "footage"),
-                            out=None, method=args.method, grid=4, moving=0.5)
+                            out=None, method=args.method, moving=0.5)
     cmd_flow(ns)
     res = json.load(open(os.path.join(d, "clips-flow.json")))["rows"]
     ok = True
@@ -523,13 +604,14 @@ def main():
                    "(default: data/footage beside the sidecar's data.path)")
     f.add_argument("--out", help="default: PREFIX-flow.json")
     f.add_argument("--method", default="dis", choices=["dis", "farneback"])
-    f.add_argument("--grid", type=int, default=4, help="G of the G x G grid")
     f.add_argument("--moving", type=float, default=0.5,
                    help="pixels per step above which a pixel moves")
     p = sub.add_parser("probe", help="ridge and kNN probes to flow targets")
     p.add_argument("flow", help="FLOW.json written by the flow command")
     p.add_argument("embeddings", nargs="+", metavar="NAME=PREFIX")
     p.add_argument("--k", type=int, default=10)
+    p.add_argument("--grid", type=int, default=4,
+                   help=f"G of the G x G grid targets (a divisor of {FIELD})")
     p.add_argument("--ridge-lambda", default="cv",
                    help="per-sample ridge penalty on standardised features, "
                    "or cv (default): chosen per embedding and target by "
