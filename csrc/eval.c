@@ -585,31 +585,52 @@ static double line_r2(int n, const double *x, int xstride, const double *y,
     return sxx > 0 && syy > 0 ? sxy * sxy / (sxx * syy) : NAN;
 }
 
-int rc_action_head_motion(rc_model *m, int n, int dim, const double *phi,
-                          double *motion) {
+/* The head's raw outputs (the affine matrix, the Lie-algebra element, or
+ * the field's node displacements) for each phi: raw [n][P]. Returns P, or 0
+ * when the model has no action head. */
+static int action_head_outputs(rc_model *m, int n, int dim, const double *phi,
+                               double **raw_out) {
     const rc_param *pw = m ? rc_model_find_param(m, "action.weight") : NULL;
     const rc_param *pb = m ? rc_model_find_param(m, "action.bias") : NULL;
-    if (!pw || !pb) return 1;
-    const rc_model_shape *s = rc_model_get_shape(m);
+    if (!pw || !pb) return 0;
     size_t numel = rc_model_numel(m);
     float *w = rc_xmalloc(numel * sizeof(float));
     rc_model_backend(m)->to_host(w, rc_model_weights(m), numel * sizeof(float));
     int P = (int)pb->numel;
-    float *raw = rc_xmalloc((size_t)P * sizeof(float));
-    for (int i = 0; i < n; i++) {
-        float warp[6];
-        double a[6];
+    double *raw = rc_xmalloc((size_t)n * P * sizeof(double));
+    for (int i = 0; i < n; i++)
         for (int k = 0; k < P; k++) {
             double v = w[pb->offset + k];
             for (int j = 0; j < dim; j++)
                 v += (double)w[pw->offset + (size_t)k * dim + j] * phi[(size_t)i * dim + j];
-            raw[k] = (float)v;
+            raw[(size_t)i * P + k] = (float)v; /* the head computes in float */
         }
+    free(w);
+    *raw_out = raw;
+    return P;
+}
+
+int rc_action_head_motion(rc_model *m, int n, int dim, const double *phi,
+                          double *motion) {
+    double *raw;
+    int P = action_head_outputs(m, n, dim, phi, &raw);
+    if (!P) return 1;
+    const rc_model_shape *s = rc_model_get_shape(m);
+    for (int i = 0; i < n; i++) {
+        const double *r = raw + (size_t)i * P;
+        double a[6];
         if (s->action_kind == RC_ACTION_EXPM) {
-            rc_action_warps(s->action_kind, 1, raw, warp);
-            rc_action_affine_fit(s->action_kind, s->action_grid, warp, a);
+            float theta[6], warp[6];
+            for (int k = 0; k < 6; k++) theta[k] = (float)r[k];
+            rc_action_warps(s->action_kind, 1, theta, warp);
+            for (int k = 0; k < 6; k++) a[k] = warp[k];
+        } else if (s->action_kind == RC_ACTION_GRID) { /* the closest affine map */
+            float *node = rc_xmalloc((size_t)P * sizeof(float));
+            for (int k = 0; k < P; k++) node[k] = (float)r[k];
+            rc_action_affine_fit(s->action_kind, s->action_grid, node, a);
+            free(node);
         } else {
-            rc_action_affine_fit(s->action_kind, s->action_grid, raw, a);
+            for (int k = 0; k < 6; k++) a[k] = r[k];
         }
         double half = 0.5 * s->image_size;
         motion[i * 3] = a[2] * half;
@@ -617,7 +638,19 @@ int rc_action_head_motion(rc_model *m, int n, int dim, const double *phi,
         motion[i * 3 + 2] = atan2(a[3] - a[1], a[0] + a[4]);
     }
     free(raw);
-    free(w);
+    return 0;
+}
+
+int rc_action_head_field(rc_model *m, int n, int dim, const double *phi,
+                         double *field) {
+    const rc_model_shape *s = m ? rc_model_get_shape(m) : NULL;
+    if (!s || s->action_kind != RC_ACTION_GRID) return 1;
+    double *raw;
+    int P = action_head_outputs(m, n, dim, phi, &raw);
+    if (!P) return 1;
+    double half = 0.5 * s->image_size;
+    for (size_t i = 0; i < (size_t)n * P; i++) field[i] = raw[i] * half;
+    free(raw);
     return 0;
 }
 

@@ -225,12 +225,24 @@ static void check_action_readout(const rc_config *base) {
                       "kind %d: motion (%g, %g, %g), want (%g, %g, %g)", kind,
                       motion[3 * i], motion[3 * i + 1], motion[3 * i + 2],
                       tx * half, ty * half, a);
+        /* the field as it is: the nodes' displacements in pixels, and only
+         * for a field's head */
+        double field[2 * 2 * G * G];
+        int rf = rc_action_head_field(m, 2, cfg.embed_dim, phi, field);
+        CHECK(rf == (kind == RC_ACTION_GRID ? 0 : 1));
+        if (rf == 0)
+            for (int i = 0; i < 2; i++)
+                for (int k = 0; k < 2 * G * G; k++)
+                    CHECK_MSG(fabs(field[i * 2 * G * G + k] - b[k] * half) < 1e-9,
+                              "field node %d: %g, want %g", k,
+                              field[i * 2 * G * G + k], b[k] * half);
         free(phi);
         rc_model_free(m);
     }
     rc_model *none = model_with_seed(base, 5); /* no head: nothing to read */
     double *phi = calloc((size_t)base->embed_dim, sizeof(double)), motion[3];
     CHECK(rc_action_head_motion(none, 1, base->embed_dim, phi, motion) == 1);
+    CHECK(rc_action_head_field(none, 1, base->embed_dim, phi, motion) == 1);
     free(phi);
     rc_model_free(none);
 }

@@ -15,9 +15,11 @@
 #     rotation R^2 near 0; an action head whose warp is the true motion
 #     (other units, other sign) reads R^2 near 1, shuffled near 0. Every
 #     cell of the flow field carries the known motion; the field RSA of the
-#     linear code is near 1, of the same code shuffled over windows near 0.
+#     linear code is near 1, of the same code shuffled over windows near 0;
+#     a field head whose nodes carry the true motion reads near 1.
 #  3. the local targets (grid, where) of a flow field made by hand: a patch
-#     moving over part of four cells, a slow drift elsewhere.
+#     moving over part of four cells, a slow drift elsewhere; and the flow
+#     read at a field head's nodes, on a known ramp.
 # Skips (77) where /usr/bin/python3 lacks OpenCV, NumPy or scikit-learn
 # (Debian: python3-opencv python3-numpy python3-sklearn).
 set -euo pipefail
@@ -141,6 +143,9 @@ for name, order in (("head", np.arange(len(rows))), ("badhead", perm)):
         net = true_net[order[by_key[(it["source"], tuple(it["frames"]))]]]
         it["action_motion"] = {"dx": 0.4 * net[0], "dy": -0.4 * net[1],
                                "dtheta": 0.0}
+        # a field head moving the whole frame: every node the same motion
+        it["action_field"] = {"dx": [0.4 * net[0]] * 16,
+                              "dy": [-0.4 * net[1]] * 16}
     np.save(f"{d}/o/{name}.npy", shared.astype(np.float32))
     json.dump(hs, open(f"{d}/o/{name}.json", "w"))
 out = subprocess.run(["/usr/bin/python3", f"{root}/tools/flow_oracle.py",
@@ -161,6 +166,10 @@ for c in ("dx", "dy"):
     print(f"{c}: action head R^2 {h:.3f}, shuffled head {b:.3f}")
     assert h > 0.95 and b < 0.1, (c, h, b)
     assert rep["shared"]["head_heldout"][c] is None  # no head: n/a
+    h, b = rep["head"]["head_field_heldout"][c], rep["badhead"]["head_field_all"][c]
+    print(f"{c}: action field R^2 {h:.3f}, shuffled field {b:.3f}")
+    assert h > 0.95 and b < 0.1, (c, h, b)
+    assert rep["shared"]["head_field_heldout"][c] is None
 # the field: the whole crop moves, so every cell's mean flow is the net
 # motion and every pixel moves
 field = np.array([r["field"] for r in rows]).reshape(len(rows), -1, 3)
@@ -216,5 +225,14 @@ assert np.abs(grid - want).max() < 1e-5, grid
 assert np.abs(where - want_where).max() < 1e-6, where
 assert abs(share - 800 / 6400) < 1e-6, share
 assert abs(g[0] - 0.2) < 1e-6 and abs(g[1]) < 1e-6, g  # median: the drift
+# a field head's nodes read the flow where they are: a ramp along x (dx =
+# the cell's column) and along y (dy = its row), at nodes 0, 1/3, 2/3, 1 of
+# the crop, cells centred at (k + 0.5) / 8, clamped at the outer centres
+ky, kx = np.mgrid[0:fo.FIELD, 0:fo.FIELD]
+ramp = np.stack([kx, ky, np.zeros_like(kx)], -1).reshape(1, -1, 3).astype(float)
+nodes = fo.field_at_nodes(ramp, 4).reshape(2, 4, 4)
+u = np.array([0.0, 8 / 3 - 0.5, 16 / 3 - 0.5, 7.0])
+assert np.abs(nodes[0] - u[None, :]).max() < 1e-9, nodes[0]
+assert np.abs(nodes[1] - u[:, None]).max() < 1e-9, nodes[1]
 print("ok")
 PYEOF

@@ -381,7 +381,11 @@ def load_embedding(prefix, flow_rows):
     if all("action_motion" in it for it in items):
         head = np.array([[it["action_motion"][c] for c in HEAD_NAMES]
                          for it in items], dtype=np.float64)
-    return X[idx], side.get("checkpoint", "?"), head
+    field = None  # a field head's node displacements [n, 2, G * G]
+    if all("action_field" in it for it in items):
+        field = np.array([[it["action_field"]["dx"], it["action_field"]["dy"]]
+                          for it in items], dtype=np.float64)
+    return X[idx], side.get("checkpoint", "?"), head, field
 
 
 # The action head's motion (recompose embed: action_motion) against the
@@ -429,6 +433,34 @@ def field_rsa(X, F, pairs):
     return float(spearmanr(dX, dF).correlation)
 
 
+def field_at_nodes(field, g):
+    """The flow field [n, FIELD^2, 3] bilinearly interpolated at the g x g
+    nodes of a field head (corner to corner of the crop; the stored cells'
+    centres are at (k + 0.5) / FIELD): [n, 2, g * g], dx then dy."""
+    n = len(field)
+    f = field[..., :2].reshape(n, FIELD, FIELD, 2)
+    u = np.clip(np.linspace(0, 1, g) * FIELD - 0.5, 0, FIELD - 1)
+    k0 = np.minimum(np.floor(u).astype(int), FIELD - 2)
+    t = u - k0
+    def lerp(a, axis):  # along one axis of the cells
+        lo, hi = np.take(a, k0, axis), np.take(a, k0 + 1, axis)
+        shape = [1] * a.ndim
+        shape[axis] = g
+        return lo + (hi - lo) * t.reshape(shape)
+    nodes = lerp(lerp(f, 1), 2)  # [n, g (rows), g (columns), 2]
+    return nodes.reshape(n, g * g, 2).transpose(0, 2, 1)
+
+
+def head_field_r2(head_field, flow_nodes, sel):
+    """R^2 of one fitted line through every (head, flow) pair of the selected
+    windows' nodes, for dx and for dy: does the head move the walkers where
+    and as the flow says (units and sign free, as line_r2)?"""
+    if head_field is None:
+        return {t: None for t in ("dx", "dy")}
+    return {t: line_r2(head_field[sel, c].ravel(), flow_nodes[sel, c].ravel())
+            for c, t in enumerate(("dx", "dy"))}
+
+
 def cmd_probe(args):
     flow = json.load(open(args.flow))
     rows = flow["rows"]
@@ -458,8 +490,13 @@ def cmd_probe(args):
         if "=" not in spec:
             fail(f"'{spec}': give embeddings as NAME=PREFIX")
         name, prefix = spec.split("=", 1)
-        X, ckpt, head = load_embedding(prefix, rows)
+        X, ckpt, head, head_field = load_embedding(prefix, rows)
         col = {"prefix": prefix, "checkpoint": ckpt}
+        flow_nodes = (None if head_field is None else
+                      field_at_nodes(field, math.isqrt(head_field.shape[2])))
+        for where, sel in (("head_field_heldout", ~split),
+                           ("head_field_all", slice(None))):
+            col[where] = head_field_r2(head_field, flow_nodes, sel)
         gi = [flow["global_names"].index(t) for t in HEAD_TARGETS]
         for where, sel in (("head_heldout", ~split), ("head_all", slice(None))):
             col[where] = {t: (None if head is None else
@@ -495,7 +532,8 @@ def cmd_probe(args):
           f"of code distance and flow-field distance over pairs of windows "
           f"that share no frames (held-out, and all); action head: the model's "
           f"own warp against the flow, a fitted line's R^2 (held-out windows, "
-          f"and all), n/a without a head")
+          f"and all; field: a field head's nodes against the flow there), n/a "
+          f"without a head")
     print(f"{'metric':<31}" + "".join(f" {n:>12}" for n in names))
     labels = {"ridge": "ridge", "knn": "kNN", "loso_ridge": "LOSO ridge",
               "loso_knn": "LOSO kNN"}
@@ -512,6 +550,11 @@ def cmd_probe(args):
                       [report["columns"][c]["field_rsa"][where] for c in names]))
     for where, label in (("head_heldout", "head"), ("head_all", "head, all")):
         for t in HEAD_TARGETS:
+            lines.append((f"action {label} R^2 {t}",
+                          [report["columns"][c][where][t] for c in names]))
+    for where, label in (("head_field_heldout", "field"),
+                         ("head_field_all", "field, all")):
+        for t in ("dx", "dy"):
             lines.append((f"action {label} R^2 {t}",
                           [report["columns"][c][where][t] for c in names]))
     for tname in targets:

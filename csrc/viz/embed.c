@@ -171,7 +171,9 @@ static void pixel_diff_clips(const rc_config *c, const rc_viz_clipset *cs,
 /* With an action head: each item's "action_motion", the head's warp of its
  * phi(full) as dx, dy (pixels of the network's frames) and dtheta
  * (radians), the direct readout a flow oracle compares with its global
- * motion (tools/flow_oracle.py probe). */
+ * motion (tools/flow_oracle.py probe); with a field's head also its
+ * "action_field", the nodes' displacements, which the oracle compares with
+ * the flow's local motion. */
 static void add_action_motion(json_t *side, json_t *items, rc_model *m,
                               const rc_viz_clipset *cs, const float *emb,
                               int D) {
@@ -190,6 +192,28 @@ static void add_action_motion(json_t *side, json_t *items, rc_model *m,
                                           v[1], "dtheta", v[2]));
         }
     }
+    const rc_model_shape *sh = rc_model_get_shape(m);
+    int G = sh->action_grid, P = 2 * G * G;
+    double *field = G > 0 ? rc_xmalloc((size_t)cs->n * P * sizeof(double)) : NULL;
+    if (field && rc_action_head_field(m, cs->n, D, phi, field) == 0) {
+        json_object_set_new(side, "action_field",
+                            json_pack("{s:s, s:i}", "about",
+                                      "the field head's node displacements "
+                                      "(dx, then dy; row-major G x G nodes "
+                                      "from corner to corner of the frame), "
+                                      "pixels of the network's frames",
+                                      "grid", G));
+        for (int i = 0; i < cs->n; i++) {
+            json_t *dx = json_array(), *dy = json_array();
+            for (int k = 0; k < G * G; k++) {
+                json_array_append_new(dx, json_real(field[(size_t)i * P + k]));
+                json_array_append_new(dy, json_real(field[(size_t)i * P + G * G + k]));
+            }
+            json_object_set_new(json_array_get(items, (size_t)i), "action_field",
+                                json_pack("{s:o, s:o}", "dx", dx, "dy", dy));
+        }
+    }
+    free(field);
     free(phi);
     free(motion);
 }

@@ -110,6 +110,15 @@ int rc_evaluate(const rc_config *cfg, rc_model *trained, rc_eval_report *out);
 int rc_action_head_motion(rc_model *m, int n, int dim, const double *phi,
                           double *motion);
 
+/* A field's head (loss.act_kind = grid) as it is: the displacements of its
+ * G x G nodes for each phi, field [n][2][G][G] (the x plane, then y; node
+ * (i, j) at x = -1 + 2i/(G-1), y = -1 + 2j/(G-1) of the frame), in pixels
+ * of the model's frames, signed as rc_action_head_motion's translation (a
+ * field whose nodes all hold d reads as the motion d there). Returns 0, or
+ * 1 (nothing written) without a field head. */
+int rc_action_head_field(rc_model *m, int n, int dim, const double *phi,
+                         double *field);
+
 /* Aligned table: one line per metric, one column per row of the report.
  * Non-finite values (e.g. R^2 of a target with no variance) print as n/a. */
 void rc_eval_print_table(FILE *out, const rc_eval_report *r);
