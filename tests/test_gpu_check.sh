@@ -11,7 +11,8 @@
 #  - every step's output is kept in $OUT/gpu-check-logs/;
 #  - a step that would start past the time budget is "not run (time
 #    budget)" and fails the check.
-# (CI also runs the whole --no-gpu mode, build included: tools/test.sh.)
+# (test_gpu_dryrun.sh runs the whole --no-gpu mode, build included, in a
+# bare GPU machine's layout.)
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${RC_BUILD:?RC_BUILD not set}

@@ -4,36 +4,56 @@
 # packages).
 #
 #   tools/device-deps.sh fetch   here, on a Debian/Ubuntu machine with apt:
-#                                download the .debs into .debs/ (~17 MB;
+#                                download the .debs into .debs/ (~25 MB;
 #                                git-ignored; copy it to the GPU machine)
 #   . tools/device-deps.sh use   there: unpack .debs/ into $RC_SYSROOT
 #                                (default /tmp/rc-sysroot) and point
 #                                pkg-config, the linker and the loader at
 #                                it. Sourced, so the exports stay.
 #
-# Only what the core build needs (BLAS, LAPACKE, inih, jansson, zlib headers,
-# pkg-config itself). Video input is left out: its FFmpeg libraries pull in
-# hundreds of MB, and cmake/video.cmake turns it off when they are missing.
+# RC_DEBS_DIR names another folder for the .debs (default: .debs/ in the
+# checkout).
+#
+# What the core build needs (BLAS, LAPACKE, inih, jansson, zlib headers,
+# pkg-config itself) and the input of packed footage (TurboJPEG, libpng,
+# FFmpeg's scaler libswscale with libavutil and the libraries libavutil is
+# linked against: VA-API, VDPAU, X11, OpenCL's loader, libmfx), so that a
+# GPU machine trains from shards with bytes to the device. Decoding video
+# files (libavformat, libavcodec: hundreds of MB with their codecs) is left
+# out: cmake/video.cmake builds shard and frame-folder input without them.
 # Debian bookworm's glibc (2.36) is older than the GPU image's, so its
 # binaries run there.
 RC_DEVICE_DEBS="pkgconf pkgconf-bin libpkgconf3 libopenblas0-pthread
   libopenblas-pthread-dev libblas3 liblapack3 liblapacke liblapacke-dev
   libgfortran5 libquadmath0 libinih1 libinih-dev libjansson4 libjansson-dev
-  zlib1g-dev"
+  zlib1g-dev
+  libturbojpeg0 libturbojpeg0-dev libpng16-16 libpng-dev
+  libswscale6 libswscale-dev libavutil57 libavutil-dev
+  libva2 libva-drm2 libva-x11-2 libvdpau1 libdrm2 libdrm-common libmfx1
+  ocl-icd-libopencl1 libx11-6 libx11-data libx11-xcb1 libxcb1 libxcb-dri3-0
+  libxau6 libxdmcp6 libxext6 libxfixes3 libbsd0 libmd0"
 
 rc_device_deps_fetch() {
     local dir
-    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.debs"
+    dir=${RC_DEBS_DIR:-"$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.debs"}
     mkdir -p "$dir" && cd "$dir" || return 1
     # shellcheck disable=SC2086
     apt-get download $RC_DEVICE_DEBS 2>&1 | grep -v "^W: Download is performed unsandboxed" || true
+    local pkg missing=""
+    for pkg in $RC_DEVICE_DEBS; do
+        ls "$dir/${pkg}_"*.deb >/dev/null 2>&1 || missing="$missing $pkg"
+    done
+    if [ -n "$missing" ]; then
+        echo "device-deps: could not download:$missing (is apt's package list current? apt-get update)" >&2
+        return 1
+    fi
     echo "device-deps: $(ls "$dir"/*.deb | wc -l) packages, $(du -sh "$dir" | cut -f1) in $dir"
 }
 
 rc_device_deps_use() {
     local root dir sys tri
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-    dir="$root/.debs"
+    dir=${RC_DEBS_DIR:-"$root/.debs"}
     sys=${RC_SYSROOT:-/tmp/rc-sysroot}
     tri=x86_64-linux-gnu
     if ! ls "$dir"/*.deb >/dev/null 2>&1; then

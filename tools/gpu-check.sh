@@ -2,7 +2,8 @@
 # gpu-check.sh: everything that needs a real GPU, in one run that must work
 # the first time on a bare machine (docs/gpu.md, "Checking a GPU machine").
 #
-#   tools/gpu-check.sh [--quick] [--no-gpu] [--no-build] [build-dir]
+#   tools/gpu-check.sh [--quick] [--no-gpu] [--no-build] [--debs] [build-dir]
+#   tools/gpu-check.sh --plan
 #
 #   0. what the machine has: kernel, nvidia-smi, nvcc, gcc, cmake, where
 #      cudnn.h and the cuDNN, cuBLAS, NCCL and CUDA runtime libraries are
@@ -23,7 +24,8 @@
 #      machine refuses the sanitizer
 #   5. a summary table; exit 1 if anything failed, crashed or timed out
 #
-# --no-gpu: what can run without a GPU (CI runs this on every change): the
+# --no-gpu: what can run without a GPU (tests/test_gpu_dryrun.sh runs it on
+#   every change, in a bare GPU machine's layout): the
 #   build, the emulated tests, the emulated trainer against the CPU one, an
 #   emulated training run with its figure, the summary. GPU steps report
 #   "skipped (no GPU)". Without --no-gpu, a machine with no visible GPU is
@@ -31,6 +33,12 @@
 # --quick: the second try when time is short: no sanitizer, shorter
 #   benchmark and trainer runs (about half the time).
 # --no-build: use the binaries already in build-dir.
+# --debs: build against the .debs/ sysroot even where pkg-config finds the
+#   libraries (what a GPU image without them does; the dry run in CI).
+# --plan: print the time plan (a fresh machine's start, the first try, the
+#   retry) against the time a lent GPU machine has (RC_GPU_MACHINE_S,
+#   default 900 s) and the longest single command (RC_GPU_CALL_S, 600 s);
+#   exit 1 if it does not fit.
 #
 # Every step runs under a timeout, and the whole check under a budget
 # (RC_GPU_CHECK_BUDGET seconds, default 360, 200 with --quick; build
@@ -52,12 +60,14 @@ set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-QUICK=0 NOGPU=0 NOBUILD=0 BUILD=build-gpu
+QUICK=0 NOGPU=0 NOBUILD=0 DEBS=0 PLAN=0 BUILD=build-gpu
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) QUICK=1 ;;
         --no-gpu) NOGPU=1 ;;
         --no-build) NOBUILD=1 ;;
+        --debs) DEBS=1 ;;
+        --plan) PLAN=1 ;;
         -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
         -*) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) BUILD=$1 ;;
@@ -67,8 +77,26 @@ done
 
 t_start=$(date +%s)
 # a first try fits 360 s, a --quick second try 200 s (the build is kept)
-BUDGET=${RC_GPU_CHECK_BUDGET:-$([ "$QUICK" = 1 ] && echo 200 || echo 360)}
+BUDGET_FULL=360 BUDGET_QUICK=200
+BUDGET=${RC_GPU_CHECK_BUDGET:-$([ "$QUICK" = 1 ] && echo $BUDGET_QUICK || echo $BUDGET_FULL)}
 deadline=$((t_start + BUDGET))
+
+# ---- the time plan ------------------------------------------------------------------
+# A lent machine starts in one to two minutes, counted against its time;
+# each command's files travel both ways (about 30 s with the build folder's
+# logs). The first try and one retry after a time-out must fit, each try
+# inside the longest single command.
+if [ "$PLAN" = 1 ]; then
+    machine=${RC_GPU_MACHINE_S:-900} call=${RC_GPU_CALL_S:-600} start=120 transfer=30
+    total=$((start + BUDGET_FULL + transfer + BUDGET_QUICK + transfer))
+    echo "time plan: start $start s + first try $BUDGET_FULL s + retry (--quick) $BUDGET_QUICK s + 2 transfers of $transfer s = $total s of the machine's $machine s; each try within one command of $call s"
+    if [ "$total" -le "$machine" ] && [ $((BUDGET_FULL + transfer)) -le "$call" ]; then
+        echo "time plan: fits ($((machine - total)) s to spare)"
+        exit 0
+    fi
+    echo "time plan: does NOT fit: lower RC_GPU_CHECK_BUDGET's defaults or the steps' limits"
+    exit 1
+fi
 
 # ---- the log: complete when the script returns -------------------------------
 LOG=""
@@ -196,11 +224,12 @@ fi
 echo "nvcc:      $(nvcc --version 2>/dev/null | tail -1 || echo 'not found')"
 echo "gcc:       $(gcc --version 2>/dev/null | head -1 || echo 'not found')"
 echo "cmake:     $(cmake --version 2>/dev/null | head -1 || echo 'not found')"
+echo "make:      $(make --version 2>/dev/null | head -1 || echo 'not found'); ninja: $(ninja --version 2>/dev/null || echo 'not found')"
 echo "python:    $("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null || echo "$PY without torch")"
 site_nvidia=$("$PY" -c 'import nvidia, os; print(" ".join(nvidia.__path__))' 2>/dev/null)
 # the build looks for cuDNN and NCCL wheels in these site-packages first
 # (cmake/nvidia_wheels.cmake): the ones of the Python that has PyTorch
-RC_PYTHON_SITE=$(for d in $site_nvidia; do dirname "$d"; done | paste -sd';')
+RC_PYTHON_SITE=${RC_PYTHON_SITE:-$(for d in $site_nvidia; do dirname "$d"; done | paste -sd';')}
 export RC_PYTHON_SITE
 # NCCL says why it fails, without the chatter of INFO
 export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
@@ -237,8 +266,9 @@ if [ "$NOBUILD" = 1 ]; then
     [ -x "$BUILD/recompose" ] || { record build "FAIL (--no-build but no $BUILD/recompose)"; finish; }
     record build "skipped (--no-build)"
 else
-    if ! pkg-config --exists openblas lapacke inih jansson zlib 2>/dev/null; then
-        echo "build libraries not installed: unpacking .debs/ (tools/device-deps.sh)"
+    if [ "$DEBS" = 1 ] || ! pkg-config --exists openblas lapacke inih jansson zlib 2>/dev/null; then
+        if [ "$DEBS" = 1 ]; then echo "--debs: the build's libraries from .debs/ (tools/device-deps.sh)"
+        else echo "build libraries not installed: unpacking .debs/ (tools/device-deps.sh)"; fi
         . tools/device-deps.sh use || { record "build libraries" "FAIL (no .debs/: run tools/device-deps.sh fetch where apt works)"; finish; }
     fi
     cudnn_root=""
@@ -257,12 +287,19 @@ else
     cuda_mode=ON
     [ "$NOGPU" = 1 ] && ! command -v nvcc >/dev/null 2>&1 && cuda_mode=AUTO
     # -Werror only where CI sets it; on a fresh GPU build warnings are not errors
-    werror=()
+    werror=() generator=()
     [ -e "$BUILD/CMakeCache.txt" ] || werror=(-DRC_WERROR=OFF)
+    # an image may have ninja (pip's) and no make
+    if [ ! -e "$BUILD/CMakeCache.txt" ] && ! command -v make >/dev/null 2>&1; then
+        command -v ninja >/dev/null 2>&1 ||
+            { record build "FAIL (neither make nor ninja: install one, e.g. pip install ninja)"; finish; }
+        generator=(-G Ninja)
+        echo "no make here: configuring with Ninja"
+    fi
     mkdir -p "$BUILD"
     secs=$(limit 300)
     [ "$secs" -gt 0 ] || { record build "not run (time budget)"; finish; }
-    if timeout "$secs" cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRC_CUDA=$cuda_mode ${werror[@]+"${werror[@]}"} \
+    if timeout "$secs" cmake -S . -B "$BUILD" ${generator[@]+"${generator[@]}"} -DCMAKE_BUILD_TYPE=Release -DRC_CUDA=$cuda_mode ${werror[@]+"${werror[@]}"} \
             ${cudnn_root:+-DCUDNN_ROOT="$cudnn_root"} > "$BUILD/gpu-check.configure.log" 2>&1 &&
        secs=$(limit 300) && [ "$secs" -gt 0 ] &&
        timeout "$secs" cmake --build "$BUILD" -j"$(nproc)" > "$BUILD/gpu-check.build.log" 2>&1; then
@@ -282,6 +319,8 @@ else
     fi
 fi
 BIN="$BUILD/recompose"
+features=$("$BIN" version 2>/dev/null | awk '/^features:/ {$1 = ""; print substr($0, 2)}')
+echo "build features: ${features:-unknown}"
 if [ "$gpu_by_build" = 1 ]; then
     n=$("$BIN" version --devices 2>/dev/null | awk '/^CUDA devices:/ {print $3}')
     echo "CUDA devices (no nvidia-smi; the build's count): ${n:-unknown}"
@@ -303,6 +342,14 @@ for t in test_train_emu test_cuda_train; do
     [ "$t" = test_train_emu ] && [ "$QUICK" = 1 ] && continue
     run_step "$t" 240 env RC_BIN="$BIN" RC_PYTHON="$PY" RC_BUILD="$BUILD" bash "tests/$t.sh"
 done
+
+# Footage to the device: test_cuda_train (and test_train_emu) train from a
+# packed shard with the pixels as bytes (data.transfer auto: u8 on a
+# device) wherever the build has video input.
+case " $features " in
+    *" +video "*) record "footage (shards, bytes to the device)" "in test_cuda_train / test_train_emu" ;;
+    *) record "footage (shards, bytes to the device)" "skipped (no video input in this build: libturbojpeg, libpng, libswscale missing; tools/device-deps.sh fetch, then --debs)" ;;
+esac
 
 # ---- 3. benchmarks and the trainer ----------------------------------------------------------
 section "benchmarks"

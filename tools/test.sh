@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test suite: install dependencies, build with warnings as errors, run ctest.
 # Long tests (training to full quality) are behind RC_LONG_TESTS=1.
+# tools/gpu-check.sh's no-GPU mode is a test of the suite (test_gpu_dryrun:
+# a fresh build in a bare GPU machine's layout).
 # Then, unless RC_SANITIZE_PASS=0 (or ctest arguments were given):
 #  - the numerical tests (ctest -L numeric) again under another OpenBLAS
 #    kernel family (tools/openblas-kernels.sh --other);
-#  - tools/gpu-check.sh in its no-GPU mode on that build;
 #  - the fast part of the suite again under AddressSanitizer + UBSan
 #    (build-asan/), any report failing the test;
 #  - valgrind memcheck over a short training run and its resume
@@ -30,13 +31,6 @@ other=$(tools/openblas-kernels.sh --other build-test/recompose)
 echo "== numerical tests under OpenBLAS kernels $other (first pass: $kernels)"
 (cd build-test && OPENBLAS_CORETYPE="$other" ctest --output-on-failure -j2 -L numeric)
 
-# ---- the GPU check's no-GPU mode -------------------------------------------------
-# tools/gpu-check.sh gets minutes on a bare GPU machine: every step it can
-# run here (configure, build, the emulated tests and trainer, the summary)
-# runs on every change, on the build above.
-echo "== tools/gpu-check.sh --no-gpu"
-tools/gpu-check.sh --no-gpu build-test
-
 # ---- AddressSanitizer + UndefinedBehaviorSanitizer ---------------------------
 # Warnings are errors in the build above; here gcc's instrumentation adds
 # false -Wclobbered reports around setjmp, so not -Werror.
@@ -46,6 +40,7 @@ tools/gpu-check.sh --no-gpu build-test
 #                       the same binary paths as other tests, but slow under
 #                       ASan (python, plots, dozens of runs)
 #  test_dist_*          Open MPI's own allocations are reported as leaks
+#  test_gpu_dryrun      builds its own tree (the GPU machine's layout)
 #  test_learning*      trains to quality: minutes under ASan
 # The CUDA emulator (kernels/emu, ucontext fibers) runs under ASan as is.
 echo "== sanitizers: ASan + UBSan"
@@ -56,7 +51,7 @@ export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd build-asan && ctest --output-on-failure -j2 \
-   -E '^(test_fuzz_smoke|test_viz_plots|test_torch_load|test_robust_kill|test_dist_.*|test_learning.*)$')
+   -E '^(test_fuzz_smoke|test_viz_plots|test_torch_load|test_robust_kill|test_dist_.*|test_learning.*|test_gpu_dryrun)$')
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 # ---- valgrind memcheck over a short training run -------------------------------
