@@ -26,6 +26,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -317,6 +318,18 @@ static int cmd_dump(const rc_config *c, const char *dir, int k) {
     int status = dump_weights(m, path);
     rc_model_free(m);
     if (status != 0) goto fail;
+    /* the effective config (overrides included): the PyTorch side reads its
+     * model and loss from it */
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    char *ini = rc_config_to_ini(c);
+    FILE *f = fopen(path, "w");
+    int ok = f && fputs(ini, f) >= 0;
+    if (f && fclose(f) != 0) ok = 0;
+    free(ini);
+    if (!ok) {
+        rc_set_error("%s: cannot write the config: %s", path, strerror(errno));
+        goto fail;
+    }
     free_batches(b, k);
     return 0;
 fail:

@@ -1,6 +1,7 @@
 """bench_cpu_torch.py: the PyTorch side of bench/bench_cpu.sh.
 
-Trains the reference model of tests/ref/model_ref.py (same model, same loss)
+Trains the reference model of tests/ref/model_ref.py (same model, same loss,
+the action term included)
 on the batches that `bench_cpu dump` wrote (the frames and plans that
 recompose's trainer uses at steps 0..K-1) from the same initial weights, with
 the same optimiser work (global-norm clipping, AdamW without decay on biases)
@@ -9,6 +10,11 @@ and the same thread count, and prints one line in bench_cpu's format:
     torch tuples_per_s X step_ms X peak_rss_mb X first_loss X last_loss X ...
 
 usage: bench_cpu_torch.py CONFIG DIR [--batches K] [--steps N] [--warmup W]
+
+CONFIG is the effective config `bench_cpu dump` wrote beside the batches
+(DIR/config.ini: overrides included), for the model's shape and the loss
+(the hinge and, where loss.w_act > 0, the action term).
+
                           [--threads N] [--layout nchw|channels_last]
 
 --layout channels_last keeps the convolution weights (and so oneDNN's
@@ -74,10 +80,7 @@ def main():
     cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     cp.read_string(text)
     get = lambda sec, key, d: cp.getfloat(sec, key) if cp.has_option(sec, key) else d
-    margin = get("loss", "margin", 1.0)
-    squared = (cp.get("loss", "hinge") if cp.has_option("loss", "hinge")
-               else "squared") == "squared"
-    loss_cfg = model_ref.LossConfig(margin=margin, squared=squared)
+    loss_cfg = model_ref.LossConfig.from_ini(text)
 
     batches = [load_batch(os.path.join(a.dir, f"batch{k}.safetensors"))
                for k in range(a.batches)]

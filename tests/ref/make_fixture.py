@@ -204,18 +204,7 @@ def loss_case(rng: np.random.Generator, out: dict, report: dict):
 # ---- the action term: warp loss ---------------------------------------------------
 
 
-def warp_grid(th: torch.Tensor, n: int, C: int, S: int, field: int):
-    """The sampling grid of the warps th: an affine map per sequence
-    (affine_grid), or the pixel centres plus a field of field x field
-    displacements interpolated bilinearly (grid_sample of the field,
-    align_corners=True: the nodes span [-1, 1] corner to corner)."""
-    eye = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], dtype=th.dtype).expand(n, 2, 3)
-    if not field:
-        return F.affine_grid(th.view(n, 2, 3), [n, C, S, S], align_corners=False)
-    base = F.affine_grid(eye, [n, C, S, S], align_corners=False)
-    disp = F.grid_sample(th.view(n, 2, field, field), base, mode="bilinear",
-                         padding_mode="border", align_corners=True)
-    return base + disp.permute(0, 2, 3, 1)
+warp_grid = ref.warp_grid
 
 
 def warp_case(seed: int, out: dict, report: dict, prefix: str, field: int,
@@ -262,23 +251,8 @@ def warp_case(seed: int, out: dict, report: dict, prefix: str, field: int,
         fr = torch.tensor(frames, dtype=dtype)
         th = torch.tensor(theta, dtype=dtype, requires_grad=True)
         src, dst = fr[torch.from_numpy(first)], fr[torch.from_numpy(last)]
-        warped = F.grid_sample(src, warp_grid(th, n, C, S, field), mode="bilinear",
-                               padding_mode="border", align_corners=False)
-        L = 0
-        f64 = torch.tensor(frames, dtype=torch.float64)
-        for k in scales:
-            m, P = border // k, S // k
-            diff = F.avg_pool2d(warped, k) - F.avg_pool2d(dst, k)
-            err = diff[:, :, m:P - m, m:P - m].pow(2)
-            if moving > 0:  # decided on the float32 frames in double, as C does
-                chg = (F.avg_pool2d(f64[torch.from_numpy(first)], k) -
-                       F.avg_pool2d(f64[torch.from_numpy(last)], k))
-                mask = (chg[:, :, m:P - m, m:P - m].abs() > moving).to(dtype)
-                count = mask.sum(dim=(1, 2, 3))
-                per = (err * mask).sum(dim=(1, 2, 3)) / count.clamp(min=1)
-                L = L + per.sum()
-            else:
-                L = L + err.mean(dim=(1, 2, 3)).sum()
+        # the mask is decided on the float32 frames in double, as C does
+        L = ref.warp_error(src, dst, th, field, scales, border, moving)
         L = scale * L
         L.backward()
         results[dtype] = (L, th.grad)

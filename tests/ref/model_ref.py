@@ -325,6 +325,27 @@ class LossConfig:
     w_pos: float = 1.0
     w_neg: float = 1.0
     w_kind: Tuple[float, ...] = (1.0,) * TUPLE_PAIR_KINDS + (0.0,) * 5
+    # the action term (loss.w_act and the act_* keys; 0 = off)
+    w_act: float = 0.0
+    act_kind: str = "affine"
+    act_grid: int = 4
+    act_scales: int = 3
+    act_border: int = 8
+    act_moving: float = 0.0
+
+    @staticmethod
+    def from_ini(text: str) -> "LossConfig":
+        """The [loss] keys this module computes, from a config's INI text
+        (defaults as recompose's for keys it does not give)."""
+        cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+        cp.read_string(text)
+        get = lambda key, conv, d: conv(cp.get("loss", key)) if cp.has_option("loss", key) else d
+        return LossConfig(
+            margin=get("margin", float, 1.0),
+            squared=get("hinge", str, "squared") == "squared",
+            w_act=get("w_act", float, 0.0), act_kind=get("act_kind", str, "affine"),
+            act_grid=get("act_grid", int, 4), act_scales=get("act_scales", int, 3),
+            act_border=get("act_border", int, 8), act_moving=get("act_moving", float, 0.0))
 
     def twins(self) -> List[int]:
         """The twin kinds this config enables (pair weight above zero)."""
@@ -463,10 +484,91 @@ def sample_plan(B: int, T: int, rng: np.random.Generator,
     return build_plan([sample_tuple(T, rng) for _ in range(B)], T, loss, dedup)
 
 
+# ---- the action term (SPEC section 4) -----------------------------------------
+
+
+def action_warps(raw: torch.Tensor, kind: str) -> torch.Tensor:
+    """The action head's outputs [n][P] as warp parameters: an affine map's
+    six entries and a field's node displacements as they are; for expm the
+    top two rows of the matrix exponential of [[r0 r1 r2], [r3 r4 r5],
+    [0 0 0]] (invertible: the negated code is the inverse motion)."""
+    if kind != "expm":
+        return raw
+    n = raw.shape[0]
+    m = torch.cat([raw.view(n, 2, 3), raw.new_zeros(n, 1, 3)], dim=1)
+    return torch.linalg.matrix_exp(m)[:, :2, :].reshape(n, 6)
+
+
+def warp_grid(th: torch.Tensor, n: int, C: int, S: int, field: int):
+    """The sampling grid of the warps th: an affine map per sequence
+    (affine_grid), or the pixel centres plus a field of field x field
+    displacements interpolated bilinearly (grid_sample of the field,
+    align_corners=True: the nodes span [-1, 1] corner to corner)."""
+    eye = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], dtype=th.dtype,
+                       device=th.device).expand(n, 2, 3)
+    if not field:
+        return F.affine_grid(th.view(n, 2, 3), [n, C, S, S], align_corners=False)
+    base = F.affine_grid(eye, [n, C, S, S], align_corners=False)
+    disp = F.grid_sample(th.view(n, 2, field, field), base, mode="bilinear",
+                         padding_mode="border", align_corners=True)
+    return base + disp.permute(0, 2, 3, 1)
+
+
+def warp_error(first: torch.Tensor, last: torch.Tensor, theta: torch.Tensor,
+               field: int, scales: Sequence[int], border: int,
+               moving: float = 0.0) -> torch.Tensor:
+    """The action term's error, summed over the n sequences and the scales,
+    unscaled: each first frame [n][C][S][S] warped by its theta (grid_sample,
+    bilinear, border padding, align_corners=False), then per pooling factor
+    k the mean squared difference of the k x k block means of the warped and
+    the last frame inside border / k. moving > 0 (loss.act_moving): only
+    over the pooled pixels whose first and last frame differ by more than
+    it, decided in float64 on the frames as given (a sequence with none
+    adds nothing)."""
+    n, C, S, _ = first.shape
+    warped = F.grid_sample(first, warp_grid(theta, n, C, S, field), mode="bilinear",
+                           padding_mode="border", align_corners=False)
+    L = 0
+    for k in scales:
+        m, P = border // k, S // k
+        diff = F.avg_pool2d(warped, k) - F.avg_pool2d(last, k)
+        err = diff[:, :, m:P - m, m:P - m].pow(2)
+        if moving > 0:
+            chg = (F.avg_pool2d(first.detach().double(), k) -
+                   F.avg_pool2d(last.detach().double(), k))
+            mask = (chg[:, :, m:P - m, m:P - m].abs() > moving).to(err.dtype)
+            per = (err * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3)).clamp(min=1)
+            L = L + per.sum()
+        else:
+            L = L + err.mean(dim=(1, 2, 3)).sum()
+    return L
+
+
+def action_loss(model: RecomposeRef, frames: torch.Tensor, plan: Plan,
+                emb: torch.Tensor, loss: LossConfig) -> torch.Tensor:
+    """The action term of a step: every sequence's phi, through the action
+    head, warps the sequence's first frame (frame i of its first pair) onto
+    its last (frame j of its last pair); weight w_act over the number of
+    sequences (a mean over sequences)."""
+    dev = frames.device
+    seq_pair, seq_len = plan.seq_pair.to(dev), plan.seq_len.to(dev)
+    clip, pi, pj = (t.to(dev) for t in (plan.pair_clip, plan.pair_i, plan.pair_j))
+    n = seq_pair.shape[0]
+    p0 = seq_pair[:, 0]
+    p1 = seq_pair[torch.arange(n, device=dev), seq_len - 1]
+    first, last = frames[clip[p0], pi[p0]], frames[clip[p1], pj[p1]]
+    theta = action_warps(model.action(emb), loss.act_kind)
+    field = loss.act_grid if loss.act_kind == "grid" else 0
+    scales = [1 << k for k in range(loss.act_scales)]
+    return (loss.w_act / n) * warp_error(first, last, theta, field, scales,
+                                         loss.act_border, loss.act_moving)
+
+
 def step_loss(model: RecomposeRef, frames: torch.Tensor, plan: Plan,
               loss: LossConfig) -> Tuple[torch.Tensor, torch.Tensor]:
-    """rc_model_step's forward: (loss, embeddings [n_seq][D]); the loss is
-    scaled by 1/B. Call .backward() on the loss for the gradients."""
+    """rc_model_step's forward: (loss, embeddings [n_seq][D]); the hinge
+    loss is scaled by 1/B, and with loss.w_act > 0 the action term is added.
+    Call .backward() on the loss for the gradients."""
     emb = model(frames, plan)
     dev = emb.device
     L = hinge_loss(emb, plan.loss_a.to(dev), plan.loss_b.to(dev),
@@ -474,6 +576,11 @@ def step_loss(model: RecomposeRef, frames: torch.Tensor, plan: Plan,
                    loss.margin, loss.squared, 1.0 / plan.B,
                    torch.tensor([PAIR_KIND_MAP[k] for k in plan.loss_kind.tolist()],
                                 dtype=torch.int64, device=dev))
+    if loss.w_act > 0:
+        if not hasattr(model, "action"):
+            raise ValueError("loss.w_act > 0 but the model has no action head "
+                             "(ModelShape.action_outputs = 0)")
+        L = L + action_loss(model, frames, plan, emb, loss)
     return L, emb
 
 
