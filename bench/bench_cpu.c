@@ -22,11 +22,11 @@
  * same frames from the dump).
  */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -391,7 +391,16 @@ static void print_ops(int steps, int B) {
 static long base_rss_kb;
 
 static int cmd_train(const rc_config *c, int k, int steps, int warm, int ops) {
-    const rc_backend *cpu = rc_backend_lookup("cpu")->ops();
+    /* the CPU backend as a run of this config configures it
+     * (train.cpu_conv, train.blas_kernels) */
+    const rc_backend_kind *kind = rc_backend_lookup("cpu");
+    rc_backend_settings st = {.cpu_conv = (rc_cpu_conv)c->cpu_conv,
+                              .cpu_isa_avx2 = strcmp(c->blas_kernels, "auto") != 0};
+    if (kind->configure(&st) != 0) {
+        fprintf(stderr, "bench_cpu: %s\n", rc_last_error());
+        return 1;
+    }
+    const rc_backend *cpu = kind->ops();
     rc_backend timed = timing_backend(cpu);
     const rc_backend *be = ops ? &timed : cpu;
     batch *b = make_batches(c, k);
@@ -428,10 +437,10 @@ static int cmd_train(const rc_config *c, int k, int steps, int warm, int ops) {
     timing_on = 0;
     printf("recompose tuples_per_s %.2f step_ms %.2f peak_rss_mb %.1f "
            "base_rss_mb %.1f first_loss %.6f last_loss %.6f "
-           "pairs_per_tuple %.2f threads %d\n",
+           "pairs_per_tuple %.2f threads %d backend %s\n",
            (double)steps * c->batch / dt, dt / steps * 1e3,
            peak_rss_kb() / 1024.0, base_rss_kb / 1024.0, first_loss, last_loss,
-           pairs / steps / c->batch, omp_get_max_threads());
+           pairs / steps / c->batch, omp_get_max_threads(), cpu->name);
     if (ops) {
         print_ops(steps, c->batch);
         /* the largest GEMM of the encoder forward (layer 0: c_out x

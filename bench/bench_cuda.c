@@ -124,7 +124,8 @@ int main(int argc, char **argv) {
     /* the trainer's way to the backend: the registry */
     const rc_backend_kind *cuda = rc_backend_lookup("cuda");
     /* timed algorithm choice, as the PyTorch peer's cudnn.benchmark = True */
-    rc_backend_settings st = {0, RC_PRECISION_TF32, 1};
+    rc_backend_settings st = {.device = 0, .precision = RC_PRECISION_TF32,
+                              .benchmark = 1};
     be = cuda && cuda->configure(&st) == 0 ? cuda->ops() : NULL;
     if (!be) {
         fprintf(stderr, "bench_cuda: %s\n", rc_last_error());

@@ -1,11 +1,13 @@
-# onednn.cmake: the CPU benchmark, and the place for a oneDNN fast path.
+# onednn.cmake: oneDNN's convolutions for the CPU backend, and the CPU
+# benchmarks.
 #
+# Where libdnnl-dev is found (and RC_ONEDNN is on), the CPU backend gains a
+# second op table whose convolutions are oneDNN's (csrc/cpu_onednn,
+# train.cpu_conv); without it, onednn_absent.c says so when asked for.
 # bench_cpu (bench/bench_cpu.c) measures training throughput, peak memory and
 # per-op rates of the CPU backend; bench/bench_cpu.sh runs it beside the
-# PyTorch reference (tests/ref/model_ref.py). oneDNN (libdnnl-dev) is not
-# used by the backend: bench_conv_onednn (built where oneDNN is found)
-# measures its convolutions against ours on the presets' layers, and
-# bench/RESULTS.md says what that found.
+# PyTorch reference (tests/ref/model_ref.py). bench_conv_onednn measures
+# oneDNN's convolutions against the reference ones layer by layer.
 if(EXISTS ${CMAKE_SOURCE_DIR}/bench/bench_cpu.c)
   add_executable(bench_cpu ${CMAKE_SOURCE_DIR}/bench/bench_cpu.c)
   target_link_libraries(bench_cpu PRIVATE recompose_core)
@@ -14,8 +16,19 @@ endif()
 
 # (not find_package(dnnl): Debian's config demands OpenCL for its GPU
 # runtime, which the CPU engine does not use)
+option(RC_ONEDNN "oneDNN's convolutions for the CPU backend when found" ON)
 find_path(RC_DNNL_INCLUDE oneapi/dnnl/dnnl.h)
 find_library(RC_DNNL_LIB NAMES dnnl)
+if(RC_ONEDNN AND RC_DNNL_INCLUDE AND RC_DNNL_LIB)
+  target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/cpu_onednn/conv_onednn.c)
+  target_include_directories(recompose_core PRIVATE ${RC_DNNL_INCLUDE})
+  target_link_libraries(recompose_core PUBLIC ${RC_DNNL_LIB})
+  target_compile_definitions(recompose_core PUBLIC RC_HAVE_ONEDNN=1)
+  message(STATUS "recompose: oneDNN convolutions for the CPU backend (${RC_DNNL_LIB})")
+else()
+  target_sources(recompose_core PRIVATE ${CMAKE_SOURCE_DIR}/csrc/cpu_onednn/onednn_absent.c)
+  message(STATUS "recompose: CPU convolutions without oneDNN (install libdnnl-dev for them)")
+endif()
 if(RC_DNNL_INCLUDE AND RC_DNNL_LIB AND EXISTS ${CMAKE_SOURCE_DIR}/bench/bench_conv_onednn.c)
   add_executable(bench_conv_onednn ${CMAKE_SOURCE_DIR}/bench/bench_conv_onednn.c)
   target_include_directories(bench_conv_onednn PRIVATE ${RC_DNNL_INCLUDE})

@@ -5,6 +5,7 @@
 
 #include "recompose/common.h"
 #include "recompose/cuda_backend.h"
+#include "cpu_onednn/onednn.h"
 #include "emu/emu_backend.h"
 
 static int configure_cuda(const rc_backend_settings *s) {
@@ -16,8 +17,35 @@ static int configure_cuda(const rc_backend_settings *s) {
     return rc_cuda_configure(&o);
 }
 
+/* The CPU backend's convolutions: the reference until configured. */
+static const rc_backend *cpu_ops = NULL;
+
+/* auto: oneDNN's convolutions where the build has them, but the reference
+ * ones when train.blas_kernels pins a kernel family: only those are known
+ * to give the same bits on every CPU kind (oneDNN's JIT kernels pick their
+ * blocking by the CPU's caches). onednn asked for with a pin: capped at
+ * AVX2, the closest it comes. */
+static int configure_cpu(const rc_backend_settings *s) {
+    const rc_backend *be = rc_backend_cpu();
+    int want = s->cpu_conv == RC_CPU_CONV_ONEDNN ||
+               (s->cpu_conv == RC_CPU_CONV_AUTO && !s->cpu_isa_avx2 &&
+                rc_onednn_version());
+    if (want) {
+        if (s->cpu_isa_avx2 && rc_onednn_version() && rc_onednn_cap_isa_avx2() != 0)
+            return -1;
+        be = rc_backend_cpu_onednn(); /* NULL without oneDNN, saying why */
+    }
+    if (!be) return -1;
+    cpu_ops = be;
+    return 0;
+}
+
+static const rc_backend *cpu_backend_ops(void) {
+    return cpu_ops ? cpu_ops : rc_backend_cpu();
+}
+
 static const rc_backend_kind kinds[] = {
-    {"cpu", 0, NULL, rc_backend_cpu, NULL},
+    {"cpu", 0, configure_cpu, cpu_backend_ops, NULL},
     {"cuda", 1, configure_cuda, rc_backend_cuda, rc_stage_cuda},
     /* the CUDA backend's kernels and input stage, emulated on the CPU */
     {"emu", 0, NULL, rc_backend_emu, rc_stage_emu},

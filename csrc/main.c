@@ -326,6 +326,7 @@ static void print_features(void) {
         {"viz", RC_FEATURE(RC_HAVE_VIZ)},
         {"plots", RC_FEATURE(RC_HAVE_CAIRO)}, {"cuda", RC_FEATURE(RC_HAVE_CUDA)},
         {"nccl", RC_FEATURE(RC_HAVE_NCCL)}, {"mpi", RC_FEATURE(RC_HAVE_MPI)},
+        {"onednn", RC_FEATURE(RC_HAVE_ONEDNN)},
     };
     printf("features:");
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)

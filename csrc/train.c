@@ -44,6 +44,7 @@
 #include "recompose/safetensors.h"
 #include "recompose/sampler.h"
 #include "recompose/synth.h"
+#include "cpu_onednn/onednn.h"
 #include "train_input.h"
 #include "train_report.h"
 #include "train_val.h"
@@ -597,9 +598,12 @@ static int resume_from(trainer *t, const char *where, int64_t *step,
 static const rc_backend *start_backend(const rc_backend_kind *kind,
                                        rc_comm *comm, const rc_config *c,
                                        const rc_stage_ops **stage) {
-    rc_backend_settings settings = {rc_comm_device(comm), /* a GPU per rank */
-                                    (rc_precision)c->precision,
-                                    c->cudnn_benchmark};
+    rc_backend_settings settings = {
+        .device = rc_comm_device(comm), /* a GPU per rank */
+        .precision = (rc_precision)c->precision,
+        .benchmark = c->cudnn_benchmark,
+        .cpu_conv = (rc_cpu_conv)c->cpu_conv,
+        .cpu_isa_avx2 = strcmp(c->blas_kernels, "auto") != 0};
     if (kind->configure && kind->configure(&settings) != 0) return NULL;
     const rc_backend *be = kind->ops();
     if (!be) return NULL;
@@ -616,6 +620,11 @@ static const rc_backend *start_backend(const rc_backend_kind *kind,
     } else if (*stage) {
         rc_log("training on the emulated CUDA backend (its kernels and input "
                "stage on the CPU; slow, for tests)");
+    } else if (!strcmp(be->name, "cpu-onednn")) {
+        rc_log("CPU convolutions by oneDNN %s (train.cpu_conv)", rc_onednn_version());
+    } else {
+        rc_log("CPU convolutions by im2col + OpenBLAS, the reference "
+               "(train.cpu_conv)");
     }
     return be;
 }

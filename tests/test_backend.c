@@ -3,6 +3,8 @@
  *  - cpu and emu run here: their op tables are the CPU reference and the
  *    emulated CUDA kernels, emu with its input stage, cpu without;
  *    the CPU table carries its fused conv + ReLU, the emulated one none;
+ *  - train.cpu_conv picks the CPU's convolutions (oneDNN's or the
+ *    reference's) by the rules of backend.c;
  *  - cuda without a GPU: its op table is refused with a message, never a
  *    silent CPU run; auto without a GPU is the CPU;
  *  - an unknown name is refused with the choices. */
@@ -12,6 +14,7 @@
 #include "recompose/common.h"
 #include "recompose/config.h"
 #include "recompose/cuda_backend.h"
+#include "cpu_onednn/onednn.h"
 #include "test_util.h"
 
 static int contains(const char *s, const char *part) {
@@ -37,6 +40,27 @@ int main(void) {
         const rc_backend *e = emu->ops();
         CHECK(e != NULL && strcmp(e->name, "cpu") != 0 && e->fused == NULL);
         CHECK(emu->stage != NULL && emu->stage() != NULL && !emu->is_gpu);
+        /* train.cpu_conv: blas is the reference; auto is oneDNN's where the
+         * build has it, but the reference under a pinned BLAS family; onednn
+         * is oneDNN's, or an error saying how to get it */
+        int have = rc_onednn_version() != NULL;
+        rc_backend_settings st = {.cpu_conv = RC_CPU_CONV_BLAS};
+        CHECK(cpu->configure(&st) == 0 && cpu->ops() == rc_backend_cpu());
+        st.cpu_conv = RC_CPU_CONV_AUTO;
+        CHECK(cpu->configure(&st) == 0 &&
+              !strcmp(cpu->ops()->name, have ? "cpu-onednn" : "cpu"));
+        st.cpu_isa_avx2 = 1;
+        CHECK(cpu->configure(&st) == 0 && cpu->ops() == rc_backend_cpu());
+        st.cpu_isa_avx2 = 0;
+        st.cpu_conv = RC_CPU_CONV_ONEDNN;
+        if (have) {
+            CHECK(cpu->configure(&st) == 0 && !strcmp(cpu->ops()->name, "cpu-onednn"));
+            CHECK(cpu->ops()->fused != NULL && cpu->ops()->lstm_forward == rc_backend_cpu()->lstm_forward);
+        } else {
+            CHECK(cpu->configure(&st) != 0 && contains(rc_last_error(), "libdnnl-dev"));
+        }
+        st.cpu_conv = RC_CPU_CONV_BLAS;
+        CHECK(cpu->configure(&st) == 0);
     }
     const rc_backend_kind *cuda = rc_backend_lookup("cuda");
     CHECK(cuda && cuda->is_gpu && cuda->configure && cuda->stage);

@@ -6,7 +6,8 @@
  * CPU ops built in double (csrc/cpu/real.h), runs the backend's entry on
  * copies in the backend's memory and compares every output by
  * max|got - ref| / max|ref| against the case's tolerance. Backends: cpu
- * (the float32 build of the reference), emu (the CUDA backend's kernels
+ * (the float32 build of the reference), cpu-onednn (its convolutions by
+ * oneDNN, where the build has it), emu (the CUDA backend's kernels
  * under the emulator), cuda where a GPU is visible (strict float32: TF32
  * and bf16 are checked in test_cuda_ops with their own tolerances). Fused
  * entries are checked where a backend has them.
@@ -27,6 +28,7 @@
 #include "recompose/cuda_backend.h"
 #include "recompose/ops.h"
 #include "recompose/rng.h"
+#include "cpu_onednn/onednn.h"
 #include "recompose/train.h"
 #include "test_util.h"
 
@@ -91,9 +93,10 @@ static void expect_scalar(const char *op, double got, double ref, double tol) {
 
 /* ---- convolution, and the fused conv + ReLU where offered ------------------ */
 
-static void case_conv(void) {
+static void conv_shape_case(int n, int c_in, int hw, int c_out, int k, int stride,
+                            int pad) {
     rc_conv_shape s;
-    rc_conv_shape_init(&s, 2, 3, 9, 9, 4, 3, 2, 1);
+    rc_conv_shape_init(&s, n, c_in, hw, hw, c_out, k, stride, pad);
     size_t nx = rc_conv_numel_x(&s), nw = rc_conv_numel_w(&s), ny = rc_conv_numel_y(&s);
     double *x = draw(nx, -1, 1), *w = draw(nw, -0.5, 0.5), *b = draw(s.c_out, -0.2, 0.2);
     double *dy = draw(ny, -1, 1);
@@ -124,12 +127,28 @@ static void case_conv(void) {
         expect("conv2d_relu_backward", "dx", gdx, dx, nx, 1e-5);
         expect("conv2d_relu_backward", "dw", gdw, dw, nw, 1e-5);
         expect("conv2d_relu_backward", "db", gdb, db, s.c_out, 1e-5);
+        /* deterministic: a second call is bitwise the same */
+        float *first = down(gdw, nw);
+        be->fused->conv2d_relu_backward(&s, gx, gw, gyr, gdy, gdx, gdw, gdb, gws);
+        float *second = down(gdw, nw);
+        CHECK_MSG(memcmp(first, second, nw * sizeof(float)) == 0,
+                  "%s conv2d_relu_backward: two calls differ", be->name);
+        free(first); free(second);
         be->free(gyr);
     }
     be->free(gx); be->free(gw); be->free(gb); be->free(gdy); be->free(gy);
     be->free(gdx); be->free(gdw); be->free(gdb); be->free(gws);
     free(x); free(w); free(b); free(dy); free(y); free(dx); free(dw); free(db);
     free(ws);
+}
+
+/* A small odd shape; a first layer (two stacked gray frames, 5 x 5); a
+ * middle layer whose channels fill a blocked layout (16 -> 32), where a
+ * blocked backend reorders in and out. */
+static void case_conv(void) {
+    conv_shape_case(2, 3, 9, 4, 3, 2, 1);
+    conv_shape_case(3, 2, 16, 16, 5, 2, 2);
+    conv_shape_case(3, 16, 12, 32, 3, 2, 1);
 }
 
 /* ---- element-wise, pooling, linear ---------------------------------------- */
@@ -400,17 +419,15 @@ static const struct {
     {"gather_pairs, gather_steps, scatter_steps", case_gather},
 };
 
-static void run_backend(const char *name) {
+static void run_backend(const char *name, rc_cpu_conv cpu_conv) {
     const rc_backend_kind *kind = rc_backend_lookup(name);
     CHECK(kind != NULL);
     if (!kind) return;
-    if (kind->is_gpu) {
-        rc_backend_settings st = {0, RC_PRECISION_FP32, 0};
+    rc_backend_settings st = {.precision = RC_PRECISION_FP32, .cpu_conv = cpu_conv};
+    if (kind->configure)
         CHECK_MSG(kind->configure(&st) == 0, "%s", rc_last_error());
-        tol_scale = 10; /* other summation orders than the CPU's */
-    } else {
-        tol_scale = 1;
-    }
+    /* other summation orders than the CPU reference's */
+    tol_scale = kind->is_gpu ? 10 : 1;
     be = kind->ops();
     CHECK_MSG(be != NULL, "%s: %s", name, rc_last_error());
     if (!be) return;
@@ -423,10 +440,23 @@ static void run_backend(const char *name) {
 
 int main(void) {
     rc_set_threads(2);
-    run_backend("cpu");
-    run_backend("emu");
+    run_backend("cpu", RC_CPU_CONV_BLAS);
+    if (rc_onednn_version()) {
+        run_backend("cpu", RC_CPU_CONV_ONEDNN);
+        /* the same with every convolution split into calls of one image
+         * (the weight gradients summed over the calls) */
+        rc_onednn_set_chunk_bytes(1);
+        printf("(oneDNN convolutions one image per call)\n");
+        run_backend("cpu", RC_CPU_CONV_ONEDNN);
+        rc_onednn_set_chunk_bytes(0);
+        /* oneDNN itself computed them, not the fallback to the reference */
+        CHECK_MSG(!rc_onednn_failed(), "a oneDNN call failed: the reference "
+                  "stood in for it");
+    } else
+        printf("backend cpu-onednn: not in this build (skipped)\n");
+    run_backend("emu", RC_CPU_CONV_AUTO);
     if (rc_cuda_device_count() > 0)
-        run_backend("cuda");
+        run_backend("cuda", RC_CPU_CONV_AUTO);
     else
         printf("backend cuda: no GPU here (skipped)\n");
     printf("%d comparisons\n", n_checked);

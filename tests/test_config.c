@@ -352,7 +352,7 @@ static void test_describe(void) {
         CHECK_MSG(contains(buf, full), "describe lacks %s", full);
         keys++;
     }
-    CHECK(keys == 78);
+    CHECK(keys == 79);
     CHECK(contains(buf, "train.lr\n      float, (0, 10], default 0.002\n"));
     CHECK(contains(buf, "loss.hinge\n      enum, squared, plain, default squared"));
     free(ini);

@@ -60,9 +60,9 @@ if ! command -v valgrind >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get install -y -qq --no-install-recommends valgrind
 fi
-# This build is also the CPU-only one (no CUDA, no video), as on a machine
+# This build is also the CPU-only one (no CUDA, no video, no oneDNN), as on a machine
 # without those libraries: it must compile without a warning.
-cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Release -DRC_VIDEO=OFF \
+cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Release -DRC_VIDEO=OFF -DRC_ONEDNN=OFF \
       -DRC_CUDA=OFF -DRC_WERROR=ON >/dev/null
 cmake --build build-valgrind -j"$(nproc)" --target recompose >/dev/null
 vg_out=$(mktemp -d)

@@ -17,10 +17,21 @@
 extern "C" {
 #endif
 
+/* The CPU backend's convolutions (train.cpu_conv). */
+typedef enum {
+    RC_CPU_CONV_AUTO = 0,   /* oneDNN's where the build has it, else BLAS;
+                               BLAS when cpu_isa_avx2 (a pinned BLAS family) */
+    RC_CPU_CONV_BLAS,       /* the reference: im2col + OpenBLAS sgemm */
+    RC_CPU_CONV_ONEDNN      /* oneDNN's (an error without it) */
+} rc_cpu_conv;
+
 typedef struct {
     int device;             /* GPU ordinal of this rank */
     rc_precision precision;
     int benchmark;          /* time convolution algorithms (cudnnFind) */
+    rc_cpu_conv cpu_conv;   /* the CPU backend's convolutions */
+    int cpu_isa_avx2;       /* cap the CPU kernels at AVX2 (train.blas_kernels
+                               pinned: the same arithmetic on every CPU) */
 } rc_backend_settings;
 
 typedef struct {
@@ -29,7 +40,8 @@ typedef struct {
     /* Apply settings before the first op; NULL: nothing to set. 0 or -1
      * with an error. */
     int (*configure)(const rc_backend_settings *s);
-    /* The op table; NULL with an error when it cannot run here. */
+    /* The op table (as configured; the defaults where configure was not
+     * called); NULL with an error when it cannot run here. */
     const rc_backend *(*ops)(void);
     /* The input stage; NULL: frames in host memory. */
     const rc_stage_ops *(*stage)(void);

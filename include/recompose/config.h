@@ -72,6 +72,7 @@ typedef struct {
     char device[16];                 /* train.device: a backend.h name */
     char blas_kernels[16];           /* train.blas_kernels: "auto" or an
                                         OpenBLAS kernel family */
+    int cpu_conv;                    /* train.cpu_conv: enum rc_cpu_conv */
     int precision;                   /* train.precision: enum rc_precision */
     int cudnn_benchmark;             /* train.cudnn_benchmark (bool) */
     int log_every;                   /* train.log_every steps */

@@ -1,0 +1,32 @@
+/* onednn.h: the CPU backend with oneDNN's convolutions (conv_onednn.c), or
+ * its absence (onednn_absent.c) in a build without libdnnl. */
+#ifndef RC_CPU_ONEDNN_H
+#define RC_CPU_ONEDNN_H
+
+#include <stddef.h>
+
+#include "recompose/ops.h"
+
+/* The CPU backend's op table with oneDNN's convolutions (plain and fused
+ * with ReLU; NCHW at the entries, oneDNN's layouts inside); every other
+ * entry the reference's. NULL with an error where the build has no
+ * oneDNN. */
+const rc_backend *rc_backend_cpu_onednn(void);
+
+/* Cap oneDNN's kernels at AVX2, so that its arithmetic is the same on every
+ * x86-64 CPU with AVX2 (train.blas_kernels pinned). Must precede the first
+ * convolution. 0, or -1 with an error. */
+int rc_onednn_cap_isa_avx2(void);
+
+/* 1 once a oneDNN call has failed (the reference convolutions took over
+ * from then on; the log said so), else 0. */
+int rc_onednn_failed(void);
+
+/* Test hook: the bytes a call's largest blocked tensor may take (the batch
+ * is split into calls of that many images; 0: the default, 16 MB). */
+void rc_onednn_set_chunk_bytes(size_t bytes);
+
+/* "2.6.3", or NULL without oneDNN. */
+const char *rc_onednn_version(void);
+
+#endif

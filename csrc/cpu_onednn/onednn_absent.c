@@ -1,0 +1,19 @@
+/* onednn_absent.c: a build without oneDNN (libdnnl-dev not found, or
+ * -DRC_ONEDNN=OFF): the CPU backend keeps its reference convolutions. */
+#include "recompose/common.h"
+#include "cpu_onednn/onednn.h"
+
+const rc_backend *rc_backend_cpu_onednn(void) {
+    rc_set_error("train.cpu_conv = onednn, but this build has no oneDNN: "
+                 "install libdnnl-dev (tools/install-deps.sh) and rebuild, or "
+                 "set train.cpu_conv = blas");
+    return NULL;
+}
+
+int rc_onednn_cap_isa_avx2(void) { return 0; }
+
+int rc_onednn_failed(void) { return 0; }
+
+void rc_onednn_set_chunk_bytes(size_t bytes) { (void)bytes; }
+
+const char *rc_onednn_version(void) { return NULL; }
