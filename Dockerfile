@@ -22,7 +22,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
         libopenblas-dev liblapacke-dev libinih-dev libjansson-dev \
         libturbojpeg0-dev libpng-dev zlib1g-dev libcairo2-dev fonts-dejavu-core \
         libavformat-dev libavcodec-dev libavutil-dev libswscale-dev \
-        libopenmpi-dev openmpi-bin \
+        libopenmpi-dev openmpi-bin libdnnl-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/recompose
