@@ -41,11 +41,12 @@
 
 /* ---- per-op timing through a wrapped backend ----------------------------- */
 
-enum { OP_CONV_FWD, OP_CONV_BWD, OP_LSTM_FWD, OP_LSTM_BWD, OP_LOSS,
+enum { OP_CONV_FWD, OP_CONV_BWD, OP_LSTM_FWD, OP_LSTM_BWD, OP_LOSS, OP_WARP,
        OP_LINEAR, OP_ELEMWISE, OP_GATHER, OP_OPTIM, OP_COUNT };
 static const char *const op_names[OP_COUNT] = {
     "conv forward", "conv backward", "LSTM forward", "LSTM backward", "loss",
-    "linear fwd+bwd", "relu+pool", "gather/scatter", "clip+AdamW"};
+    "action warp loss", "linear fwd+bwd", "relu+pool", "gather/scatter",
+    "clip+AdamW"};
 
 static double op_seconds[OP_COUNT], op_flops[OP_COUNT];
 static int timing_on;
@@ -137,6 +138,12 @@ static double t_loss(int n_emb, int dim, const float *emb, int n_pairs,
           L = inner->hinge_loss(n_emb, dim, emb, n_pairs, pairs, p, d_emb));
     return L;
 }
+static double t_warp(const rc_warp_shape *s, const float *frames, const int *first,
+                     const int *last, const float *theta, float *d_theta) {
+    double L;
+    TIMED(OP_WARP, 0, L = inner->warp_loss(s, frames, first, last, theta, d_theta));
+    return L;
+}
 static double t_sumsq(size_t n, const float *g) {
     double r;
     TIMED(OP_OPTIM, 0, r = inner->sum_squares(n, g));
@@ -182,6 +189,7 @@ static rc_backend timing_backend(const rc_backend *be) {
     t.lstm_forward = t_lstm_fwd;
     t.lstm_backward = t_lstm_bwd;
     t.hinge_loss = t_loss;
+    t.warp_loss = t_warp;
     t.sum_squares = t_sumsq;
     t.scale = t_scale;
     t.adamw_update = t_adamw;
