@@ -35,6 +35,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import flow_oracle as fo  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "tests", "ref"))
+import model_ref as ref  # noqa: E402
+
 
 def network_frames(src, items, k, size):
     """Frame k of each window, gray in [0, 1], the crop scaled to size."""
@@ -50,45 +54,23 @@ def network_frames(src, items, k, size):
 
 
 class WarpError:
-    """The action term's error for a batch of first/last frames: a field of
-    G x G node displacements (normalised units, corner to corner) upsampled
-    bilinearly, the first frame sampled there (border padding), squared
-    error of the pooled frames inside the border, summed over the scales;
-    with moving > 0 only over pooled pixels whose first and last frame
-    differ by more than it (their mean). Per window."""
+    """The action term's error per window (the mean over windows of
+    tests/ref/model_ref.py's warp_error, which the parity fixture checks
+    against the C code): a field of G x G node displacements (normalised
+    units, corner to corner) warping each first frame onto its last, the
+    pooled squared error inside the border at scales 1, 2, 4; with moving
+    > 0 only where the frames change."""
 
     def __init__(self, first, last, grid, moving, border, scales=(1, 2, 4)):
         import torch
-        import torch.nn.functional as F
-        self.F, self.torch = F, torch
         self.first, self.last = torch.tensor(first), torch.tensor(last)
-        n, _, S, _ = first.shape
-        eye = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(n, 2, 3)
-        self.base = F.affine_grid(eye, [n, 1, S, S], align_corners=False)
-        self.n, self.S, self.G = n, S, grid
+        self.n, self.S, self.G = first.shape[0], first.shape[-1], grid
         self.moving, self.border, self.scales = moving, border, scales
 
     def __call__(self, d):
-        F = self.F
-        disp = F.grid_sample(d.view(self.n, 2, self.G, self.G), self.base,
-                             mode="bilinear", padding_mode="border",
-                             align_corners=True)
-        W = F.grid_sample(self.first, self.base + disp.permute(0, 2, 3, 1),
-                          mode="bilinear", padding_mode="border",
-                          align_corners=False)
-        total = 0
-        for k in self.scales:
-            m = self.border // k
-            pool = [F.avg_pool2d(x, k)[..., m:-m or None, m:-m or None]
-                    for x in (W, self.last, self.first)]
-            e = (pool[0] - pool[1]) ** 2
-            if self.moving > 0:
-                mask = ((pool[2] - pool[1]).abs() > self.moving).float()
-                e = (e * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp(min=1)
-            else:
-                e = e.mean((1, 2, 3))
-            total = total + e
-        return total
+        """Mean error per window of the fields d [n][2 G^2]."""
+        return ref.warp_error(self.first, self.last, d, self.G, self.scales,
+                              self.border, self.moving) / self.n
 
 
 def flow_field(first, last, grid):
@@ -114,7 +96,7 @@ def best_field(err, penalty, iters):
     for _ in range(iters):
         opt.zero_grad()
         px = d * err.S / 2
-        loss = (err(d) + penalty * (px ** 2).mean(1)).sum()
+        loss = err(d) + penalty * (px ** 2).mean(1).mean()
         loss.backward()
         opt.step()
     return d.detach()
@@ -169,12 +151,12 @@ def main():
     for k in steps:
         last = network_frames(src, items, k, size)
         err = WarpError(first, last, args.grid, args.moving, args.border)
-        ref = flow_field(first, last, args.grid)
+        flow = flow_field(first, last, args.grid)
         d = best_field(err, args.penalty, args.iters)
         zero = torch.zeros_like(d)
-        e = [float(err(x).mean()) for x in (zero, ref, d)]
+        e = [float(err(x)) for x in (zero, flow, d)]
         dd = d.numpy().reshape(len(items), 2, -1)
-        rr = ref.numpy().reshape(len(items), 2, -1)
+        rr = flow.numpy().reshape(len(items), 2, -1)
         r2 = [fo.line_r2(dd[:, c].ravel(), rr[:, c].ravel()) for c in (0, 1)]
         r2 = [float("nan") if v is None else v for v in r2]
         print(f"{k:>3} {e[0]:10.5f} {e[1]:11.5f} {e[2]:10.5f} {r2[0]:7.3f} "
