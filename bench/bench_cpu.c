@@ -36,6 +36,7 @@
 #include "recompose/model.h"
 #include "recompose/optim.h"
 #include "recompose/safetensors.h"
+#include "cpu_onednn/onednn.h"
 #include "recompose/sampler.h"
 #include "recompose/train.h"
 
@@ -400,10 +401,9 @@ static long base_rss_kb;
 
 static int cmd_train(const rc_config *c, int k, int steps, int warm, int ops) {
     /* the CPU backend as a run of this config configures it
-     * (train.cpu_conv, train.blas_kernels) */
+     * (train.cpu_conv, train.blas_kernels, train.precision) */
     const rc_backend_kind *kind = rc_backend_lookup("cpu");
-    rc_backend_settings st = {.cpu_conv = (rc_cpu_conv)c->cpu_conv,
-                              .cpu_isa_avx2 = strcmp(c->blas_kernels, "auto") != 0};
+    rc_backend_settings st = rc_backend_settings_of(c, 0);
     if (kind->configure(&st) != 0) {
         fprintf(stderr, "bench_cpu: %s\n", rc_last_error());
         return 1;
@@ -445,10 +445,11 @@ static int cmd_train(const rc_config *c, int k, int steps, int warm, int ops) {
     timing_on = 0;
     printf("recompose tuples_per_s %.2f step_ms %.2f peak_rss_mb %.1f "
            "base_rss_mb %.1f first_loss %.6f last_loss %.6f "
-           "pairs_per_tuple %.2f threads %d backend %s\n",
+           "pairs_per_tuple %.2f threads %d backend %s conv_operands %s\n",
            (double)steps * c->batch / dt, dt / steps * 1e3,
            peak_rss_kb() / 1024.0, base_rss_kb / 1024.0, first_loss, last_loss,
-           pairs / steps / c->batch, omp_get_max_threads(), cpu->name);
+           pairs / steps / c->batch, omp_get_max_threads(), cpu->name,
+           rc_onednn_uses_bf16() ? "bf16" : "fp32");
     if (ops) {
         print_ops(steps, c->batch);
         /* the largest GEMM of the encoder forward (layer 0: c_out x

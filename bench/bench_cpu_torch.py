@@ -60,6 +60,17 @@ def load_batch(path):
     return frames, plan
 
 
+def encoder_bf16(enc):
+    """enc's forward with its convolutions and ReLUs under CPU autocast
+    (bfloat16), the pooling and fc in float32."""
+    def forward(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            for k in range(enc.n_conv):
+                x = torch.relu(getattr(enc, f"conv{k}")(x))
+        return enc.fc(x.float().mean(dim=(2, 3)))
+    return forward
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("config")
@@ -99,6 +110,13 @@ def main():
         betas=(get("train", "beta1", 0.9), get("train", "beta2", 0.999)),
         eps=get("train", "eps", 1e-8))
     clip = get("train", "clip_norm", 1.0)
+    # train.precision = bf16: the encoder's convolutions under PyTorch's CPU
+    # autocast (bfloat16 operands and activations through oneDNN), the rest
+    # in float32, as the C side rounds its convolutions' operands
+    bf16 = cp.has_option("train", "precision") and \
+        cp.get("train", "precision").strip() == "bf16"
+    if bf16:
+        model.encoder.forward = encoder_bf16(model.encoder)
 
     warm, first, last, t0, pairs = a.warmup, float("nan"), float("nan"), 0.0, 0
     for s in range(warm + a.steps):
@@ -125,7 +143,8 @@ def main():
           f"first_loss {first:.6f} last_loss {last:.6f} "
           f"pairs_per_tuple {pairs / a.steps / B:.2f} "
           f"threads {torch.get_num_threads()} layout {a.layout} "
-          f"mkldnn {int(torch.backends.mkldnn.is_available())}")
+          f"mkldnn {int(torch.backends.mkldnn.is_available())} "
+          f"precision {'bf16' if bf16 else 'fp32'}")
 
 
 if __name__ == "__main__":

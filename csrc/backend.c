@@ -17,6 +17,16 @@ static int configure_cuda(const rc_backend_settings *s) {
     return rc_cuda_configure(&o);
 }
 
+rc_backend_settings rc_backend_settings_of(const rc_config *c, int device) {
+    rc_backend_settings s = {
+        .device = device,
+        .precision = (rc_precision)c->precision,
+        .benchmark = c->cudnn_benchmark,
+        .cpu_conv = (rc_cpu_conv)c->cpu_conv,
+        .cpu_isa_avx2 = strcmp(c->blas_kernels, "auto") != 0};
+    return s;
+}
+
 /* The CPU backend's convolutions: the reference until configured. */
 static const rc_backend *cpu_ops = NULL;
 
@@ -24,7 +34,9 @@ static const rc_backend *cpu_ops = NULL;
  * ones when train.blas_kernels pins a kernel family: only those are known
  * to give the same bits on every CPU kind (oneDNN's JIT kernels pick their
  * blocking by the CPU's caches). onednn asked for with a pin: capped at
- * AVX2, the closest it comes. */
+ * AVX2, the closest it comes. train.precision = bf16: oneDNN's
+ * convolutions with bfloat16 operands where the CPU has native bfloat16
+ * arithmetic; float32 everywhere else (the run's log says which). */
 static int configure_cpu(const rc_backend_settings *s) {
     const rc_backend *be = rc_backend_cpu();
     int want = s->cpu_conv == RC_CPU_CONV_ONEDNN ||
@@ -36,6 +48,8 @@ static int configure_cpu(const rc_backend_settings *s) {
         be = rc_backend_cpu_onednn(); /* NULL without oneDNN, saying why */
     }
     if (!be) return -1;
+    if (rc_onednn_version())
+        rc_onednn_set_bf16(be != rc_backend_cpu() && s->precision == RC_PRECISION_BF16);
     cpu_ops = be;
     return 0;
 }

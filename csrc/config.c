@@ -221,8 +221,10 @@ static const config_key config_keys[] = {
     {"train", "precision", KEY_ENUM, 0, 0, 0, "tf32",
      "GPU arithmetic: tf32 (cuDNN and cuBLAS may round inputs to TF32), "
      "fp32 (strict float32, what the GPU tests compare at 1e-5) or bf16 "
-     "(bfloat16 convolution activations, float32 master weights); the CPU "
-     "backends are float32 whatever this says", FIELD(precision),
+     "(bfloat16 convolution activations, float32 master weights); on the "
+     "CPU, bf16 rounds oneDNN's convolution operands to bfloat16 where the "
+     "CPU has native bfloat16 (AVX512-BF16 or AMX), else everything there "
+     "is float32", FIELD(precision),
      precision_choices, 0, NULL},
     {"train", "cudnn_benchmark", KEY_BOOL, 0, 1, 0, "false",
      "GPU: choose convolution algorithms by timing them (cudnnFind, as "

@@ -598,12 +598,8 @@ static int resume_from(trainer *t, const char *where, int64_t *step,
 static const rc_backend *start_backend(const rc_backend_kind *kind,
                                        rc_comm *comm, const rc_config *c,
                                        const rc_stage_ops **stage) {
-    rc_backend_settings settings = {
-        .device = rc_comm_device(comm), /* a GPU per rank */
-        .precision = (rc_precision)c->precision,
-        .benchmark = c->cudnn_benchmark,
-        .cpu_conv = (rc_cpu_conv)c->cpu_conv,
-        .cpu_isa_avx2 = strcmp(c->blas_kernels, "auto") != 0};
+    /* a GPU per rank */
+    rc_backend_settings settings = rc_backend_settings_of(c, rc_comm_device(comm));
     if (kind->configure && kind->configure(&settings) != 0) return NULL;
     const rc_backend *be = kind->ops();
     if (!be) return NULL;
@@ -621,10 +617,20 @@ static const rc_backend *start_backend(const rc_backend_kind *kind,
         rc_log("training on the emulated CUDA backend (its kernels and input "
                "stage on the CPU; slow, for tests)");
     } else if (!strcmp(be->name, "cpu-onednn")) {
-        rc_log("CPU convolutions by oneDNN %s (train.cpu_conv)", rc_onednn_version());
+        rc_log("CPU convolutions by oneDNN %s in %s (train.cpu_conv, "
+               "train.precision)", rc_onednn_version(),
+               rc_onednn_uses_bf16() ? "bfloat16" : "float32");
+        if (settings.precision == RC_PRECISION_BF16 && !rc_onednn_uses_bf16())
+            rc_log("train.precision = bf16: this CPU has no native bfloat16 "
+                   "arithmetic (AVX512-BF16 or AMX), so the convolutions run "
+                   "in float32");
     } else {
         rc_log("CPU convolutions by im2col + OpenBLAS, the reference "
                "(train.cpu_conv)");
+        if (settings.precision == RC_PRECISION_BF16)
+            rc_log("train.precision = bf16: the reference convolutions are "
+                   "float32; bfloat16 needs oneDNN's (train.cpu_conv = onednn, "
+                   "or auto without a pinned train.blas_kernels)");
     }
     return be;
 }

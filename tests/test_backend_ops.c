@@ -19,6 +19,7 @@
  * and graph replay, test_ops_grad the reference itself against finite
  * differences. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,29 @@ static rc_rng rng;
 static const rc_backend *be;
 static double tol_scale = 1; /* loosened for the GPU's reassociation */
 static int n_checked;
+/* The backend's convolutions round x, w and dy to bfloat16 (train.precision
+ * = bf16): the reference then convolves the same rounded operands, so the
+ * comparison stays at float32 tolerances. */
+static int bf16_operands;
+
+/* v rounded to bfloat16, to nearest even (through float: the values here
+ * are floats already). */
+static double round_bf16(double v) {
+    float f = (float)v;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* x itself, or a copy rounded to bfloat16 where the backend rounds. */
+static double *as_operand(const double *x, size_t n) {
+    double *r = rc_xmalloc((n ? n : 1) * sizeof *r);
+    for (size_t i = 0; i < n; i++) r[i] = bf16_operands ? round_bf16(x[i]) : x[i];
+    return r;
+}
 
 /* n values drawn uniformly in [lo, hi] and rounded to float. */
 static double *draw(size_t n, double lo, double hi) {
@@ -100,29 +124,31 @@ static void conv_shape_case(int n, int c_in, int hw, int c_out, int k, int strid
     size_t nx = rc_conv_numel_x(&s), nw = rc_conv_numel_w(&s), ny = rc_conv_numel_y(&s);
     double *x = draw(nx, -1, 1), *w = draw(nw, -0.5, 0.5), *b = draw(s.c_out, -0.2, 0.2);
     double *dy = draw(ny, -1, 1);
+    /* the operands as the backend's arithmetic sees them */
+    double *xo = as_operand(x, nx), *wo = as_operand(w, nw), *dyo = as_operand(dy, ny);
     double *y = zeros(ny), *dx = zeros(nx), *dw = zeros(nw), *db = zeros(s.c_out);
     double *ws = zeros(rc_conv2d_workspace(&s));
     float *gx = up(x, nx), *gw = up(w, nw), *gb = up(b, s.c_out), *gdy = up(dy, ny);
     float *gy = dev_zeros(ny), *gdx = dev_zeros(nx), *gdw = dev_zeros(nw),
           *gdb = dev_zeros(s.c_out), *gws = dev_zeros(be->conv2d_workspace(&s));
 
-    rc_conv2d_forward_f64(&s, x, w, b, y, ws);
+    rc_conv2d_forward_f64(&s, xo, wo, b, y, ws);
     be->conv2d_forward(&s, gx, gw, gb, gy, gws);
     expect("conv2d_forward", "y", gy, y, ny, 1e-5);
-    rc_conv2d_backward_f64(&s, x, w, dy, dx, dw, db, ws);
+    rc_conv2d_backward_f64(&s, xo, wo, dyo, dx, dw, db, ws);
     be->conv2d_backward(&s, gx, gw, gdy, gdx, gdw, gdb, gws);
     expect("conv2d_backward", "dx", gdx, dx, nx, 1e-5);
     expect("conv2d_backward", "dw", gdw, dw, nw, 1e-5);
     expect("conv2d_backward", "db", gdb, db, s.c_out, 1e-5);
 
     if (be->fused) {
-        rc_conv2d_relu_forward_f64(&s, x, w, b, y, ws);
+        rc_conv2d_relu_forward_f64(&s, xo, wo, b, y, ws);
         be->fused->conv2d_relu_forward(&s, gx, gw, gb, gy, gws);
         expect("conv2d_relu_forward", "y", gy, y, ny, 1e-5);
         /* backward from the reference's own output (the ReLU mask must be
          * the same on both sides) */
         float *gyr = up(y, ny);
-        rc_conv2d_relu_backward_f64(&s, x, w, y, dy, dx, dw, db, ws);
+        rc_conv2d_relu_backward_f64(&s, xo, wo, y, dyo, dx, dw, db, ws);
         be->fused->conv2d_relu_backward(&s, gx, gw, gyr, gdy, gdx, gdw, gdb, gws);
         expect("conv2d_relu_backward", "dx", gdx, dx, nx, 1e-5);
         expect("conv2d_relu_backward", "dw", gdw, dw, nw, 1e-5);
@@ -139,7 +165,7 @@ static void conv_shape_case(int n, int c_in, int hw, int c_out, int k, int strid
     be->free(gx); be->free(gw); be->free(gb); be->free(gdy); be->free(gy);
     be->free(gdx); be->free(gdw); be->free(gdb); be->free(gws);
     free(x); free(w); free(b); free(dy); free(y); free(dx); free(dw); free(db);
-    free(ws);
+    free(ws); free(xo); free(wo); free(dyo);
 }
 
 /* A small odd shape; a first layer (two stacked gray frames, 5 x 5); a
@@ -421,11 +447,12 @@ static const struct {
     {"gather_pairs, gather_steps, scatter_steps", case_gather},
 };
 
-static void run_backend(const char *name, rc_cpu_conv cpu_conv) {
+static void run_backend_in(const char *name, rc_cpu_conv cpu_conv,
+                           rc_precision precision) {
     const rc_backend_kind *kind = rc_backend_lookup(name);
     CHECK(kind != NULL);
     if (!kind) return;
-    rc_backend_settings st = {.precision = RC_PRECISION_FP32, .cpu_conv = cpu_conv};
+    rc_backend_settings st = {.precision = precision, .cpu_conv = cpu_conv};
     if (kind->configure)
         CHECK_MSG(kind->configure(&st) == 0, "%s", rc_last_error());
     /* other summation orders than the CPU reference's */
@@ -440,6 +467,10 @@ static void run_backend(const char *name, rc_cpu_conv cpu_conv) {
     }
 }
 
+static void run_backend(const char *name, rc_cpu_conv cpu_conv) {
+    run_backend_in(name, cpu_conv, RC_PRECISION_FP32);
+}
+
 int main(void) {
     rc_set_threads(2);
     run_backend("cpu", RC_CPU_CONV_BLAS);
@@ -451,6 +482,17 @@ int main(void) {
         printf("(oneDNN convolutions one image per call)\n");
         run_backend("cpu", RC_CPU_CONV_ONEDNN);
         rc_onednn_set_chunk_bytes(0);
+        if (rc_onednn_has_bf16()) {
+            printf("(oneDNN convolutions in bfloat16: train.precision = bf16)\n");
+            bf16_operands = 1;
+            run_backend_in("cpu", RC_CPU_CONV_ONEDNN, RC_PRECISION_BF16);
+            CHECK_MSG(rc_onednn_uses_bf16(), "bf16 asked for, native here, not used");
+            bf16_operands = 0;
+            run_backend("cpu", RC_CPU_CONV_ONEDNN); /* and back to float32 */
+            CHECK(!rc_onednn_uses_bf16());
+        } else
+            printf("backend cpu-onednn in bfloat16: this CPU has no native "
+                   "bfloat16 arithmetic (skipped)\n");
         /* oneDNN itself computed them, not the fallback to the reference */
         CHECK_MSG(!rc_onednn_failed(), "a oneDNN call failed: the reference "
                   "stood in for it");

@@ -28,6 +28,11 @@
  *    to run (oneDNN's CPU reductions have a fixed order).
  *  - Any oneDNN failure falls back to the reference op for that call, with
  *    one message: a missing kernel never stops a run.
+ *  - bfloat16 (train.precision = bf16, rc_onednn_set_bf16, only where the
+ *    CPU has native bfloat16 arithmetic): the reorders into the kernels'
+ *    layouts round x, w and dy to bfloat16 (nearest even); y, dx, dw and
+ *    db come out in float32, summed in float32. Nothing else changes: the
+ *    callers' tensors, the master weights and AdamW stay float32.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -45,6 +50,7 @@
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 static int started, broken;
+static int use_bf16; /* the operands' type: see the invariants */
 
 /* Scratch roles: one growable buffer each (see the invariants above). A
  * forward and a backward call never overlap, so the backward's source and
@@ -178,9 +184,10 @@ static int forward_make(conv_entry *e) {
     TRY(dnnl_memory_desc_init_by_tag(&e->w_md, 4, wd, dnnl_f32, dnnl_oihw));
     TRY(dnnl_memory_desc_init_by_tag(&e->b_md, 1, bd, dnnl_f32, dnnl_x));
     TRY(dnnl_memory_desc_init_by_tag(&e->y_md, 4, yd, dnnl_f32, dnnl_nchw));
+    dnnl_data_type_t op = use_bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t any_x, any_w, any_y;
-    TRY(dnnl_memory_desc_init_by_tag(&any_x, 4, xd, dnnl_f32, dnnl_format_tag_any));
-    TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, dnnl_f32, dnnl_format_tag_any));
+    TRY(dnnl_memory_desc_init_by_tag(&any_x, 4, xd, op, dnnl_format_tag_any));
+    TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, op, dnnl_format_tag_any));
     TRY(dnnl_memory_desc_init_by_tag(&any_y, 4, yd, dnnl_f32, dnnl_format_tag_any));
     dnnl_convolution_desc_t cd;
     TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training,
@@ -221,10 +228,15 @@ static int backward_make(conv_entry *e) {
                 wd = {s->c_out, s->c_in, s->k, s->k},
                 yd = {s->n, s->c_out, s->h_out, s->w_out};
     dnnl_dims_t strides = {s->stride, s->stride}, pad = {s->pad, s->pad};
-    dnnl_memory_desc_t any_x, any_w, any_y, any_b;
-    TRY(dnnl_memory_desc_init_by_tag(&any_x, 4, xd, dnnl_f32, dnnl_format_tag_any));
-    TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, dnnl_f32, dnnl_format_tag_any));
+    /* operands (x, w, dy) in the operand type, results (y, dx, dw) float32 */
+    dnnl_data_type_t op = use_bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_memory_desc_t any_x, any_w, any_y, any_dx, any_dw, any_dy, any_b;
+    TRY(dnnl_memory_desc_init_by_tag(&any_x, 4, xd, op, dnnl_format_tag_any));
+    TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, op, dnnl_format_tag_any));
     TRY(dnnl_memory_desc_init_by_tag(&any_y, 4, yd, dnnl_f32, dnnl_format_tag_any));
+    TRY(dnnl_memory_desc_init_by_tag(&any_dx, 4, xd, dnnl_f32, dnnl_format_tag_any));
+    TRY(dnnl_memory_desc_init_by_tag(&any_dw, 4, wd, dnnl_f32, dnnl_format_tag_any));
+    TRY(dnnl_memory_desc_init_by_tag(&any_dy, 4, yd, op, dnnl_format_tag_any));
     any_b = e->b_md;
     /* the forward's description is the backward passes' hint */
     dnnl_convolution_desc_t fd, wdsc, ddsc;
@@ -235,13 +247,13 @@ static int backward_make(conv_entry *e) {
     TRY(dnnl_primitive_desc_create(&hint, &fd, NULL, engine, NULL));
     dnnl_primitive_desc_t wpd = NULL, dpd = NULL;
     dnnl_status_t st = dnnl_convolution_backward_weights_desc_init(
-        &wdsc, dnnl_convolution_direct, &any_x, &any_w, &any_b, &any_y, strides,
+        &wdsc, dnnl_convolution_direct, &any_x, &any_dw, &any_b, &any_dy, strides,
         pad, pad);
     if (st == dnnl_success)
         st = dnnl_primitive_desc_create(&wpd, &wdsc, NULL, engine, hint);
     if (st == dnnl_success)
         st = dnnl_convolution_backward_data_desc_init(&ddsc, dnnl_convolution_direct,
-                                                      &any_x, &any_w, &any_y,
+                                                      &any_dx, &any_w, &any_dy,
                                                       strides, pad, pad);
     if (st == dnnl_success)
         st = dnnl_primitive_desc_create(&dpd, &ddsc, NULL, engine, hint);
@@ -527,6 +539,22 @@ int rc_onednn_cap_isa_avx2(void) {
 }
 
 int rc_onednn_failed(void) { return broken; }
+
+int rc_onednn_has_bf16(void) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+int rc_onednn_set_bf16(int want) {
+    int on = want && rc_onednn_has_bf16();
+    if (on != use_bf16) /* entries of the other type are of no use now */
+        for (int i = 0; i < CACHE; i++)
+            if (cache[i].used) destroy_entry(&cache[i]);
+    use_bf16 = on;
+    return on;
+}
+
+int rc_onednn_uses_bf16(void) { return use_bf16; }
 
 const char *rc_onednn_version(void) {
     static char v[32];

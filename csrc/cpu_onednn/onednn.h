@@ -18,6 +18,19 @@ const rc_backend *rc_backend_cpu_onednn(void);
  * convolution. 0, or -1 with an error. */
 int rc_onednn_cap_isa_avx2(void);
 
+/* 1 where oneDNN's kernels on this CPU (as capped) have native bfloat16
+ * arithmetic: AVX512-BF16 or AMX. */
+int rc_onednn_has_bf16(void);
+
+/* Convolutions with bfloat16 operands (x, w and dy rounded to bfloat16 to
+ * nearest even; y, dx, dw and db summed and returned in float32:
+ * train.precision = bf16) where want and the CPU has native bfloat16
+ * arithmetic, else float32. Returns 1 if bfloat16 is now in use. */
+int rc_onednn_set_bf16(int want);
+
+/* 1 while the convolutions run with bfloat16 operands, else 0. */
+int rc_onednn_uses_bf16(void);
+
 /* 1 once a oneDNN call has failed (the reference convolutions took over
  * from then on; the log said so), else 0. */
 int rc_onednn_failed(void);

@@ -14,6 +14,15 @@ int rc_onednn_cap_isa_avx2(void) { return 0; }
 
 int rc_onednn_failed(void) { return 0; }
 
+int rc_onednn_has_bf16(void) { return 0; }
+
+int rc_onednn_set_bf16(int want) {
+    (void)want;
+    return 0;
+}
+
+int rc_onednn_uses_bf16(void) { return 0; }
+
 void rc_onednn_set_chunk_bytes(size_t bytes) { (void)bytes; }
 
 const char *rc_onednn_version(void) { return NULL; }

@@ -10,6 +10,7 @@
 #ifndef RECOMPOSE_BACKEND_H
 #define RECOMPOSE_BACKEND_H
 
+#include "recompose/config.h"
 #include "recompose/feed.h"
 #include "recompose/ops.h"
 
@@ -33,6 +34,11 @@ typedef struct {
     int cpu_isa_avx2;       /* cap the CPU kernels at AVX2 (train.blas_kernels
                                pinned: the same arithmetic on every CPU) */
 } rc_backend_settings;
+
+/* The settings a run of config c applies (train.precision,
+ * train.cudnn_benchmark, train.cpu_conv, train.blas_kernels), for the GPU
+ * of ordinal device. */
+rc_backend_settings rc_backend_settings_of(const rc_config *c, int device);
 
 typedef struct {
     const char *name;       /* "cpu", "cuda", "emu" */

@@ -240,8 +240,9 @@ void rc_adamw_update_f32(size_t n, float *w, const float *g, float *m,
 
 /* ---- Backend interface (float32) ---- */
 
-/* Arithmetic of a GPU run (train.precision, rc_cuda_options). The CPU
- * backends are float32 whatever it says. */
+/* Arithmetic of a GPU run (train.precision, rc_cuda_options). On the CPU
+ * only bf16 changes anything: oneDNN's convolutions then take bfloat16
+ * operands where the CPU has native bfloat16 (cpu_onednn/onednn.h). */
 typedef enum {
     RC_PRECISION_TF32 = 0, /* cuDNN and cuBLAS may round inputs to TF32 */
     RC_PRECISION_FP32,     /* strict float32 */
