@@ -4,10 +4,12 @@
  *    emulated CUDA kernels, emu with its input stage, cpu without;
  *    the CPU table carries its fused conv + ReLU, the emulated one none;
  *  - train.cpu_conv picks the CPU's convolutions (oneDNN's or the
- *    reference's) by the rules of backend.c;
+ *    reference's) by the rules of backend.c, train.precision = bf16 their
+ *    operands' type; rc_backend_settings_of reads those keys;
  *  - cuda without a GPU: its op table is refused with a message, never a
  *    silent CPU run; auto without a GPU is the CPU;
  *  - an unknown name is refused with the choices. */
+#include <stdio.h>
 #include <string.h>
 
 #include "recompose/backend.h"
@@ -59,9 +61,37 @@ int main(void) {
         } else {
             CHECK(cpu->configure(&st) != 0 && contains(rc_last_error(), "libdnnl-dev"));
         }
+        /* train.precision = bf16: oneDNN's convolutions take bfloat16
+         * operands where the CPU has native bfloat16; the reference and
+         * every other precision stay float32 */
+        int native = have && rc_onednn_has_bf16();
+        st.precision = RC_PRECISION_BF16;
+        st.cpu_conv = RC_CPU_CONV_AUTO;
+        CHECK(cpu->configure(&st) == 0 && rc_onednn_uses_bf16() == native);
+        st.cpu_conv = RC_CPU_CONV_BLAS;
+        CHECK(cpu->configure(&st) == 0 && !rc_onednn_uses_bf16());
+        st.cpu_conv = RC_CPU_CONV_AUTO;
+        st.precision = RC_PRECISION_TF32;
+        CHECK(cpu->configure(&st) == 0 && !rc_onednn_uses_bf16());
+        printf("bf16 convolutions on this CPU: %s\n", native ? "native" : "no (float32)");
         st.cpu_conv = RC_CPU_CONV_BLAS;
         CHECK(cpu->configure(&st) == 0);
     }
+    /* the settings a run takes from its config */
+    rc_config k;
+    rc_config_default(&k);
+    CHECK(rc_config_set(&k, "train.precision=bf16") == 0 &&
+          rc_config_set(&k, "train.cpu_conv=blas") == 0 &&
+          rc_config_set(&k, "train.blas_kernels=Haswell") == 0 &&
+          rc_config_set(&k, "train.cudnn_benchmark=true") == 0);
+    rc_backend_settings from = rc_backend_settings_of(&k, 3);
+    CHECK(from.device == 3 && from.precision == RC_PRECISION_BF16 &&
+          from.cpu_conv == RC_CPU_CONV_BLAS && from.cpu_isa_avx2 == 1 &&
+          from.benchmark == 1);
+    rc_config_default(&k);
+    from = rc_backend_settings_of(&k, 0);
+    CHECK(from.precision == RC_PRECISION_TF32 && from.cpu_conv == RC_CPU_CONV_AUTO &&
+          from.cpu_isa_avx2 == 0 && from.benchmark == 0);
     const rc_backend_kind *cuda = rc_backend_lookup("cuda");
     CHECK(cuda && cuda->is_gpu && cuda->configure && cuda->stage);
     if (rc_cuda_device_count() == 0) {
