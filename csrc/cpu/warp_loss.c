@@ -52,6 +52,13 @@ int rc_warp_shape_check(const rc_warp_shape *s) {
 }
 #endif
 
+/* floor(t) for t well inside int's range, without a libm call (SSE2, the
+ * x86-64 baseline, has no rounding instruction): the same value. */
+static inline int floor_int(double t) {
+    int k = (int)t;
+    return k > t ? k - 1 : k;
+}
+
 /* Source coordinate in pixel units of normalised coordinate t, clamped to
  * [0, S-1]; *inside = 0 where the clamp acts (no gradient flows). */
 static double source_pixel(double t, int S, int *inside) {
@@ -79,7 +86,7 @@ typedef struct {
  * coordinate t in [-1, 1]: its first node and the weight of the next. */
 static int field_cell(double t, int G, double *frac) {
     double p = (t + 1) * 0.5 * (G - 1);
-    int k = (int)floor(p);
+    int k = floor_int(p);
     if (k < 0) k = 0;
     if (k > G - 2) k = G - 2;
     *frac = p - k;
@@ -140,8 +147,8 @@ static bilinear locate(const rc_warp_shape *s, const real *a, double x,
     source_point(s, a, x, y, &xs, &ys);
     double u = source_pixel(xs, S, &b.in_x);
     double v = source_pixel(ys, S, &b.in_y);
-    b.x0 = (int)floor(u);
-    b.y0 = (int)floor(v);
+    b.x0 = floor_int(u);
+    b.y0 = floor_int(v);
     b.fx = u - b.x0;
     b.fy = v - b.y0;
     b.x1 = b.x0 + 1 < S ? b.x0 + 1 : b.x0; /* weight fx = 0 there */
@@ -178,10 +185,11 @@ static double moving_count(const rc_warp_shape *s, const real *src,
 }
 
 /* The loss of one sequence (unscaled) and, if dth != NULL, its gradient.
- * warped and d_warped are scratch of C*S*S doubles. */
+ * warped and d_warped are scratch of C*S*S doubles, points of S*S source
+ * points (pass 1 locates each pixel's, pass 3 reuses them). */
 static double sequence_loss(const rc_warp_shape *s, const real *src,
                             const real *dst, const real *th, real *dth,
-                            double *warped, double *d_warped) {
+                            double *warped, double *d_warped, bilinear *points) {
     int C = s->C, S = s->S;
     size_t plane = (size_t)S * S;
 
@@ -189,7 +197,7 @@ static double sequence_loss(const rc_warp_shape *s, const real *src,
         double y = (2.0 * j + 1) / S - 1;
         for (int i = 0; i < S; i++) {
             double x = (2.0 * i + 1) / S - 1;
-            bilinear b = locate(s, th, x, y);
+            bilinear b = points[(size_t)j * S + i] = locate(s, th, x, y);
             for (int c = 0; c < C; c++) {
                 const real *f = src + c * plane;
                 double top = (1 - b.fx) * f[b.y0 * S + b.x0] + b.fx * f[b.y0 * S + b.x1];
@@ -237,17 +245,20 @@ static double sequence_loss(const rc_warp_shape *s, const real *src,
         double y = (2.0 * j + 1) / S - 1;
         for (int i = 0; i < S; i++) {
             double x = (2.0 * i + 1) / S - 1;
-            bilinear b = locate(s, th, x, y);
+            const bilinear b = points[(size_t)j * S + i];
             double du = 0, dv = 0; /* dLoss / d source pixel coordinate */
+            int reached = 0;
             for (int c = 0; c < C; c++) {
                 double dw = d_warped[c * plane + (size_t)j * S + i];
                 if (dw == 0) continue;
+                reached = 1;
                 const real *f = src + c * plane;
                 double v00 = f[b.y0 * S + b.x0], v01 = f[b.y0 * S + b.x1];
                 double v10 = f[b.y1 * S + b.x0], v11 = f[b.y1 * S + b.x1];
                 du += dw * ((1 - b.fy) * (v01 - v00) + b.fy * (v11 - v10));
                 dv += dw * ((1 - b.fx) * (v10 - v00) + b.fx * (v11 - v01));
             }
+            if (!reached) continue; /* outside every scored block: adds 0 */
             du *= b.in_x ? 0.5 * S : 0;
             dv *= b.in_y ? 0.5 * S : 0;
             add_source_gradient(s, x, y, du, dv, g);
@@ -266,14 +277,16 @@ double RC_FN(rc_warp_loss)(const rc_warp_shape *s, const real *frames,
     {
         double *warped = rc_xmalloc(fe * sizeof(double));
         double *d_warped = d_theta ? rc_xmalloc(fe * sizeof(double)) : NULL;
+        bilinear *points = rc_xmalloc((size_t)s->S * s->S * sizeof *points);
 #pragma omp for schedule(dynamic, 1)
         for (int q = 0; q < s->n; q++)
             per_seq[q] = sequence_loss(s, frames + (size_t)first[q] * fe,
                                        frames + (size_t)last[q] * fe,
                                        theta + np * q,
                                        d_theta ? d_theta + np * q : NULL,
-                                       warped, d_warped);
+                                       warped, d_warped, points);
         free(warped);
+        free(points);
         free(d_warped);
     }
     double loss = 0;
