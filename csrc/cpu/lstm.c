@@ -51,9 +51,12 @@
 #include "recompose/common.h"
 #include "cpu/real.h"
 
-/* Below this much work per step (multiply-adds of the recurrent GEMM) the
- * passes run on one thread. */
-#define RC_LSTM_PAR_MIN ((size_t)1 << 24)
+/* Each thread takes at least this much of a step's recurrent GEMM
+ * (multiply-adds): below it the barrier per step costs more than the
+ * thread saves. On 2 cores the tiny preset (S 128, H 128: 2^23 per step)
+ * runs its LSTM 1.6x faster on two threads than on one
+ * (bench/RESULTS.md). */
+#define RC_LSTM_MIN_PER_THREAD ((size_t)1 << 21)
 
 /* Sequences handled without allocating the active-row index. */
 #define RC_LSTM_IDX_STACK 1024
@@ -118,9 +121,9 @@ static int n_active(const rc_lstm_shape *s, int t) {
 
 static int lstm_threads(const rc_lstm_shape *s) {
     size_t work = (size_t)s->S * 4 * s->H * s->H;
-    int nt = work < RC_LSTM_PAR_MIN ? 1 : omp_get_max_threads();
-    /* at least 8 hidden units per thread */
-    while (nt > 1 && s->H / nt < 8) nt--;
+    int nt = omp_get_max_threads();
+    /* enough work and at least 8 hidden units per thread */
+    while (nt > 1 && (work / (size_t)nt < RC_LSTM_MIN_PER_THREAD || s->H / nt < 8)) nt--;
     return nt < 1 ? 1 : nt;
 }
 
