@@ -621,9 +621,10 @@ static const rc_backend *start_backend(const rc_backend_kind *kind,
                "train.precision)", rc_onednn_version(),
                rc_onednn_uses_bf16() ? "bfloat16" : "float32");
         if (settings.precision == RC_PRECISION_BF16 && !rc_onednn_uses_bf16())
-            rc_log("train.precision = bf16: this CPU has no native bfloat16 "
-                   "arithmetic (AVX512-BF16 or AMX), so the convolutions run "
-                   "in float32");
+            rc_log("train.precision = bf16: oneDNN has no native bfloat16 "
+                   "kernels here (the CPU lacks AVX512-BF16 and AMX, or a "
+                   "pinned train.blas_kernels caps oneDNN at AVX2), so the "
+                   "convolutions run in float32");
     } else {
         rc_log("CPU convolutions by im2col + OpenBLAS, the reference "
                "(train.cpu_conv)");
