@@ -60,15 +60,14 @@ def load_batch(path):
     return frames, plan
 
 
-def encoder_bf16(enc):
-    """enc's forward with its convolutions and ReLUs under CPU autocast
-    (bfloat16), the pooling and fc in float32."""
-    def forward(x):
+def under_bf16_autocast(convolve):
+    """convolve (an Encoder's conv + ReLU stack) under CPU autocast:
+    bfloat16 operands and activations; Encoder.forward pools and applies
+    fc in float32."""
+    def run(x):
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            for k in range(enc.n_conv):
-                x = torch.relu(getattr(enc, f"conv{k}")(x))
-        return enc.fc(x.float().mean(dim=(2, 3)))
-    return forward
+            return convolve(x)
+    return run
 
 
 def main():
@@ -116,7 +115,7 @@ def main():
     bf16 = cp.has_option("train", "precision") and \
         cp.get("train", "precision").strip() == "bf16"
     if bf16:
-        model.encoder.forward = encoder_bf16(model.encoder)
+        model.encoder.convolve = under_bf16_autocast(model.encoder.convolve)
 
     warm, first, last, t0, pairs = a.warmup, float("nan"), float("nan"), 0.0, 0
     for s in range(warm + a.steps):

@@ -48,8 +48,7 @@ static int configure_cpu(const rc_backend_settings *s) {
         be = rc_backend_cpu_onednn(); /* NULL without oneDNN, saying why */
     }
     if (!be) return -1;
-    if (rc_onednn_version())
-        rc_onednn_set_bf16(be != rc_backend_cpu() && s->precision == RC_PRECISION_BF16);
+    rc_onednn_set_bf16(be != rc_backend_cpu() && s->precision == RC_PRECISION_BF16);
     cpu_ops = be;
     return 0;
 }

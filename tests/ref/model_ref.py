@@ -159,10 +159,15 @@ class Encoder(nn.Module):
             c_in = c_out
         self.fc = nn.Linear(c_in, shape.feature_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv{k} + ReLU stack alone (what train.precision = bf16
+        rounds): [P][2C][S][S] -> [P][C_last][s][s]."""
         for k in range(self.n_conv):
             x = F.relu(getattr(self, f"conv{k}")(x))
-        return self.fc(x.mean(dim=(2, 3)))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.convolve(x).float().mean(dim=(2, 3)))
 
 
 class Composer(nn.Module):
