@@ -363,12 +363,32 @@ static int convert_out(const conversion *c, dnnl_memory_t inside, void *user) {
     return run(c->prim, 2, a);
 }
 
+/* The weights in a kernel's layout, converted once per call of the op: the
+ * chunks of one call share them, and the scratch of the role still holds
+ * the previous chunk's conversion where that was to the same layout. */
+typedef struct {
+    int done;                /* scratch of the role holds w in layout md */
+    dnnl_memory_desc_t md;
+} weights_memo;
+
+static int convert_weights(const conversion *c, const float *w, dnnl_memory_t inside,
+                           const dnnl_memory_desc_t *inside_md, int role,
+                           weights_memo *memo) {
+    if (c->prim && memo->done && dnnl_memory_desc_equal(&memo->md, inside_md))
+        return set(inside, scratch[role].p);
+    if (convert_in(c, w, inside, inside_md, role)) return -1;
+    memo->done = c->prim != NULL;
+    memo->md = *inside_md;
+    return 0;
+}
+
 static int forward_chunk(const rc_conv_shape *s, int relu, const float *x,
-                         const float *w, const float *b, float *y) {
+                         const float *w, const float *b, float *y,
+                         weights_memo *wm) {
     conv_entry *e = entry_of(s, relu, 0);
     if (!e) return -1;
     if (convert_in(&e->in_x, x, e->src, &e->src_md, S_SRC) ||
-        convert_in(&e->in_w, w, e->wei, &e->wei_md, S_WEI) || set(e->bias, b) ||
+        convert_weights(&e->in_w, w, e->wei, &e->wei_md, S_WEI, wm) || set(e->bias, b) ||
         output_at(&e->out_y, y, e->dst, &e->dst_md, S_DST))
         return -1;
     dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei},
@@ -379,7 +399,8 @@ static int forward_chunk(const rc_conv_shape *s, int relu, const float *x,
 }
 
 static int backward_chunk(const rc_conv_shape *s, const float *x, const float *w,
-                          const float *dy, float *dx, float *dw, float *db) {
+                          const float *dy, float *dx, float *dw, float *db,
+                          weights_memo *wm) {
     conv_entry *e = entry_of(s, 0, 1);
     if (!e) return -1;
     if (convert_in(&e->in_x2, x, e->src2, &e->src2_md, S_SRC2) ||
@@ -397,7 +418,7 @@ static int backward_chunk(const rc_conv_shape *s, const float *x, const float *w
                 ? set(e->ddst2, ddst)
                 : convert_in(&e->in_dy2, dy, e->ddst2, &e->ddst2_md, S_DDST2))
             return -1;
-        if (convert_in(&e->in_w2, w, e->wei2, &e->wei2_md, S_WEI2) ||
+        if (convert_weights(&e->in_w2, w, e->wei2, &e->wei2_md, S_WEI2, wm) ||
             output_at(&e->out_dx, dx, e->dsrc, &e->dsrc_md, S_DSRC))
             return -1;
         dnnl_exec_arg_t ad[] = {{DNNL_ARG_DIFF_DST, e->ddst2}, {DNNL_ARG_WEIGHTS, e->wei2},
@@ -439,10 +460,11 @@ static int forward(const rc_conv_shape *s, int relu, const float *x, const float
                    const float *b, float *y) {
     int step = chunk_images(s);
     size_t per_x = rc_conv_numel_x(s) / s->n, per_y = rc_conv_numel_y(s) / s->n;
+    weights_memo wm = {0};
     for (int i = 0; i < s->n; i += step) {
         int n = s->n - i < step ? s->n - i : step;
         rc_conv_shape c = chunk_shape(s, n);
-        if (forward_chunk(&c, relu, x + (size_t)i * per_x, w, b, y + (size_t)i * per_y))
+        if (forward_chunk(&c, relu, x + (size_t)i * per_x, w, b, y + (size_t)i * per_y, &wm))
             return -1;
     }
     return 0;
@@ -458,6 +480,7 @@ static int backward(const rc_conv_shape *s, const float *x, const float *w,
     size_t per_x = rc_conv_numel_x(s) / s->n, per_y = rc_conv_numel_y(s) / s->n;
     size_t nw = rc_conv_numel_w(s);
     float *part = NULL;
+    weights_memo wm = {0};
     for (int i = 0; i < s->n; i += step) {
         int n = s->n - i < step ? s->n - i : step;
         rc_conv_shape c = chunk_shape(s, n);
@@ -473,7 +496,7 @@ static int backward(const rc_conv_shape *s, const float *x, const float *w,
             cdy = masked;
         }
         if (backward_chunk(&c, x + (size_t)i * per_x, w, cdy,
-                           dx ? dx + (size_t)i * per_x : NULL, cw, cb))
+                           dx ? dx + (size_t)i * per_x : NULL, cw, cb, &wm))
             return -1;
         if (i) {
 #pragma omp parallel for schedule(static)
