@@ -445,11 +445,12 @@ static int cmd_train(const rc_config *c, int k, int steps, int warm, int ops) {
     timing_on = 0;
     printf("recompose tuples_per_s %.2f step_ms %.2f peak_rss_mb %.1f "
            "base_rss_mb %.1f first_loss %.6f last_loss %.6f "
-           "pairs_per_tuple %.2f threads %d backend %s conv_operands %s\n",
+           "pairs_per_tuple %.2f threads %d backend %s conv_operands %s conv_isa %s\n",
            (double)steps * c->batch / dt, dt / steps * 1e3,
            peak_rss_kb() / 1024.0, base_rss_kb / 1024.0, first_loss, last_loss,
            pairs / steps / c->batch, omp_get_max_threads(), cpu->name,
-           rc_onednn_uses_bf16() ? "bf16" : "fp32");
+           rc_onednn_uses_bf16() ? "bf16" : "fp32",
+           strcmp(cpu->name, "cpu-onednn") == 0 ? rc_onednn_isa() : "none");
     if (ops) {
         print_ops(steps, c->batch);
         /* the largest GEMM of the encoder forward (layer 0: c_out x

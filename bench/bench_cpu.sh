@@ -51,6 +51,8 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //
 isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512_bf16|amx_bf16|avx512_vnni' | paste -sd' ')
 echo "ISA: ${isa:-none of avx2/avx512}; OpenBLAS kernels: $("$root/tools/openblas-kernels.sh" "$build/recompose" 2>/dev/null || echo unknown)" \
      "(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
+caps=$(env | { grep -E '^(DNNL_MAX_CPU_ISA|ONEDNN_MAX_CPU_ISA|ATEN_CPU_CAPABILITY)=' || true; } | sort | paste -sd' ')
+echo "kernel caps: ${caps:-none} (DNNL_MAX_CPU_ISA caps both sides' oneDNN, ATEN_CPU_CAPABILITY PyTorch's own kernels)"
 echo "torch $("$py" -c 'import torch; print(torch.__version__)')," \
      "$(basename "$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3)") via $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 | xargs dirname | xargs basename)"
 
@@ -101,6 +103,8 @@ run_preset() {
   awk -v a="$rc_tps" -v b="$pt_tps" -v m="$rc_mem" -v n="$pt_mem" -v mb="$rc_base" -v nb="$pt_base" 'BEGIN {
     printf "  ratio      throughput %.2fx (goal >= 2)   peak memory %.2fx (goal <= 1)   above start %.2fx\n",
            a / b, m / n, (m - mb) / (n - nb) }'
+  echo "  recompose's convolutions: $(field backend <"$dir/rc.txt" | head -1)," \
+       "operands $(field conv_operands <"$dir/rc.txt" | head -1), oneDNN ISA $(field conv_isa <"$dir/rc.txt" | head -1)"
   echo "  runs (tuples/s): recompose $(field tuples_per_s <"$dir/rc.txt" | tr '\n' ' ')| pytorch $(field tuples_per_s <"$dir/torch.txt" | tr '\n' ' ')"
   awk -v a="$rc_loss" -v b="$pt_loss" 'BEGIN { d = a - b; if (d < 0) d = -d;
     if (d > 1e-4 * (b < 0 ? -b : b)) print "  WARNING: first-step losses differ: the two sides do not compute the same thing" }'

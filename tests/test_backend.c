@@ -74,6 +74,12 @@ int main(void) {
         st.precision = RC_PRECISION_TF32;
         CHECK(cpu->configure(&st) == 0 && !rc_onednn_uses_bf16());
         printf("bf16 convolutions on this CPU: %s\n", native ? "native" : "no (float32)");
+        /* the kernels' ISA as named for benchmark records agrees with
+         * the bf16 test (both read oneDNN's effective ISA) */
+        const char *isa = rc_onednn_isa();
+        int bf16_isa = !strcmp(isa, "avx512_core_bf16") || !strcmp(isa, "avx512_core_amx");
+        CHECK(have ? bf16_isa == native && strcmp(isa, "none") != 0 : !strcmp(isa, "none"));
+        printf("oneDNN kernels: %s\n", isa);
         st.cpu_conv = RC_CPU_CONV_BLAS;
         CHECK(cpu->configure(&st) == 0);
     }

@@ -39,6 +39,13 @@ int rc_onednn_failed(void);
  * is split into calls of that many images; 0: the default, 16 MB). */
 void rc_onednn_set_chunk_bytes(size_t bytes);
 
+/* The instruction set oneDNN's kernels use on this CPU, as capped (by
+ * train.blas_kernels or the DNNL_MAX_CPU_ISA variable): "avx512_core_amx",
+ * "avx512_core_bf16", "avx512_core_vnni", "avx512_core", "avx2_vnni",
+ * "avx2", "avx", "sse41"; "none" without oneDNN. For benchmark records: the
+ * same figure means different kernels on different CPUs. */
+const char *rc_onednn_isa(void);
+
 /* "2.6.3", or NULL without oneDNN. */
 const char *rc_onednn_version(void);
 

@@ -25,4 +25,6 @@ int rc_onednn_uses_bf16(void) { return 0; }
 
 void rc_onednn_set_chunk_bytes(size_t bytes) { (void)bytes; }
 
+const char *rc_onednn_isa(void) { return "none"; }
+
 const char *rc_onednn_version(void) { return NULL; }
