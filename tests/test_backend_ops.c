@@ -168,13 +168,16 @@ static void conv_shape_case(int n, int c_in, int hw, int c_out, int k, int strid
     free(ws); free(xo); free(wo); free(dyo);
 }
 
-/* A small odd shape; a first layer (two stacked gray frames, 5 x 5); a
+/* A small odd shape; first layers (two stacked gray frames, or colour
+ * pairs: 6 channels, which oneDNN's AVX-512 kernels pad to a block, so
+ * that its backward weights pass goes channels-last; 5 x 5); a
  * middle layer whose channels fill a blocked layout (16 -> 32), where a
  * blocked backend reorders in and out; channels that fill one block and
  * part of the next on both sides (20 -> 24) at an odd size (11 x 11). */
 static void case_conv(void) {
     conv_shape_case(2, 3, 9, 4, 3, 2, 1);
     conv_shape_case(3, 2, 16, 16, 5, 2, 2);
+    conv_shape_case(2, 6, 16, 16, 5, 2, 2);
     conv_shape_case(3, 16, 12, 32, 3, 2, 1);
     conv_shape_case(2, 20, 11, 24, 3, 1, 1);
 }

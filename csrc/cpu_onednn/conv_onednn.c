@@ -222,6 +222,50 @@ static int forward_make(conv_entry *e) {
     return 0;
 }
 
+/* 1 if md pads a few channels (dimension 1) to one whole block: a layer
+ * with fewer input channels than the kernels' vector width, such as the
+ * first (2 stacked gray frames, or 6 colour channels). */
+static int pads_few_channels(const dnnl_memory_desc_t *md) {
+    return md->padded_dims[1] > md->dims[1] && md->padded_dims[1] <= 16;
+}
+
+/* 1 if oneDNN implements pd with its reference kernels (slow). */
+static int is_reference(const_dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+        return 1;
+    return impl == NULL || strncmp(impl, "ref", 3) == 0;
+}
+
+/* The backward-weights pass of a layer whose chosen source layout pads its
+ * few input channels to a block (oneDNN's AVX2 kernels on 8 channels: the
+ * first layer's 2 channels do 4x the work) in channels-last source and
+ * output gradient instead, where oneDNN has a kernel for that other than
+ * its reference. On AVX2 this halves the tiny preset's first-layer pass,
+ * and on AVX-512 it trades the paper preset's AVX2 kernel on 8-channel
+ * blocks for an AVX-512 one (bench/RESULTS.md); where the chosen layout
+ * pads nothing (AVX-512's kernel for 2 channels takes plain NCHW), nothing
+ * changes. A fixed rule, not a timing, so that a run's arithmetic does not
+ * depend on the machine's load. Replaces *wpd or leaves it. */
+static void weights_pass_channels_last(const dnnl_convolution_desc_t *wdsc,
+                                       const_dnnl_primitive_desc_t hint,
+                                       dnnl_primitive_desc_t *wpd) {
+    if (!pads_few_channels(query(*wpd, dnnl_query_src_md, 0))) return;
+    dnnl_convolution_desc_t d = *wdsc;
+    dnnl_memory_desc_t *x = &d.src_desc, *dy = &d.diff_dst_desc;
+    if (dnnl_memory_desc_init_by_tag(x, x->ndims, x->dims, x->data_type, dnnl_nhwc) ||
+        dnnl_memory_desc_init_by_tag(dy, dy->ndims, dy->dims, dy->data_type, dnnl_nhwc))
+        return;
+    dnnl_primitive_desc_t alt = NULL;
+    if (dnnl_primitive_desc_create(&alt, &d, NULL, engine, hint) != dnnl_success) return;
+    if (is_reference(alt)) {
+        dnnl_primitive_desc_destroy(alt);
+        return;
+    }
+    dnnl_primitive_desc_destroy(*wpd);
+    *wpd = alt;
+}
+
 static int backward_make(conv_entry *e) {
     const rc_conv_shape *s = &e->s;
     dnnl_dims_t xd = {s->n, s->c_in, s->h_in, s->w_in},
@@ -251,6 +295,7 @@ static int backward_make(conv_entry *e) {
         pad, pad);
     if (st == dnnl_success)
         st = dnnl_primitive_desc_create(&wpd, &wdsc, NULL, engine, hint);
+    if (st == dnnl_success) weights_pass_channels_last(&wdsc, hint, &wpd);
     if (st == dnnl_success)
         st = dnnl_convolution_backward_data_desc_init(&ddsc, dnnl_convolution_direct,
                                                       &any_dx, &any_w, &any_dy,
@@ -566,6 +611,26 @@ int rc_onednn_failed(void) { return broken; }
 int rc_onednn_has_bf16(void) {
     unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
     return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+const char *rc_onednn_isa(void) {
+    static const struct {
+        unsigned isa;
+        const char *name;
+    } known[] = { /* each a superset of those below it */
+        {dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"},
+        {dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"},
+        {dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"},
+        {dnnl_cpu_isa_avx512_core, "avx512_core"},
+        {dnnl_cpu_isa_avx2_vnni, "avx2_vnni"},
+        {dnnl_cpu_isa_avx2, "avx2"},
+        {dnnl_cpu_isa_avx, "avx"},
+        {dnnl_cpu_isa_sse41, "sse41"},
+    };
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if ((isa & known[i].isa) == known[i].isa) return known[i].name;
+    return "none";
 }
 
 int rc_onednn_set_bf16(int want) {
