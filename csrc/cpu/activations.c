@@ -10,15 +10,21 @@
 #define RC_ACT_OMP_MIN 65536
 
 void RC_FN(rc_relu_forward)(size_t n, const real *x, real *y) {
-    #pragma omp parallel for schedule(static) if (n > RC_ACT_OMP_MIN)
+    #pragma omp parallel for simd schedule(static) if (n > RC_ACT_OMP_MIN)
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : (real)0;
 }
 
-/* Uses the forward output: y > 0 exactly where x > 0. */
+/* Uses the forward output: y > 0 exactly where x > 0. Both loads are
+ * unconditional, so that the select compiles to a vector compare and
+ * mask: the sign of y is random, and a branch per element mispredicts
+ * half the time (this pass was 13% of a tiny training step so). */
 void RC_FN(rc_relu_backward)(size_t n, const real *y, const real *dy,
                              real *dx) {
-    #pragma omp parallel for schedule(static) if (n > RC_ACT_OMP_MIN)
-    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : (real)0;
+    #pragma omp parallel for simd schedule(static) if (n > RC_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) {
+        real g = dy[i];
+        dx[i] = y[i] > 0 ? g : (real)0;
+    }
 }
 
 /* y[i][c] = mean of x[i][c][0..hw), summed in double in index order. */

@@ -536,8 +536,7 @@ static int backward(const rc_conv_shape *s, const float *x, const float *w,
             size_t m = (size_t)n * per_y;
             const float *cy = y + (size_t)i * per_y;
             float *masked = scratch_of(S_MASKED, m * sizeof(float));
-#pragma omp parallel for schedule(static)
-            for (size_t k = 0; k < m; k++) masked[k] = cy[k] > 0 ? cdy[k] : 0.0f;
+            rc_relu_backward_f32(m, cy, cdy, masked);
             cdy = masked;
         }
         if (backward_chunk(&c, x + (size_t)i * per_x, w, cdy,
