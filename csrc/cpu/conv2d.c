@@ -246,9 +246,13 @@ static void gather_output_grad(const rc_conv_shape *s, const real *dy,
         for (int co = 0; co < s->c_out; co++) {
             size_t off = ((size_t)(img0 + img) * s->c_out + co) * hw;
             real *dst = tmp + (size_t)co * ld + (size_t)img * hw;
-            if (y) {
-                for (size_t p = 0; p < hw; p++)
-                    dst[p] = y[off + p] > 0 ? dy[off + p] : (real)0;
+            if (y) { /* unconditional loads: a vector select, not a
+                      * branch on y's random sign (activations.c) */
+                #pragma omp simd
+                for (size_t p = 0; p < hw; p++) {
+                    real g = dy[off + p];
+                    dst[p] = y[off + p] > 0 ? g : (real)0;
+                }
             } else {
                 memcpy(dst, dy + off, hw * sizeof(real));
             }
