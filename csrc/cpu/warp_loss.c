@@ -2,7 +2,8 @@
  * images") and its gradient with respect to the affine warp parameters.
  * The contract is in ops.h (rc_warp_shape); here, how it is computed.
  *
- * Per sequence, in three passes over the frame:
+ * Per sequence, in three passes over the frame (passes 1 and 3 only
+ * inside the border, where pass 2 scores):
  *  1. warp: for every output pixel the source point in [-1, 1] coordinates
  *     (the affine map, or the point plus the field's bilinear value),
  *     in pixel units u = (x_src + 1) S/2 - 1/2 (and v), clamped to
@@ -192,10 +193,18 @@ static double sequence_loss(const rc_warp_shape *s, const real *src,
                             double *warped, double *d_warped, bilinear *points) {
     int C = s->C, S = s->S;
     size_t plane = (size_t)S * S;
+    /* Scored blocks lie inside [lo, S - lo) in both directions: passes 1
+     * and 3 skip the border, whose warped pixels nothing reads. */
+    int lo = S;
+    for (int q = 0; q < s->n_scales; q++) {
+        int k = s->scales[q], edge = s->border / k * k;
+        if (edge < lo) lo = edge;
+    }
+    int hi = S - lo;
 
-    for (int j = 0; j < S; j++) {
+    for (int j = lo; j < hi; j++) {
         double y = (2.0 * j + 1) / S - 1;
-        for (int i = 0; i < S; i++) {
+        for (int i = lo; i < hi; i++) {
             double x = (2.0 * i + 1) / S - 1;
             bilinear b = points[(size_t)j * S + i] = locate(s, th, x, y);
             for (int c = 0; c < C; c++) {
@@ -241,9 +250,9 @@ static double sequence_loss(const rc_warp_shape *s, const real *src,
 
     int np = rc_warp_params(s);
     double g[2 * RC_WARP_MAX_GRID * RC_WARP_MAX_GRID] = {0};
-    for (int j = 0; j < S; j++) {
+    for (int j = lo; j < hi; j++) {
         double y = (2.0 * j + 1) / S - 1;
-        for (int i = 0; i < S; i++) {
+        for (int i = lo; i < hi; i++) {
             double x = (2.0 * i + 1) / S - 1;
             const bilinear b = points[(size_t)j * S + i];
             double du = 0, dv = 0; /* dLoss / d source pixel coordinate */
