@@ -101,6 +101,7 @@ grep -q "CUDA backend: on (.*cuDNN $wheel/cudnn/lib/libcudnn" "$log" || fail "cu
 grep -q "Distributed training: NCCL $wheel/nccl/lib/libnccl.so.2" "$log" || fail "NCCL not taken from the wheel"
 grep -q "^libnccl.so: *$wheel/nccl/lib/libnccl.so.2 *$" "$log" || fail "the machine report sees another NCCL"
 features=$(sed -n 's/^build features: //p' "$log")
+grep -q "oneDNN convolutions for the CPU backend ($tmp/sysroot/" "$log" || fail "oneDNN not taken from the .debs sysroot"
 for f in +video +cuda +nccl; do
   [[ " $features " == *" $f "* ]] || fail "the build lacks $f ($features)"
 done
@@ -111,9 +112,17 @@ runpath=$(readelf -d "$tmp/build/librecompose_cuda.so" 2>/dev/null | awk '/RUNPA
 if [ "$no_make" = 1 ]; then
   grep -q "no make here: configuring with Ninja" "$log" || fail "without make the check did not use Ninja"
 fi
-for t in test_backend_ops test_emu_kernels test_train_emu; do
+for t in test_backend_ops test_emu_kernels test_train_emu "CPU scaling \(bench_cpu, tiny\)"; do
   grep -Eq "^$t +pass" "$log" || fail "$t did not pass"
 done
+# the CPU figures, with oneDNN's kernels (the sysroot's libdnnl at run time)
+grep -Eq '^cpu_tiny_threads_2 +[0-9.]+ tuples/s \(cpu-onednn, oneDNN ISA [a-z0-9_]+\)' "$log" ||
+  fail "no CPU figure with oneDNN's convolutions at 2 threads"
+if grep -q '^python: .* torch ' "$log"; then
+  grep -Eq "^CPU vs PyTorch, tiny, 2 threads +pass" "$log" || fail "the CPU comparison with PyTorch did not pass"
+  grep -Eq '^cpu_tiny_vs_torch_threads_2 +recompose [0-9.]+, PyTorch [a-z_]+ [0-9.]+ tuples/s: [0-9.]+x' "$log" ||
+    fail "no CPU ratio to PyTorch at 2 threads"
+fi
 
 if [ "$fails" -ne 0 ]; then
   echo "---- the check's output"; cat "$tmp/run.log"

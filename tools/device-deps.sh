@@ -4,7 +4,7 @@
 # packages).
 #
 #   tools/device-deps.sh fetch   here, on a Debian/Ubuntu machine with apt:
-#                                download the .debs into .debs/ (~25 MB;
+#                                download the .debs into .debs/ (~31 MB;
 #                                git-ignored; copy it to the GPU machine)
 #   . tools/device-deps.sh use   there: unpack .debs/ into $RC_SYSROOT
 #                                (default /tmp/rc-sysroot) and point
@@ -18,9 +18,12 @@
 # pkg-config itself) and the input of packed footage (TurboJPEG, libpng,
 # FFmpeg's scaler libswscale with libavutil and the libraries libavutil is
 # linked against: VA-API, VDPAU, X11, OpenCL's loader, libmfx), so that a
-# GPU machine trains from shards with bytes to the device. Decoding video
-# files (libavformat, libavcodec: hundreds of MB with their codecs) is left
-# out: cmake/video.cmake builds shard and frame-folder input without them.
+# GPU machine trains from shards with bytes to the device; and oneDNN
+# (libdnnl), so that the CPU backend there has the convolutions it has
+# everywhere else (the check measures it across that machine's cores).
+# Decoding video files (libavformat, libavcodec: hundreds of MB with their
+# codecs) is left out: cmake/video.cmake builds shard and frame-folder
+# input without them.
 # Debian bookworm's glibc (2.36) is older than the GPU image's, so its
 # binaries run there.
 RC_DEVICE_DEBS="pkgconf pkgconf-bin libpkgconf3 libopenblas0-pthread
@@ -31,7 +34,8 @@ RC_DEVICE_DEBS="pkgconf pkgconf-bin libpkgconf3 libopenblas0-pthread
   libswscale6 libswscale-dev libavutil57 libavutil-dev
   libva2 libva-drm2 libva-x11-2 libvdpau1 libdrm2 libdrm-common libmfx1
   ocl-icd-libopencl1 libx11-6 libx11-data libx11-xcb1 libxcb1 libxcb-dri3-0
-  libxau6 libxdmcp6 libxext6 libxfixes3 libbsd0 libmd0"
+  libxau6 libxdmcp6 libxext6 libxfixes3 libbsd0 libmd0
+  libdnnl2 libdnnl-dev"
 
 rc_device_deps_fetch() {
     local dir
@@ -89,6 +93,9 @@ rc_device_deps_use() {
     export LD_LIBRARY_PATH="$ob:$sys/usr/lib/$tri:$sys/lib/$tri${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export LIBRARY_PATH="$ob:$sys/usr/lib/$tri${LIBRARY_PATH:+:$LIBRARY_PATH}"
     export CPATH="$sys/usr/include:$sys/usr/include/$tri${CPATH:+:$CPATH}"
+    # cmake's find_path and find_library (oneDNN: cmake/onednn.cmake)
+    # search these prefixes before the system's
+    export CMAKE_PREFIX_PATH="$sys/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
     # the .pc files say prefix=/usr: pkg-config puts the sysroot in front
     export PKG_CONFIG_SYSROOT_DIR="$sys"
     export PKG_CONFIG_LIBDIR="$sys/usr/lib/$tri/openblas-pthread/pkgconfig:$sys/usr/lib/$tri/pkgconfig:$sys/usr/share/pkgconfig"

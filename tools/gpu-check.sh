@@ -5,16 +5,18 @@
 #   tools/gpu-check.sh [--quick] [--no-gpu] [--no-build] [--debs] [build-dir]
 #   tools/gpu-check.sh --plan
 #
-#   0. what the machine has: kernel, nvidia-smi, nvcc, gcc, cmake, where
-#      cudnn.h and the cuDNN, cuBLAS, NCCL and CUDA runtime libraries are
-#      (so a failure is diagnosed from this one log)
+#   0. what the machine has: kernel, CPU, nvidia-smi, nvcc, gcc, cmake,
+#      where cudnn.h and the cuDNN, cuBLAS, NCCL and CUDA runtime
+#      libraries are (so a failure is diagnosed from this one log)
 #   1. configure with the CUDA backend forced on and build (warnings are not
 #      errors here: an unknown gcc may add some; CI keeps -Werror)
 #   2. the GPU tests (test_cuda_*), the emulated ones, the cross-backend op
 #      test (every op on cpu, emu and cuda against the float64 reference)
 #      and the trainer on the GPU against the CPU (test_cuda_train.sh)
 #   3. bench_cuda, the same model in PyTorch, and the whole trainer on the
-#      paper preset
+#      paper preset; then the CPU backend across the machine's cores
+#      (bench_cpu at 1, 2, 4, ... threads; bench/bench_cpu.sh against
+#      PyTorch at 2 and at all of them)
 #   4. compute-sanitizer memcheck and racecheck over the GPU tests, on the
 #      project's kernels (rc_k_*), with what the budget has left (last, so
 #      that a slow sanitizer never costs the figures); informational: its
@@ -215,6 +217,7 @@ if [ -z "$PY" ]; then
     PY=${PY:-python3}
 fi
 echo "kernel:    $(uname -srm); $(nproc) cores; $(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB memory"}')"
+echo "cpu:       $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'); $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512_bf16|amx_bf16|avx512_vnni' | paste -sd' ')"
 echo "system:    $( (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME") || echo unknown); $(ldd --version 2>/dev/null | head -1 || echo 'glibc unknown')"
 if command -v nvidia-smi >/dev/null 2>&1; then
     echo "GPU:       $(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | head -4 | tr '\n' ';')"
@@ -305,6 +308,7 @@ else
        timeout "$secs" cmake --build "$BUILD" -j"$(nproc)" > "$BUILD/gpu-check.build.log" 2>&1; then
         record build "ok ($(grep -c -i 'warning' "$BUILD/gpu-check.build.log") warning lines)"
         grep -m1 "CUDA backend:" "$BUILD/gpu-check.configure.log"
+        grep -m1 -E "oneDNN convolutions|without oneDNN" "$BUILD/gpu-check.configure.log"
         grep -m1 "Distributed training: NCCL" "$BUILD/gpu-check.configure.log" ||
             grep -m1 "Distributed training:" "$BUILD/gpu-check.configure.log"
     elif [ "$(limit 1)" -le 0 ]; then
@@ -408,6 +412,53 @@ if run_step "$tr_name" 240 "$BIN" train "${tr_args[@]}" --out "$BUILD/gpu-check-
         BENCH_LINES="$BENCH_LINES
 $(printf '%-38s %s tuples/s%s' "trainer_${tr_args[0]##*/}" "$tps" "$([ "$have_gpu" = 1 ] && echo ' (render-bound)')")"
     fi
+fi
+
+# ---- the CPU backend across this machine's cores --------------------------------------
+# A GPU machine has more cores than CI's two: the CPU trainer's scaling on
+# the tiny preset (1, 2, 4, ... threads up to all of them: bench_cpu) and
+# its ratio to PyTorch's best layout at 2 threads and at all of them
+# (bench/bench_cpu.sh, tiny only), with the kernels' instruction set and
+# the CPU in the header, for bench/RESULTS.md.
+section "CPU backend across cores"
+ncpu=$(nproc) cpu_steps=10
+[ "$NOGPU" = 1 ] && cpu_steps=3
+[ "$QUICK" = 1 ] && cpu_steps=5
+if [ ! -x "$BUILD/bench_cpu" ]; then
+    record "CPU scaling (bench_cpu, tiny)" "FAIL (not built)"
+elif [ "$(limit 30)" -le 0 ]; then
+    record "CPU scaling (bench_cpu, tiny)" "not run (time budget)"
+else
+    cpu_threads="" t=1
+    while [ "$t" -lt "$ncpu" ]; do cpu_threads="$cpu_threads $t"; t=$((t * 2)); done
+    cpu_threads="$cpu_threads $ncpu" cpu_rc=0 cpu_out=""
+    for t in $cpu_threads; do
+        secs=$(limit 30)
+        if [ "$secs" -le 0 ]; then cpu_rc=124; break; fi
+        timed "$secs" "$BUILD/bench_cpu" train configs/tiny.ini --batches 2 --steps "$cpu_steps" --warmup 2 --threads "$t"
+        cpu_out="$cpu_out$TIMED_OUT
+"
+        [ "$TIMED_RC" = 0 ] || { cpu_rc=$TIMED_RC; break; }
+        BENCH_LINES="$BENCH_LINES
+$(echo "$TIMED_OUT" | awk -v t="$t" '$1 == "recompose" { for (i = 1; i < NF; i++) v[$i] = $(i + 1);
+            printf "%-38s %s tuples/s (%s, oneDNN ISA %s)", "cpu_tiny_threads_" t, v["tuples_per_s"], v["backend"], v["conv_isa"] }')"
+    done
+    keep "CPU scaling (bench_cpu)" "$cpu_out"
+    [ "$cpu_rc" = 0 ] || echo "$cpu_out" | tail -10
+    record "CPU scaling (bench_cpu, tiny)" "$(verdict $cpu_rc)"
+    for t in $(printf '%s\n' 2 "$ncpu" | sort -un); do
+        [ "$t" -le "$ncpu" ] || continue
+        name="CPU vs PyTorch, tiny, $t threads"
+        if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
+            record "$name" "skipped (no PyTorch in $PY)"
+        elif run_step "$name" 120 env RC_PYTHON="$PY" bash bench/bench_cpu.sh "$BUILD" --no-paper --reps 1 \
+                --threads "$t" --tiny-steps "$cpu_steps"; then
+            BENCH_LINES="$BENCH_LINES
+$(echo "$TIMED_OUT" | awk -v t="$t" '$1 == "recompose" && !r { r = $2 } $1 == "pytorch" && !p { p = $2; l = $(NF - 4); gsub(/[(,]/, "", l) }
+            $1 == "ratio" && !x { x = $3 }
+            END { printf "%-38s recompose %s, PyTorch %s %s tuples/s: %s", "cpu_tiny_vs_torch_threads_" t, r, l, p, x }')"
+        fi
+    done
 fi
 
 # ---- 4. compute-sanitizer (last: a slow sanitizer never costs the figures) ----
