@@ -617,9 +617,9 @@ static const rc_backend *start_backend(const rc_backend_kind *kind,
         rc_log("training on the emulated CUDA backend (its kernels and input "
                "stage on the CPU; slow, for tests)");
     } else if (!strcmp(be->name, "cpu-onednn")) {
-        rc_log("CPU convolutions by oneDNN %s in %s (train.cpu_conv, "
-               "train.precision)", rc_onednn_version(),
-               rc_onednn_uses_bf16() ? "bfloat16" : "float32");
+        rc_log("CPU convolutions by oneDNN %s in %s, its %s kernels "
+               "(train.cpu_conv, train.precision)", rc_onednn_version(),
+               rc_onednn_uses_bf16() ? "bfloat16" : "float32", rc_onednn_isa());
         if (settings.precision == RC_PRECISION_BF16 && !rc_onednn_uses_bf16())
             rc_log("train.precision = bf16: oneDNN has no native bfloat16 "
                    "kernels here (the CPU lacks AVX512-BF16 and AMX, or a "
