@@ -499,6 +499,15 @@ int main(void) {
         /* oneDNN itself computed them, not the fallback to the reference */
         CHECK_MSG(!rc_onednn_failed(), "a oneDNN call failed: the reference "
                   "stood in for it");
+        /* its AVX2 and AVX-512 float32 kernels pad a 6-channel source to a
+         * block: the 6-channel first layer's backward weights ran in the
+         * channels-last kernel (so the comparisons above covered it) */
+        const char *isa = rc_onednn_isa();
+        printf("oneDNN kernels %s: %d backward-weights passes channels-last\n", isa,
+               rc_onednn_channels_last_passes());
+        if (!strncmp(isa, "avx2", 4) || !strncmp(isa, "avx512_core", 11))
+            CHECK_MSG(rc_onednn_channels_last_passes() > 0,
+                      "no backward-weights pass went channels-last on %s", isa);
     } else
         printf("backend cpu-onednn: not in this build (skipped)\n");
     run_backend("emu", RC_CPU_CONV_AUTO);

@@ -28,7 +28,8 @@ if [ "${RC_SANITIZE_PASS:-1}" = 0 ] || [ $# -gt 0 ]; then exit 0; fi
 # numeric (CMakeLists.txt) run again with OPENBLAS_CORETYPE set to another
 # family this CPU supports, and with oneDNN's convolutions capped at AVX2
 # (DNNL_MAX_CPU_ISA: on an AVX-512 machine, the kernels, layouts and
-# rounding of a CPU without it; the first pass ran oneDNN's best here).
+# rounding of a CPU without it; the first pass ran oneDNN's best here,
+# bfloat16 included where the CPU has it).
 kernels=$(tools/openblas-kernels.sh build-test/recompose)
 other=$(tools/openblas-kernels.sh --other build-test/recompose)
 echo "== numerical tests under OpenBLAS kernels $other (first pass: $kernels), oneDNN capped at AVX2"

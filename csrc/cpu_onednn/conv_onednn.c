@@ -222,6 +222,8 @@ static int forward_make(conv_entry *e) {
     return 0;
 }
 
+static int channels_last_passes; /* rc_onednn_channels_last_passes */
+
 /* 1 if md pads a few channels (dimension 1) to one whole block: a layer
  * with fewer input channels than the kernels' vector width, such as the
  * first (2 stacked gray frames, or 6 colour channels). */
@@ -234,7 +236,7 @@ static int is_reference(const_dnnl_primitive_desc_t pd) {
     const char *impl = NULL;
     if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
         return 1;
-    return impl == NULL || strncmp(impl, "ref", 3) == 0;
+    return impl == NULL || strstr(impl, "ref") != NULL; /* "ref:any", "gemm:ref" */
 }
 
 /* The backward-weights pass of a layer whose chosen source layout pads its
@@ -252,9 +254,12 @@ static void weights_pass_channels_last(const dnnl_convolution_desc_t *wdsc,
                                        dnnl_primitive_desc_t *wpd) {
     if (!pads_few_channels(query(*wpd, dnnl_query_src_md, 0))) return;
     dnnl_convolution_desc_t d = *wdsc;
-    dnnl_memory_desc_t *x = &d.src_desc, *dy = &d.diff_dst_desc;
-    if (dnnl_memory_desc_init_by_tag(x, x->ndims, x->dims, x->data_type, dnnl_nhwc) ||
-        dnnl_memory_desc_init_by_tag(dy, dy->ndims, dy->dims, dy->data_type, dnnl_nhwc))
+    dnnl_dims_t xd, yd;
+    memcpy(xd, wdsc->src_desc.dims, sizeof xd);
+    memcpy(yd, wdsc->diff_dst_desc.dims, sizeof yd);
+    if (dnnl_memory_desc_init_by_tag(&d.src_desc, 4, xd, wdsc->src_desc.data_type, dnnl_nhwc) ||
+        dnnl_memory_desc_init_by_tag(&d.diff_dst_desc, 4, yd, wdsc->diff_dst_desc.data_type,
+                                     dnnl_nhwc))
         return;
     dnnl_primitive_desc_t alt = NULL;
     if (dnnl_primitive_desc_create(&alt, &d, NULL, engine, hint) != dnnl_success) return;
@@ -264,6 +269,7 @@ static void weights_pass_channels_last(const dnnl_convolution_desc_t *wdsc,
     }
     dnnl_primitive_desc_destroy(*wpd);
     *wpd = alt;
+    channels_last_passes++;
 }
 
 static int backward_make(conv_entry *e) {
@@ -607,6 +613,8 @@ int rc_onednn_cap_isa_avx2(void) {
 
 int rc_onednn_failed(void) { return broken; }
 
+int rc_onednn_channels_last_passes(void) { return channels_last_passes; }
+
 int rc_onednn_has_bf16(void) {
     unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
     return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
@@ -616,7 +624,9 @@ const char *rc_onednn_isa(void) {
     static const struct {
         unsigned isa;
         const char *name;
-    } known[] = { /* each a superset of those below it */
+    } known[] = { /* the first whose bits the effective ISA holds (avx2_vnni
+                   * and avx512_core hold neither's: the order of the two
+                   * does not matter) */
         {dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"},
         {dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"},
         {dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"},

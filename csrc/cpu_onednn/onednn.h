@@ -35,6 +35,10 @@ int rc_onednn_uses_bf16(void);
  * from then on; the log said so), else 0. */
 int rc_onednn_failed(void);
 
+/* Test hook: how many backward-weights passes were built channels-last
+ * (a few input channels that the chosen layout would pad to a block). */
+int rc_onednn_channels_last_passes(void);
+
 /* Test hook: the bytes a call's largest blocked tensor may take (the batch
  * is split into calls of that many images; 0: the default, 16 MB). */
 void rc_onednn_set_chunk_bytes(size_t bytes);

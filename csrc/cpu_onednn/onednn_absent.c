@@ -14,6 +14,8 @@ int rc_onednn_cap_isa_avx2(void) { return 0; }
 
 int rc_onednn_failed(void) { return 0; }
 
+int rc_onednn_channels_last_passes(void) { return 0; }
+
 int rc_onednn_has_bf16(void) { return 0; }
 
 int rc_onednn_set_bf16(int want) {
