@@ -48,8 +48,7 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //
      "load $(cut -d' ' -f1-3 /proc/loadavg); threads $threads; $(date -u +%Y-%m-%dT%H:%MZ);" \
      "commit $(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
 # the instruction sets that decide which kernels run, and OpenBLAS's choice
-isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512_bf16|amx_bf16|avx512_vnni' | paste -sd' ')
-echo "ISA: ${isa:-none of avx2/avx512}; OpenBLAS kernels: $("$root/tools/openblas-kernels.sh" "$build/recompose" 2>/dev/null || echo unknown)" \
+echo "ISA: $("$root/tools/cpu-isa.sh"); OpenBLAS kernels: $("$root/tools/openblas-kernels.sh" "$build/recompose" 2>/dev/null || echo unknown)" \
      "(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
 caps=$(env | { grep -E '^(DNNL_MAX_CPU_ISA|ONEDNN_MAX_CPU_ISA|ATEN_CPU_CAPABILITY)=' || true; } | sort | paste -sd' ')
 echo "kernel caps: ${caps:-none} (DNNL_MAX_CPU_ISA caps both sides' oneDNN, ATEN_CPU_CAPABILITY PyTorch's own kernels)"

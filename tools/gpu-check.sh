@@ -217,7 +217,7 @@ if [ -z "$PY" ]; then
     PY=${PY:-python3}
 fi
 echo "kernel:    $(uname -srm); $(nproc) cores; $(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB memory"}')"
-echo "cpu:       $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'); $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512_bf16|amx_bf16|avx512_vnni' | paste -sd' ')"
+echo "cpu:       $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'); $(tools/cpu-isa.sh)"
 echo "system:    $( (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME") || echo unknown); $(ldd --version 2>/dev/null | head -1 || echo 'glibc unknown')"
 if command -v nvidia-smi >/dev/null 2>&1; then
     echo "GPU:       $(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | head -4 | tr '\n' ';')"
